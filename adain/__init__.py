@@ -1,0 +1,26 @@
+"""adain: arbitrary style transfer with AdaIN (Huang & Belongie 2017), plus a Gatys optimisation backend."""
+
+from .errors import AdaINError as AdaINError
+from .errors import CorruptWeightsError as CorruptWeightsError
+from .errors import ImageReadError as ImageReadError
+from .errors import InputError as InputError
+from .errors import WeightsError as WeightsError
+from .errors import WeightsNotFoundError as WeightsNotFoundError
+from .model import AdaINModel as AdaINModel
+from .model import ModelConfig as ModelConfig
+from .ops import adain as adain
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdaINError",
+    "AdaINModel",
+    "CorruptWeightsError",
+    "ImageReadError",
+    "InputError",
+    "ModelConfig",
+    "WeightsError",
+    "WeightsNotFoundError",
+    "__version__",
+    "adain",
+]

@@ -1,0 +1,41 @@
+"""The package's exception types.
+
+Every error a user can cause (a bad argument, an unreadable image, missing or corrupt weights) is raised
+as one of these, with a message that names the offending file or argument and says what to do. They
+subclass the matching built-in (``ValueError``, ``OSError``) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AdaINError",
+    "InputError",
+    "ImageReadError",
+    "WeightsError",
+    "WeightsNotFoundError",
+    "CorruptWeightsError",
+]
+
+
+class AdaINError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InputError(AdaINError, ValueError):
+    """An argument or input image the package cannot use (wrong shape, range, type, size)."""
+
+
+class ImageReadError(InputError):
+    """An image file that cannot be read: missing, empty, truncated, not an image, or a decompression bomb."""
+
+
+class WeightsError(AdaINError, OSError):
+    """Weights could not be found, fetched or trusted."""
+
+
+class WeightsNotFoundError(WeightsError, FileNotFoundError):
+    """No source of the requested weights could be reached or holds them."""
+
+
+class CorruptWeightsError(WeightsError, ValueError):
+    """A weights file exists but is not what it claims to be (wrong keys/shapes, bad checksum, non-finite values)."""

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from reference_port import random_reference_models, write_legacy_weights  # noqa: E402
+
+import adain  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The suite never touches the network: any Hub access must go to a server a test starts itself.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def legacy_weights(tmp_path_factory) -> tuple[Path, Path]:
+    """Random weights in the reference port's layout: ``(vgg_normalised.pth, decoder.pth)``."""
+    return write_legacy_weights(tmp_path_factory.mktemp("legacy"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def reference_models():
+    """The independent reference re-implementation with the same random weights as ``legacy_weights``."""
+    return random_reference_models(seed=0)
+
+
+@pytest.fixture(scope="session")
+def model(legacy_weights) -> adain.AdaINModel:
+    """The package's model loaded from ``legacy_weights`` (eval mode, CPU, float32)."""
+    return adain.AdaINModel.from_original(*legacy_weights)
