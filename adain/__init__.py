@@ -9,6 +9,8 @@ from .errors import WeightsNotFoundError as WeightsNotFoundError
 from .model import AdaINModel as AdaINModel
 from .model import ModelConfig as ModelConfig
 from .ops import adain as adain
+from .pretrained import list_pretrained as list_pretrained
+from .pretrained import load_pretrained as load_pretrained
 
 __version__ = "0.1.0"
 
@@ -23,4 +25,6 @@ __all__ = [
     "WeightsNotFoundError",
     "__version__",
     "adain",
+    "list_pretrained",
+    "load_pretrained",
 ]

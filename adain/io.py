@@ -1,0 +1,282 @@
+"""Reading, converting and writing images, defensively.
+
+Everything that turns user input (a path, a ``PIL.Image``, a numpy array, a tensor) into a float
+tensor lives here, and so does writing results. Hostile or odd files raise ``ImageReadError`` naming
+the file; no global Pillow setting is ever changed (limits are checked locally instead).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from .errors import ImageReadError, InputError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DEFAULT_MAX_PIXELS",
+    "ImageLike",
+    "read_image",
+    "to_rgb",
+    "to_tensor",
+    "resized_size",
+    "tensor_to_pil",
+    "save_image",
+    "list_images",
+]
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+"""Files with more pixels than this are refused as decompression bombs (Pillow's own error threshold,
+applied here per call so the global ``Image.MAX_IMAGE_PIXELS`` is never touched)."""
+
+_BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white, as viewers show them
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image file as an 8-bit RGB ``PIL.Image``.
+
+    EXIF orientation is applied; every Pillow mode is converted (alpha composited onto white, 16-bit
+    scaled rather than clipped). Raises ``ImageReadError`` naming ``path`` for a missing, empty,
+    truncated or non-image file, or one over ``max_pixels`` (decompression bomb).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file, not an image")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; we decide with our own limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise ImageReadError(
+                        f"{path}: {w}x{h} = {w * h} pixels is over the limit of {max_pixels} "
+                        "(possible decompression bomb); pass a larger max_pixels if the file is trusted"
+                    )
+                img.load()
+                return to_rgb(img)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(f"{path}: cannot read image (truncated or corrupt?): {exc}") from None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any-mode ``PIL.Image`` -> 8-bit RGB: EXIF orientation applied, alpha composited onto white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # convert("RGB") would clip 16/32-bit values at 255; scale to the format's range instead.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if img.mode == "F":
+            top = 1.0 if arr.max(initial=0) <= 1.0 else float(arr.max())
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, _BACKGROUND + (255,))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def resized_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """``(H, W)`` with the shorter side ``size`` and the aspect kept, as ``torchvision.transforms.Resize(size)``."""
+    if h <= w:
+        return size, int(size * w / h)
+    return int(size * h / w), size
+
+
+def _check_size_arg(size: int | None, what: str) -> None:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise InputError(f"{what}: size must be a positive integer or None, got {size!r}")
+
+
+def _array_to_tensor(arr: np.ndarray, what: str) -> Tensor:
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise InputError(f"{what}: a numpy image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+    elif arr.dtype == np.uint16:
+        t = torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1) / 65535.0
+    elif np.issubdtype(arr.dtype, np.floating):
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)
+    else:
+        raise InputError(f"{what}: numpy images must be uint8, uint16 or float in [0, 1], got dtype {arr.dtype}")
+    return t
+
+
+def _check_float_image(t: Tensor, what: str) -> Tensor:
+    if not bool(torch.isfinite(t).all()):
+        raise InputError(f"{what}: image contains NaN or infinite values")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise InputError(
+            f"{what}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
+            "(divide 0-255 data by 255)"
+        )
+    return t.clamp(0, 1)
+
+
+def _tensor_channels_to_rgb(t: Tensor, what: str) -> Tensor:
+    if t.shape[0] == 1:
+        return t.expand(3, -1, -1).contiguous()
+    if t.shape[0] == 4:  # straight (non-premultiplied) alpha over white
+        rgb, alpha = t[:3], t[3:4]
+        return rgb * alpha + (1 - alpha)
+    if t.shape[0] != 3:
+        raise InputError(f"{what}: expected 1, 3 or 4 channels, got {t.shape[0]}")
+    return t
+
+
+def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False, what: str = "image") -> Tensor:
+    """Turn any supported image into a ``(3, H, W)`` float32 tensor in [0, 1].
+
+    Arguments:
+        source: a path, ``PIL.Image``, numpy ``HxW[xC]`` array (uint8, uint16, or float in [0, 1]), or
+            a tensor ``CxHxW`` / ``1xCxHxW`` (float in [0, 1], or uint8), with C in 1, 3, 4.
+        size: new shorter side (aspect kept, bilinear with antialias); ``None`` keeps the size.
+        crop: take the centre square (of side ``size``, or the shorter side when ``size`` is None).
+        what: the argument's name, used in error messages.
+    Returns:
+        ``(3, H, W)`` float32 tensor on the CPU (or ``source``'s device for tensors).
+
+    Files, PIL images and uint8 arrays are resized in Pillow on 8-bit data, exactly like the
+    reference's ``transforms.Resize`` + ``ToTensor``; float arrays and tensors are resized in torch.
+    """
+    _check_size_arg(size, what)
+    if isinstance(source, (str, os.PathLike)):
+        return _pil_to_tensor(read_image(source), size, crop)
+    if isinstance(source, Image.Image):
+        try:
+            return _pil_to_tensor(to_rgb(source), size, crop)
+        except (OSError, ValueError) as exc:
+            raise ImageReadError(f"{what}: cannot convert PIL image of mode {source.mode!r}: {exc}") from None
+    if isinstance(source, np.ndarray):
+        if source.dtype == np.uint8 and source.ndim in (2, 3) and (source.ndim == 2 or source.shape[2] in (1, 3, 4)):
+            arr = source[:, :, 0] if source.ndim == 3 and source.shape[2] == 1 else source
+            return _pil_to_tensor(to_rgb(Image.fromarray(np.ascontiguousarray(arr))), size, crop)
+        t = _array_to_tensor(source, what)
+    elif isinstance(source, Tensor):
+        t = source.detach()
+        if t.dim() == 4:
+            if t.shape[0] != 1:
+                raise InputError(f"{what}: a 4-D tensor must have batch size 1, got shape {tuple(t.shape)}")
+            t = t[0]
+        if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
+            raise InputError(f"{what}: tensors must be CxHxW or 1xCxHxW with C in 1, 3, 4; got shape {tuple(source.shape)}")
+        t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+    else:
+        raise InputError(
+            f"{what}: expected a path, PIL.Image, numpy array or torch tensor, got {type(source).__name__}"
+        )
+    if t.shape[-1] < 1 or t.shape[-2] < 1:
+        raise InputError(f"{what}: image has no pixels (shape {tuple(t.shape)})")
+    t = _tensor_channels_to_rgb(_check_float_image(t, what), what)
+    return _resize_crop_tensor(t, size, crop)
+
+
+def _pil_to_tensor(img: Image.Image, size: int | None, crop: bool) -> Tensor:
+    if size is not None:
+        h, w = resized_size(img.height, img.width, size)
+        img = img.resize((w, h), Image.Resampling.BILINEAR)
+    if crop:
+        side = min(img.size)
+        top, left = _centre_crop_origin(img.height, img.width, side)
+        img = img.crop((left, top, left + side, top + side))
+    arr = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def _centre_crop_origin(h: int, w: int, side: int) -> tuple[int, int]:
+    # Same rounding as torchvision's CenterCrop.
+    return int(round((h - side) / 2.0)), int(round((w - side) / 2.0))
+
+
+def _resize_crop_tensor(t: Tensor, size: int | None, crop: bool) -> Tensor:
+    if size is not None:
+        import torchvision.transforms.functional as TF
+
+        h, w = resized_size(t.shape[1], t.shape[2], size)
+        t = TF.resize(t, [h, w], interpolation=TF.InterpolationMode.BILINEAR, antialias=True).clamp(0, 1)
+    if crop:
+        side = min(t.shape[1:])
+        top, left = _centre_crop_origin(t.shape[1], t.shape[2], side)
+        t = t[:, top : top + side, left : left + side]
+    return t.contiguous()
+
+
+def tensor_to_pil(t: Tensor) -> Image.Image:
+    """``(3, H, W)`` or ``(1, 3, H, W)`` float image (any range) -> 8-bit RGB ``PIL.Image``.
+
+    Rounds like ``torchvision.utils.save_image`` (``x * 255 + 0.5``, clamped, truncated), so saved
+    results match the reference's files.
+    """
+    if t.dim() == 4:
+        t = t[0]
+    arr = t.detach().float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
+
+
+def save_image(image: Image.Image | Tensor, path: str | os.PathLike, *, quality: int = 95) -> Path:
+    """Write ``image`` to ``path`` (format from the extension), atomically: a temporary file, then rename.
+
+    Parent directories are created. Raises ``InputError`` for an extension Pillow cannot write.
+    """
+    path = Path(path)
+    if isinstance(image, Tensor):
+        image = tensor_to_pil(image)
+    ext = path.suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None:
+        raise InputError(f"{path}: unknown image extension {path.suffix!r}; use e.g. .png or .jpg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+        image.save(tmp, format=fmt, **options)
+        os.replace(tmp, path)
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{path}: cannot write image: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def list_images(path: str | os.PathLike) -> list[Path]:
+    """A file -> ``[file]``; a directory -> every image below it (recursive, extensions case-insensitive), sorted."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ImageReadError(f"{path}: no such file or directory")
+    return sorted(_walk_images(path))
+
+
+def _walk_images(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for name in filenames:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                yield Path(dirpath) / name
