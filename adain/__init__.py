@@ -11,6 +11,8 @@ from .model import ModelConfig as ModelConfig
 from .ops import adain as adain
 from .pretrained import list_pretrained as list_pretrained
 from .pretrained import load_pretrained as load_pretrained
+from .stylize import Stylizer as Stylizer
+from .stylize import stylize as stylize
 
 __version__ = "0.1.0"
 
@@ -21,10 +23,12 @@ __all__ = [
     "ImageReadError",
     "InputError",
     "ModelConfig",
+    "Stylizer",
     "WeightsError",
     "WeightsNotFoundError",
     "__version__",
     "adain",
     "list_pretrained",
     "load_pretrained",
+    "stylize",
 ]

@@ -31,6 +31,10 @@ __all__ = [
     "tensor_to_pil",
     "save_image",
     "list_images",
+    "image_size",
+    "to_batch",
+    "to_mask",
+    "luma",
 ]
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
@@ -77,6 +81,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
         raise ImageReadError(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageReadError(f"{path}: cannot read image (truncated or corrupt?): {exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed files surface as struct.error, IndexError, ...
+        raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -120,11 +128,20 @@ def _array_to_tensor(arr: np.ndarray, what: str) -> Tensor:
         t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
     elif arr.dtype == np.uint16:
         t = torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1) / 65535.0
-    elif np.issubdtype(arr.dtype, np.floating):
+    elif arr.dtype.kind == "f":
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)
     else:
         raise InputError(f"{what}: numpy images must be uint8, uint16 or float in [0, 1], got dtype {arr.dtype}")
     return t
+
+
+def _tensor_to_float(t: Tensor, what: str) -> Tensor:
+    """uint8 (0-255) or floating tensor -> float32 in its own range; anything else is refused."""
+    if t.dtype == torch.uint8:
+        return t.float() / 255.0
+    if not t.is_floating_point():
+        raise InputError(f"{what}: tensors must be float in [0, 1] or uint8, got dtype {t.dtype}")
+    return t.float()
 
 
 def _check_float_image(t: Tensor, what: str) -> Tensor:
@@ -174,6 +191,8 @@ def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False,
         except (OSError, ValueError) as exc:
             raise ImageReadError(f"{what}: cannot convert PIL image of mode {source.mode!r}: {exc}") from None
     if isinstance(source, np.ndarray):
+        if 0 in source.shape[:2]:
+            raise InputError(f"{what}: image has no pixels (shape {source.shape})")
         if source.dtype == np.uint8 and source.ndim in (2, 3) and (source.ndim == 2 or source.shape[2] in (1, 3, 4)):
             arr = source[:, :, 0] if source.ndim == 3 and source.shape[2] == 1 else source
             return _pil_to_tensor(to_rgb(Image.fromarray(np.ascontiguousarray(arr))), size, crop)
@@ -182,11 +201,14 @@ def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False,
         t = source.detach()
         if t.dim() == 4:
             if t.shape[0] != 1:
-                raise InputError(f"{what}: a 4-D tensor must have batch size 1, got shape {tuple(t.shape)}")
+                raise InputError(
+                    f"{what}: a 4-D tensor must have batch size 1 here, got shape {tuple(t.shape)} "
+                    "(a Stylizer takes batches)"
+                )
             t = t[0]
         if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
             raise InputError(f"{what}: tensors must be CxHxW or 1xCxHxW with C in 1, 3, 4; got shape {tuple(source.shape)}")
-        t = t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+        t = _tensor_to_float(t, what)
     else:
         raise InputError(
             f"{what}: expected a path, PIL.Image, numpy array or torch tensor, got {type(source).__name__}"
@@ -215,15 +237,16 @@ def _centre_crop_origin(h: int, w: int, side: int) -> tuple[int, int]:
 
 
 def _resize_crop_tensor(t: Tensor, size: int | None, crop: bool) -> Tensor:
+    """Resize/crop the last two dims of a ``(3, H, W)`` or ``(N, 3, H, W)`` tensor."""
     if size is not None:
         import torchvision.transforms.functional as TF
 
-        h, w = resized_size(t.shape[1], t.shape[2], size)
+        h, w = resized_size(t.shape[-2], t.shape[-1], size)
         t = TF.resize(t, [h, w], interpolation=TF.InterpolationMode.BILINEAR, antialias=True).clamp(0, 1)
     if crop:
-        side = min(t.shape[1:])
-        top, left = _centre_crop_origin(t.shape[1], t.shape[2], side)
-        t = t[:, top : top + side, left : left + side]
+        side = min(t.shape[-2:])
+        top, left = _centre_crop_origin(t.shape[-2], t.shape[-1], side)
+        t = t[..., top : top + side, left : left + side]
     return t.contiguous()
 
 
@@ -280,3 +303,77 @@ def _walk_images(root: Path) -> Iterator[Path]:
         for name in filenames:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 yield Path(dirpath) / name
+
+
+def image_size(source: ImageLike, *, what: str = "image") -> tuple[int, int]:
+    """``(H, W)`` of an image without decoding its pixels (files: the header only).
+
+    Lets callers refuse work that would not fit in memory before any large allocation. For files the
+    EXIF orientation is taken into account (a rotated photo swaps H and W).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    w, h = img.size
+                    orientation = img.getexif().get(0x0112, 1)
+        except Image.DecompressionBombError as exc:
+            raise ImageReadError(f"{path}: refused as a decompression bomb ({exc})") from None
+        except UnidentifiedImageError:
+            raise ImageReadError(f"{path}: not an image file Pillow can read") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any header failure is a bad file
+            raise ImageReadError(f"{path}: cannot read image header ({type(exc).__name__}: {exc})") from None
+        return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+    if isinstance(source, Image.Image):
+        return source.height, source.width
+    if isinstance(source, np.ndarray):
+        if source.ndim not in (2, 3):
+            raise InputError(f"{what}: a numpy image must be HxW or HxWxC, got shape {source.shape}")
+        return int(source.shape[0]), int(source.shape[1])
+    if isinstance(source, Tensor):
+        if source.dim() not in (3, 4):
+            raise InputError(f"{what}: tensors must be CxHxW or NxCxHxW, got shape {tuple(source.shape)}")
+        return int(source.shape[-2]), int(source.shape[-1])
+    raise InputError(f"{what}: expected a path, PIL.Image, numpy array or torch tensor, got {type(source).__name__}")
+
+
+def to_batch(source: Tensor, *, size: int | None = None, crop: bool = False, what: str = "content") -> Tensor:
+    """An ``(N, C, H, W)`` tensor (float in [0, 1] or uint8, C in 1, 3, 4) -> ``(N, 3, H', W')`` float32 in [0, 1].
+
+    Same checks and resizing as ``to_tensor``, for a batch such as video frames; stays on its device.
+    """
+    _check_size_arg(size, what)
+    if not isinstance(source, Tensor) or source.dim() != 4 or source.shape[1] not in (1, 3, 4):
+        shape = tuple(source.shape) if isinstance(source, Tensor) else type(source).__name__
+        raise InputError(f"{what}: a batch must be an (N, C, H, W) tensor with C in 1, 3, 4; got {shape}")
+    if 0 in source.shape:
+        raise InputError(f"{what}: batch has no images or no pixels (shape {tuple(source.shape)})")
+    t = _check_float_image(_tensor_to_float(source.detach(), what), what)
+    if t.shape[1] == 1:
+        t = t.expand(-1, 3, -1, -1)
+    elif t.shape[1] == 4:
+        t = t[:, :3] * t[:, 3:] + (1 - t[:, 3:])
+    return _resize_crop_tensor(t, size, crop)
+
+
+def luma(rgb: Tensor) -> Tensor:
+    """Rec. 601 luma ``0.299 R + 0.587 G + 0.114 B`` of ``(..., 3, H, W)`` -> ``(..., 1, H, W)``."""
+    r, g, b = rgb.unbind(-3)
+    return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(-3)
+
+
+def to_mask(source: ImageLike, *, what: str = "mask") -> Tensor:
+    """A mask image -> ``(H, W)`` bool tensor, True (foreground) where its luma is >= 0.5.
+
+    Binarised here, at full resolution, so that resizing it to a feature grid later cannot create
+    in-between values that would belong to neither region.
+    """
+    if isinstance(source, Tensor) and source.dim() == 2:
+        source = source[None]
+    return luma(to_tensor(source, what=what))[0] >= 0.5

@@ -1,0 +1,483 @@
+"""Stylizing images with a trained AdaIN model: preprocessing, padding, style caching, devices.
+
+``Stylizer`` encodes a style once (``set_style``) and then stylizes many content images or batches of
+video frames; ``stylize`` is the one-call wrapper. Everything that is not a pure tensor operation of
+the model (where tensors live, their dtype, exact output sizes, memory limits) is decided here.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from . import io
+from .errors import InputError
+from .model import AdaINModel
+from .ops import EPS, blend_stats, calc_mean_std, coral
+
+__all__ = ["Stylizer", "stylize", "METHODS", "BYTES_PER_PIXEL"]
+
+METHODS = ("adain",)
+"""Values accepted by ``stylize(method=...)``."""
+
+BYTES_PER_PIXEL = 1200
+"""Peak memory per content pixel of one float32 encode + decode, in bytes (measured on CPU at 1024^2:
+about 1070; the full-resolution 64-channel convs and their reflection-padded copies dominate). Half
+precision needs half of it. Used to refuse images that cannot fit before allocating anything."""
+
+_MULTIPLE = 8  # the encoder pools three times; the decoder upsamples three times
+_MIN_SIDE = 16  # block 4 of the encoder runs at H/8 and its reflection padding needs a map of at least 2x2
+_MIN_STYLE_SIDE = 9  # the same condition without rounding up to a multiple of 8: ceil(side / 8) >= 2
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_COLOR_MODES = {False: None, None: None, True: "coral", "coral": "coral", "luminance": "luminance"}
+
+
+# ---- argument checks -------------------------------------------------------------------------------
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device: {device!r} is not a device name such as 'cpu' or 'cuda' ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device: {device!r} requested but CUDA is not available; use device='cpu'")
+    return dev
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        name = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}.get(dtype, dtype)
+        if name in _DTYPES:
+            return _DTYPES[name]
+    elif dtype in _DTYPES.values():
+        return dtype
+    raise InputError(f"dtype: expected one of {sorted(_DTYPES)} (or None for float32), got {dtype!r}")
+
+
+def _check_alpha(alpha: float) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise InputError(f"alpha: must be a number in [0, 1] (0 = content only, 1 = full style), got {alpha!r}")
+    return float(alpha)
+
+
+def _color_mode(preserve_color: bool | str | None) -> str | None:
+    if isinstance(preserve_color, (bool, str)) or preserve_color is None:
+        if preserve_color in _COLOR_MODES:
+            return _COLOR_MODES[preserve_color]
+    raise InputError(f"preserve_color: expected False, True, 'coral' or 'luminance', got {preserve_color!r}")
+
+
+def _normalise_weights(weights: Sequence[float] | None, n_styles: int) -> list[float]:
+    """Style weights summing to 1; equal when ``None``."""
+    if weights is None:
+        return [1.0 / n_styles] * n_styles
+    try:
+        values = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise InputError(f"weights: expected a sequence of numbers, got {weights!r}") from None
+    if len(values) != n_styles:
+        raise InputError(f"weights: got {len(values)} weights for {n_styles} style(s); give one per style")
+    if not all(math.isfinite(w) and w >= 0 for w in values):
+        raise InputError(f"weights: must be finite and non-negative, got {values}")
+    total = sum(values)
+    if total <= 0:
+        raise InputError("weights: at least one weight must be positive")
+    return [w / total for w in values]
+
+
+# ---- padding to an encoder-friendly size -----------------------------------------------------------
+
+
+def _padded_side(side: int) -> int:
+    return max(_MIN_SIDE, -(-side // _MULTIPLE) * _MULTIPLE)
+
+
+def _pad_bottom_right(x: Tensor, height: int, width: int) -> Tensor:
+    """Extend ``(N, C, H, W)`` to ``(N, C, height, width)`` by reflection at the bottom and right.
+
+    Padding only at the far edges keeps the feature grid aligned with the reference (feature cell i
+    covers pixels 8i..8i+7), so the output is cropped from the top-left. Reflection needs the pad to be
+    smaller than the side, so tiny images are reflected repeatedly; a 1-pixel side is replicated.
+    """
+    while x.shape[-2] < height or x.shape[-1] < width:
+        h, w = x.shape[-2:]
+        dh, dw = min(height - h, h - 1), min(width - w, w - 1)
+        mode = "reflect"
+        if (height > h and dh == 0) or (width > w and dw == 0):
+            dh, dw, mode = height - h, width - w, "replicate"
+        x = F.pad(x, (0, dw, 0, dh), mode=mode)
+    return x
+
+
+def _min_encodable(x: Tensor) -> Tensor:
+    """Pad a style image only as much as the encoder needs (styles have no output size to keep)."""
+    h, w = x.shape[-2:]
+    return _pad_bottom_right(x, max(h, _MIN_STYLE_SIDE), max(w, _MIN_STYLE_SIDE))
+
+
+# ---- feature statistics over the valid region ------------------------------------------------------
+
+
+def _region_stats(feat: Tensor, region: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """Mean/std (unbiased, + eps, float32) of ``feat`` (N, C, h, w) over ``region`` (1, 1, h, w) bool."""
+    x = feat.float()
+    w = region.to(x.dtype)
+    count = w.sum()
+    mean = (x * w).sum(dim=(2, 3), keepdim=True) / count.clamp_min(1)
+    var = ((x - mean) ** 2 * w).sum(dim=(2, 3), keepdim=True) / (count - 1).clamp_min(1)
+    return mean, (var + eps).sqrt()
+
+
+def _apply_stats(feat: Tensor, c_stats, s_stats) -> Tensor:
+    """``s_std * (feat - c_mean) / c_std + s_mean``, computed in float32, returned as float32."""
+    (c_mean, c_std), (s_mean, s_std) = c_stats, s_stats
+    scale = s_std / c_std
+    return feat.float() * scale + (s_mean - c_mean * scale)
+
+
+@dataclass
+class _StyleSpec:
+    """What ``set_style`` prepared. ``stats`` is cached unless the style depends on the content."""
+
+    images: list[Tensor]  # (1, 3, h, w) float32 in [0, 1] on the device, for content-dependent modes
+    weights: list[float]
+    mask: Tensor | None  # (H, W) bool on the device, True = first style
+    color: str | None  # None, "coral" or "luminance"
+    stats: list[tuple[Tensor, Tensor]] | None
+
+
+class Stylizer:
+    """An AdaIN model on a device, with the statistics of one style (or blend of styles) cached.
+
+    Arguments:
+        model: an ``AdaINModel`` (not modified: a copy is made when its device, dtype or memory layout
+            has to change).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
+        dtype: compute dtype of the convolutions: ``None``/``torch.float32`` (exact reference parity),
+            ``torch.bfloat16`` or ``torch.float16`` (meant for CUDA). Feature statistics are always float32.
+        max_memory: bytes one call may use for activations; ``None`` = 80% of the memory available on
+            the device when called. Larger inputs are split into smaller batches, and a single image
+            too large even alone is refused with ``InputError`` before anything is allocated.
+
+    Usage::
+
+        stylizer = Stylizer(model).set_style("style.jpg")
+        frames_out = stylizer(frames, alpha=0.8)   # (N, 3, H, W) in [0, 1] -> same shape
+        picture = stylizer("photo.jpg")            # PIL.Image of the photo's exact size
+    """
+
+    def __init__(
+        self,
+        model: AdaINModel,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        *,
+        max_memory: int | None = None,
+    ) -> None:
+        if not isinstance(model, AdaINModel):
+            raise InputError(f"model: expected an adain.AdaINModel, got {type(model).__name__}")
+        if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory <= 0):
+            raise InputError(f"max_memory: expected a positive number of bytes or None, got {max_memory!r}")
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype)
+        self.max_memory = max_memory
+        self.eps = model.config.eps
+        # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
+        # cores want on CUDA; it changes no value beyond float summation order.
+        self.memory_format = torch.channels_last
+        self.model = _prepared(model, self.device, self.dtype, self.memory_format)
+        self._style: _StyleSpec | None = None
+
+    # ---- style ---------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def set_style(
+        self,
+        style,
+        *,
+        style_size: int | None = 512,
+        crop: bool = False,
+        weights: Sequence[float] | None = None,
+        mask=None,
+        preserve_color: bool | str = False,
+    ) -> Stylizer:
+        """Load, encode and cache a style. Returns ``self`` so calls can be chained.
+
+        Arguments:
+            style: one image (path, ``PIL.Image``, HxWxC numpy array, CxHxW tensor in [0, 1]) or a list.
+            style_size: new shorter side of each style image; ``None`` keeps its size.
+            crop: centre square crop of each style image.
+            weights: one weight per style for interpolation, normalised to sum 1; default equal.
+            mask: with exactly two styles: an image, foreground (luma >= 0.5) gets the first style,
+                background the second; each region's content statistics are its own.
+            preserve_color: ``False``; ``True``/``"coral"`` recolours each style image to the content
+                (CORAL, as the reference); ``"luminance"`` transfers style to luminance only and keeps
+                the content's chroma. Both depend on the content, so the style is re-encoded per image.
+        """
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        if not styles:
+            raise InputError("style: at least one style image is needed")
+        norm_weights = _normalise_weights(weights, len(styles))
+        color = _color_mode(preserve_color)
+        mask_t = None
+        if mask is not None:
+            if len(styles) != 2:
+                raise InputError(f"mask: needs exactly two styles (foreground, background), got {len(styles)}")
+            if weights is not None:
+                raise InputError("weights: cannot be combined with a mask (each region takes one style)")
+            mask_t = io.to_mask(mask).to(self.device)
+        names = ["style"] if len(styles) == 1 else [f"style[{i}]" for i in range(len(styles))]
+        images = [
+            io.to_tensor(s, size=style_size, crop=crop, what=name).to(self.device)[None]
+            for s, name in zip(styles, names)
+        ]
+        stats = None if color else [self._encode_stats(img) for img in images]
+        self._style = _StyleSpec(images, norm_weights, mask_t, color, stats)
+        return self
+
+    def _encode_stats(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """``(1, 3, h, w)`` style image -> float32 (mean, std) of its relu4_1 features."""
+        h, w = image.shape[-2:]
+        feat = self._encode(_min_encodable(image))
+        return calc_mean_std(feat[..., : -(-h // _MULTIPLE), : -(-w // _MULTIPLE)], self.eps)
+
+    def _encode(self, x: Tensor) -> Tensor:
+        x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
+        return self.model.encode(x)
+
+    # ---- content -------------------------------------------------------------------------------------
+
+    def __call__(self, content, alpha: float = 1.0, *, content_size: int | None = None, crop: bool = False):
+        """Stylize one image, a list of images, or a batch with the cached style.
+
+        Arguments:
+            content: an ``(N, C, H, W)`` tensor batch (float in [0, 1] or uint8; e.g. video frames), a
+                ``(C, H, W)`` tensor, a path, ``PIL.Image``, numpy array, or a list of these.
+            alpha: style strength in [0, 1]; 0 reproduces the content through the decoder.
+            content_size: new shorter side; ``None`` (default) keeps each image's size.
+            crop: centre square crop of the content.
+        Returns:
+            Tensors in, tensors out: ``(N, 3, H', W')`` / ``(3, H', W')`` float32 in [0, 1] on the
+            input's device; anything else gives a ``PIL.Image`` (a list gives a list). ``H', W'`` is the
+            (resized) content size exactly.
+        """
+        if self._style is None:
+            raise InputError("no style set: call set_style(...) first")
+        alpha = _check_alpha(alpha)
+        if isinstance(content, (list, tuple)):
+            return [self(c, alpha, content_size=content_size, crop=crop) for c in content]
+        h, w = _target_size(io.image_size(content, what="content"), content_size, crop)
+        n = content.shape[0] if isinstance(content, Tensor) and content.dim() == 4 else 1
+        chunk = self._frames_per_chunk(h, w, n)  # refuses before any large allocation
+        if isinstance(content, Tensor) and content.dim() == 4:
+            batch = io.to_batch(content, size=content_size, crop=crop, what="content")
+            out = torch.cat([self._run(part.to(self.device), alpha) for part in batch.split(chunk)])
+            return out.to(content.device)
+        image = io.to_tensor(content, size=content_size, crop=crop, what="content")
+        out = self._run(image.to(self.device)[None], alpha)[0]
+        return out.to(content.device) if isinstance(content, Tensor) else io.tensor_to_pil(out)
+
+    @torch.inference_mode()
+    def _run(self, x: Tensor, alpha: float) -> Tensor:
+        """``(N, 3, H, W)`` float32 in [0, 1] on the device -> stylized, same shape, clamped to [0, 1]."""
+        spec = self._style
+        if spec.color is None:
+            return self._stylize(x, spec.images, spec.stats, alpha).clamp_(0, 1)
+        # The style depends on each content image: one image at a time.
+        return torch.cat([self._stylize_dependent(frame[None], alpha) for frame in x]).clamp_(0, 1)
+
+    def _stylize_dependent(self, x: Tensor, alpha: float) -> Tensor:
+        spec = self._style
+        if spec.color == "coral":
+            # Reference: the style image is recoloured to the content before encoding, not clamped.
+            styles = [coral(img[0], x[0])[None] for img in spec.images]
+            return self._stylize(x, styles, None, alpha)
+        # Luminance only (Gatys et al. 2017, "Controlling perceptual factors"): stylize the luma as a
+        # gray image, with the style's luma mean/std matched to the content's, then put the content's
+        # chroma back. YIQ keeps luma and chroma separable with a fixed linear map.
+        y_c = io.luma(x)
+        c_std, c_mean = torch.std_mean(y_c)
+        styles = []
+        for img in spec.images:
+            y_s = io.luma(img)
+            s_std, s_mean = torch.std_mean(y_s)
+            matched = ((y_s - s_mean) / s_std.clamp_min(1e-6) * c_std + c_mean).clamp(0, 1)
+            styles.append(matched.expand(-1, 3, -1, -1))
+        out = self._stylize(y_c.expand(-1, 3, -1, -1), styles, None, alpha)
+        return _yiq_to_rgb(torch.cat([io.luma(out), _rgb_to_yiq(x)[:, 1:]], dim=1))
+
+    def _stylize(self, x: Tensor, styles: list[Tensor], stats, alpha: float) -> Tensor:
+        """Core pipeline on an ``(N, 3, H, W)`` batch: pad, encode, AdaIN, decode, crop (unclamped)."""
+        spec = self._style
+        h, w = x.shape[-2:]
+        f_c = self._encode(_pad_bottom_right(x, _padded_side(h), _padded_side(w)))
+        if alpha > 0:
+            if stats is None:
+                stats = [self._encode_stats(img) for img in styles]
+            t = self._transfer(f_c, stats, spec.weights, spec.mask, (h, w))
+            # Same order of operations as the reference: t * alpha + f_c * (1 - alpha).
+            feat = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
+        else:
+            feat = f_c
+        out = self.model.decode(feat.to(self.dtype).contiguous(memory_format=self.memory_format))
+        return out[..., :h, :w].float().contiguous()
+
+    def _transfer(self, f_c: Tensor, stats, weights, mask: Tensor | None, size: tuple[int, int]) -> Tensor:
+        """AdaIN on padded content features with content statistics over the *valid* region only.
+
+        The padded border repeats content near the bottom/right edges; counting it would bias the
+        statistics towards those edges. On multiples of 8 (no padding) this is exactly the reference.
+        """
+        hv, wv = -(-size[0] // _MULTIPLE), -(-size[1] // _MULTIPLE)
+        if mask is None:
+            valid = f_c[..., :hv, :wv] if hv * wv > 1 else f_c  # a lone position has no spread
+            c_stats = calc_mean_std(valid, self.eps)
+            s_stats = blend_stats([m for m, _ in stats], [s for _, s in stats], weights)
+            return _apply_stats(f_c, c_stats, s_stats)
+        # Binarised at full resolution, then nearest-resized to the valid feature grid (as the original
+        # resizes the mask to the feature map), then extended over the padding like the image.
+        fg = F.interpolate(mask[None, None].float(), size=(hv, wv), mode="nearest")
+        fg = _pad_bottom_right(fg, f_c.shape[-2], f_c.shape[-1]) >= 0.5
+        valid = torch.zeros_like(fg)
+        valid[..., :hv, :wv] = True
+        out = torch.zeros(f_c.shape, dtype=torch.float32, device=f_c.device)
+        for region, s_stats in ((fg, stats[0]), (~fg, stats[1])):
+            if bool((region & valid).any()):
+                styled = _apply_stats(f_c, _region_stats(f_c, region & valid, self.eps), s_stats)
+                out = torch.where(region, styled, out)
+        return out
+
+    # ---- memory --------------------------------------------------------------------------------------
+
+    def _frames_per_chunk(self, h: int, w: int, n: int) -> int:
+        """How many ``h x w`` frames fit in one forward pass; ``InputError`` if not even one does."""
+        limit = self.max_memory if self.max_memory is not None else _available_memory(self.device)
+        if limit is None:
+            return n
+        per_pixel = BYTES_PER_PIXEL * torch.finfo(self.dtype).bits // 32
+        per_frame = per_pixel * _padded_side(h) * _padded_side(w)
+        if per_frame > limit:
+            fits = int(math.sqrt(limit / per_pixel * min(h, w) / max(h, w)))
+            raise InputError(
+                f"content: a {w}x{h} image needs about {per_frame / 2**30:.1f} GiB on {self.device}, over the "
+                f"limit of {limit / 2**30:.1f} GiB; pass a smaller content_size (at most about {fits}), "
+                "or raise max_memory if the memory really is there"
+            )
+        return max(1, min(n, limit // per_frame))
+
+
+def _prepared(model: AdaINModel, device: torch.device, dtype: torch.dtype, memory_format) -> AdaINModel:
+    """``model`` on ``device``/``dtype``/``memory_format`` in eval mode; copied only if that changes it."""
+    params = list(model.parameters())
+    ready = all(
+        p.device == device and p.dtype == dtype and (p.dim() != 4 or p.is_contiguous(memory_format=memory_format))
+        for p in params
+    )
+    if ready and not model.training:
+        return model
+    copied = copy.deepcopy(model).to(device=device, dtype=dtype, memory_format=memory_format)
+    return copied.eval().requires_grad_(False)
+
+
+def _available_memory(device: torch.device) -> int | None:
+    """80% of the memory free on ``device`` now, in bytes, or ``None`` when it cannot be told."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.8)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 * 8 // 10
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") * 8 // 10
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _target_size(size: tuple[int, int], content_size: int | None, crop: bool) -> tuple[int, int]:
+    h, w = size
+    if content_size is not None and isinstance(content_size, int) and content_size > 0:
+        h, w = io.resized_size(h, w, content_size)
+    if crop:
+        h = w = min(h, w)
+    return h, w
+
+
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def _rgb_to_yiq(x: Tensor) -> Tensor:
+    return torch.einsum("ij,njhw->nihw", _YIQ.to(x), x)
+
+
+def _yiq_to_rgb(x: Tensor) -> Tensor:
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_YIQ.double()).to(x), x)
+
+
+def stylize(
+    content,
+    style,
+    alpha: float = 1.0,
+    *,
+    model: AdaINModel | None = None,
+    content_size: int | None = 512,
+    style_size: int | None = 512,
+    crop: bool = False,
+    preserve_color: bool | str = False,
+    weights: Sequence[float] | None = None,
+    mask=None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    method: str = "adain",
+    max_memory: int | None = None,
+) -> Image.Image:
+    """Stylize one image in one call.
+
+    Arguments:
+        content: a path, ``PIL.Image``, HxWxC numpy array (uint8, or float in [0, 1]) or CxHxW /
+            1xCxHxW tensor in [0, 1].
+        style: the same kinds, or a list of them (interpolation, or two styles with ``mask``).
+        alpha: style strength in [0, 1].
+        model: an ``AdaINModel``; default ``adain.load_pretrained()``.
+        content_size, style_size: new shorter side (aspect kept); ``None`` keeps the size.
+        crop: centre square crop of content and style.
+        preserve_color: ``False``, ``True``/``"coral"`` (the reference's CORAL) or ``"luminance"``.
+        weights: interpolation weights, one per style, normalised to sum 1 (default equal).
+        mask: two styles only: foreground where the mask's luma >= 0.5 gets the first style.
+        device: default CUDA when available, else CPU. dtype: see ``Stylizer``.
+        method: ``"adain"``.
+        max_memory: see ``Stylizer``.
+    Returns:
+        An RGB ``PIL.Image`` of exactly the (resized, cropped) content size.
+    """
+    _check_alpha(alpha)
+    # The single place where a backend is chosen; further methods are added here.
+    if method == "adain":
+        if model is None:
+            from .pretrained import load_pretrained
+
+            model = load_pretrained()
+        stylizer = Stylizer(model, device, dtype, max_memory=max_memory)
+        stylizer.set_style(
+            style, style_size=style_size, crop=crop, weights=weights, mask=mask, preserve_color=preserve_color
+        )
+        result = stylizer(content, alpha, content_size=content_size, crop=crop)
+        return result if isinstance(result, Image.Image) else io.tensor_to_pil(result)
+    raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
