@@ -1,8 +1,9 @@
-"""Stylizing images with a trained AdaIN model: preprocessing, padding, style caching, devices.
+"""Stylizing images with a trained AdaIN model: style caching, exact output sizes, devices, memory.
 
 ``Stylizer`` encodes a style once (``set_style``) and then stylizes many content images or batches of
 video frames; ``stylize`` is the one-call wrapper. Everything that is not a pure tensor operation of
-the model (where tensors live, their dtype, exact output sizes, memory limits) is decided here.
+the model (where tensors live, their dtype, exact output sizes, memory limits) is decided here;
+argument checks, padding and colour conversions live in ``_prep``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from . import _prep as prep
 from . import io
 from .errors import InputError
 from .model import AdaINModel
-from .ops import EPS, blend_stats, calc_mean_std, coral
+from .ops import blend_stats, calc_mean_std, coral
 
 __all__ = ["Stylizer", "stylize", "METHODS", "BYTES_PER_PIXEL"]
 
@@ -31,101 +33,6 @@ BYTES_PER_PIXEL = 1200
 """Peak memory per content pixel of one float32 encode + decode, in bytes (measured on CPU at 1024^2:
 about 1070; the full-resolution 64-channel convs and their reflection-padded copies dominate). Half
 precision needs half of it. Used to refuse images that cannot fit before allocating anything."""
-
-_MULTIPLE = 8  # the encoder pools three times; the decoder upsamples three times
-_MIN_SIDE = 16  # block 4 of the encoder runs at H/8 and its reflection padding needs a map of at least 2x2
-_MIN_STYLE_SIDE = 9  # the same condition without rounding up to a multiple of 8: ceil(side / 8) >= 2
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_COLOR_MODES = {False: None, None: None, True: "coral", "coral": "coral", "luminance": "luminance"}
-
-
-# ---- argument checks -------------------------------------------------------------------------------
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device: {device!r} is not a device name such as 'cpu' or 'cuda' ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device: {device!r} requested but CUDA is not available; use device='cpu'")
-    return dev
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, str):
-        name = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}.get(dtype, dtype)
-        if name in _DTYPES:
-            return _DTYPES[name]
-    elif dtype in _DTYPES.values():
-        return dtype
-    raise InputError(f"dtype: expected one of {sorted(_DTYPES)} (or None for float32), got {dtype!r}")
-
-
-def _check_alpha(alpha: float) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-        raise InputError(f"alpha: must be a number in [0, 1] (0 = content only, 1 = full style), got {alpha!r}")
-    return float(alpha)
-
-
-def _color_mode(preserve_color: bool | str | None) -> str | None:
-    if isinstance(preserve_color, (bool, str)) or preserve_color is None:
-        if preserve_color in _COLOR_MODES:
-            return _COLOR_MODES[preserve_color]
-    raise InputError(f"preserve_color: expected False, True, 'coral' or 'luminance', got {preserve_color!r}")
-
-
-def _normalise_weights(weights: Sequence[float] | None, n_styles: int) -> list[float]:
-    """Style weights summing to 1; equal when ``None``."""
-    if weights is None:
-        return [1.0 / n_styles] * n_styles
-    try:
-        values = [float(w) for w in weights]
-    except (TypeError, ValueError):
-        raise InputError(f"weights: expected a sequence of numbers, got {weights!r}") from None
-    if len(values) != n_styles:
-        raise InputError(f"weights: got {len(values)} weights for {n_styles} style(s); give one per style")
-    if not all(math.isfinite(w) and w >= 0 for w in values):
-        raise InputError(f"weights: must be finite and non-negative, got {values}")
-    total = sum(values)
-    if total <= 0:
-        raise InputError("weights: at least one weight must be positive")
-    return [w / total for w in values]
-
-
-# ---- padding to an encoder-friendly size -----------------------------------------------------------
-
-
-def _padded_side(side: int) -> int:
-    return max(_MIN_SIDE, -(-side // _MULTIPLE) * _MULTIPLE)
-
-
-def _pad_bottom_right(x: Tensor, height: int, width: int) -> Tensor:
-    """Extend ``(N, C, H, W)`` to ``(N, C, height, width)`` by reflection at the bottom and right.
-
-    Padding only at the far edges keeps the feature grid aligned with the reference (feature cell i
-    covers pixels 8i..8i+7), so the output is cropped from the top-left. Reflection needs the pad to be
-    smaller than the side, so tiny images are reflected repeatedly; a 1-pixel side is replicated.
-    """
-    while x.shape[-2] < height or x.shape[-1] < width:
-        h, w = x.shape[-2:]
-        dh, dw = min(height - h, h - 1), min(width - w, w - 1)
-        mode = "reflect"
-        if (height > h and dh == 0) or (width > w and dw == 0):
-            dh, dw, mode = height - h, width - w, "replicate"
-        x = F.pad(x, (0, dw, 0, dh), mode=mode)
-    return x
-
-
-def _min_encodable(x: Tensor) -> Tensor:
-    """Pad a style image only as much as the encoder needs (styles have no output size to keep)."""
-    h, w = x.shape[-2:]
-    return _pad_bottom_right(x, max(h, _MIN_STYLE_SIDE), max(w, _MIN_STYLE_SIDE))
-
 
 # ---- feature statistics over the valid region ------------------------------------------------------
 
@@ -190,8 +97,8 @@ class Stylizer:
             raise InputError(f"model: expected an adain.AdaINModel, got {type(model).__name__}")
         if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory <= 0):
             raise InputError(f"max_memory: expected a positive number of bytes or None, got {max_memory!r}")
-        self.device = _resolve_device(device)
-        self.dtype = _resolve_dtype(dtype)
+        self.device = prep.resolve_device(device)
+        self.dtype = prep.resolve_dtype(dtype)
         self.max_memory = max_memory
         self.eps = model.config.eps
         # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
@@ -229,8 +136,8 @@ class Stylizer:
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles:
             raise InputError("style: at least one style image is needed")
-        norm_weights = _normalise_weights(weights, len(styles))
-        color = _color_mode(preserve_color)
+        norm_weights = prep.normalise_weights(weights, len(styles))
+        color = prep.color_mode(preserve_color)
         mask_t = None
         if mask is not None:
             if len(styles) != 2:
@@ -250,8 +157,8 @@ class Stylizer:
     def _encode_stats(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """``(1, 3, h, w)`` style image -> float32 (mean, std) of its relu4_1 features."""
         h, w = image.shape[-2:]
-        feat = self._encode(_min_encodable(image))
-        return calc_mean_std(feat[..., : -(-h // _MULTIPLE), : -(-w // _MULTIPLE)], self.eps)
+        feat = self._encode(prep.min_encodable(image))
+        return calc_mean_std(feat[..., : -(-h // prep.MULTIPLE), : -(-w // prep.MULTIPLE)], self.eps)
 
     def _encode(self, x: Tensor) -> Tensor:
         x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
@@ -275,7 +182,7 @@ class Stylizer:
         """
         if self._style is None:
             raise InputError("no style set: call set_style(...) first")
-        alpha = _check_alpha(alpha)
+        alpha = prep.check_alpha(alpha)
         if isinstance(content, (list, tuple)):
             return [self(c, alpha, content_size=content_size, crop=crop) for c in content]
         h, w = _target_size(io.image_size(content, what="content"), content_size, crop)
@@ -316,13 +223,13 @@ class Stylizer:
             matched = ((y_s - s_mean) / s_std.clamp_min(1e-6) * c_std + c_mean).clamp(0, 1)
             styles.append(matched.expand(-1, 3, -1, -1))
         out = self._stylize(y_c.expand(-1, 3, -1, -1), styles, None, alpha)
-        return _yiq_to_rgb(torch.cat([io.luma(out), _rgb_to_yiq(x)[:, 1:]], dim=1))
+        return prep.yiq_to_rgb(torch.cat([io.luma(out), prep.rgb_to_yiq(x)[:, 1:]], dim=1))
 
     def _stylize(self, x: Tensor, styles: list[Tensor], stats, alpha: float) -> Tensor:
         """Core pipeline on an ``(N, 3, H, W)`` batch: pad, encode, AdaIN, decode, crop (unclamped)."""
         spec = self._style
         h, w = x.shape[-2:]
-        f_c = self._encode(_pad_bottom_right(x, _padded_side(h), _padded_side(w)))
+        f_c = self._encode(prep.pad_bottom_right(x, prep.padded_side(h), prep.padded_side(w)))
         if alpha > 0:
             if stats is None:
                 stats = [self._encode_stats(img) for img in styles]
@@ -340,7 +247,7 @@ class Stylizer:
         The padded border repeats content near the bottom/right edges; counting it would bias the
         statistics towards those edges. On multiples of 8 (no padding) this is exactly the reference.
         """
-        hv, wv = -(-size[0] // _MULTIPLE), -(-size[1] // _MULTIPLE)
+        hv, wv = -(-size[0] // prep.MULTIPLE), -(-size[1] // prep.MULTIPLE)
         if mask is None:
             valid = f_c[..., :hv, :wv] if hv * wv > 1 else f_c  # a lone position has no spread
             c_stats = calc_mean_std(valid, self.eps)
@@ -349,7 +256,7 @@ class Stylizer:
         # Binarised at full resolution, then nearest-resized to the valid feature grid (as the original
         # resizes the mask to the feature map), then extended over the padding like the image.
         fg = F.interpolate(mask[None, None].float(), size=(hv, wv), mode="nearest")
-        fg = _pad_bottom_right(fg, f_c.shape[-2], f_c.shape[-1]) >= 0.5
+        fg = prep.pad_bottom_right(fg, f_c.shape[-2], f_c.shape[-1]) >= 0.5
         valid = torch.zeros_like(fg)
         valid[..., :hv, :wv] = True
         out = torch.zeros(f_c.shape, dtype=torch.float32, device=f_c.device)
@@ -363,11 +270,11 @@ class Stylizer:
 
     def _frames_per_chunk(self, h: int, w: int, n: int) -> int:
         """How many ``h x w`` frames fit in one forward pass; ``InputError`` if not even one does."""
-        limit = self.max_memory if self.max_memory is not None else _available_memory(self.device)
+        limit = self.max_memory if self.max_memory is not None else prep.available_memory(self.device)
         if limit is None:
             return n
         per_pixel = BYTES_PER_PIXEL * torch.finfo(self.dtype).bits // 32
-        per_frame = per_pixel * _padded_side(h) * _padded_side(w)
+        per_frame = per_pixel * prep.padded_side(h) * prep.padded_side(w)
         if per_frame > limit:
             fits = int(math.sqrt(limit / per_pixel * min(h, w) / max(h, w)))
             raise InputError(
@@ -391,26 +298,6 @@ def _prepared(model: AdaINModel, device: torch.device, dtype: torch.dtype, memor
     return copied.eval().requires_grad_(False)
 
 
-def _available_memory(device: torch.device) -> int | None:
-    """80% of the memory free on ``device`` now, in bytes, or ``None`` when it cannot be told."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.8)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 * 8 // 10
-    except OSError:
-        pass
-    try:
-        import os
-
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") * 8 // 10
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def _target_size(size: tuple[int, int], content_size: int | None, crop: bool) -> tuple[int, int]:
     h, w = size
     if content_size is not None and isinstance(content_size, int) and content_size > 0:
@@ -418,17 +305,6 @@ def _target_size(size: tuple[int, int], content_size: int | None, crop: bool) ->
     if crop:
         h = w = min(h, w)
     return h, w
-
-
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
-def _rgb_to_yiq(x: Tensor) -> Tensor:
-    return torch.einsum("ij,njhw->nihw", _YIQ.to(x), x)
-
-
-def _yiq_to_rgb(x: Tensor) -> Tensor:
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_YIQ.double()).to(x), x)
 
 
 def stylize(
@@ -467,7 +343,7 @@ def stylize(
     Returns:
         An RGB ``PIL.Image`` of exactly the (resized, cropped) content size.
     """
-    _check_alpha(alpha)
+    prep.check_alpha(alpha)
     # The single place where a backend is chosen; further methods are added here.
     if method == "adain":
         if model is None:
