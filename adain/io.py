@@ -7,6 +7,7 @@ the file; no global Pillow setting is ever changed (limits are checked locally i
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -145,15 +146,16 @@ def _tensor_to_float(t: Tensor, what: str) -> Tensor:
 
 
 def _check_float_image(t: Tensor, what: str) -> Tensor:
-    if not bool(torch.isfinite(t).all()):
+    # One pass: NaN propagates into both aminmax results and an infinity shows up as a bound.
+    lo, hi = (float(v) for v in torch.aminmax(t))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise InputError(f"{what}: image contains NaN or infinite values")
-    lo, hi = float(t.min()), float(t.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise InputError(
             f"{what}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
             "(divide 0-255 data by 255)"
         )
-    return t.clamp(0, 1)
+    return t if lo >= 0 and hi <= 1 else t.clamp(0, 1)
 
 
 def _tensor_channels_to_rgb(t: Tensor, what: str) -> Tensor:

@@ -146,8 +146,10 @@ class Stylizer:
                 raise InputError("weights: cannot be combined with a mask (each region takes one style)")
             mask_t = io.to_mask(mask).to(self.device)
         names = ["style"] if len(styles) == 1 else [f"style[{i}]" for i in range(len(styles))]
+        for s, name in zip(styles, names):
+            self._frames_per_chunk(*_target_size(io.image_size(s, what=name), style_size, crop), 1, what=name)
         images = [
-            io.to_tensor(s, size=style_size, crop=crop, what=name).to(self.device)[None]
+            io.to_tensor(s, size=style_size, crop=crop, what=name).to(self.device, copy=True)[None]
             for s, name in zip(styles, names)
         ]
         stats = None if color else [self._encode_stats(img) for img in images]
@@ -268,7 +270,7 @@ class Stylizer:
 
     # ---- memory --------------------------------------------------------------------------------------
 
-    def _frames_per_chunk(self, h: int, w: int, n: int) -> int:
+    def _frames_per_chunk(self, h: int, w: int, n: int, what: str = "content") -> int:
         """How many ``h x w`` frames fit in one forward pass; ``InputError`` if not even one does."""
         limit = self.max_memory if self.max_memory is not None else prep.available_memory(self.device)
         if limit is None:
@@ -278,8 +280,8 @@ class Stylizer:
         if per_frame > limit:
             fits = int(math.sqrt(limit / per_pixel * min(h, w) / max(h, w)))
             raise InputError(
-                f"content: a {w}x{h} image needs about {per_frame / 2**30:.1f} GiB on {self.device}, over the "
-                f"limit of {limit / 2**30:.1f} GiB; pass a smaller content_size (at most about {fits}), "
+                f"{what}: a {w}x{h} image needs about {per_frame / 2**30:.1f} GiB on {self.device}, over the "
+                f"limit of {limit / 2**30:.1f} GiB; pass a smaller {what.split('[')[0]}_size (at most about {fits}), "
                 "or raise max_memory if the memory really is there"
             )
         return max(1, min(n, limit // per_frame))
@@ -344,6 +346,8 @@ def stylize(
         An RGB ``PIL.Image`` of exactly the (resized, cropped) content size.
     """
     prep.check_alpha(alpha)
+    if isinstance(content, Tensor) and content.dim() == 4 and content.shape[0] != 1:
+        raise InputError(f"content: stylize takes one image, got a batch of shape {tuple(content.shape)}; use a Stylizer")
     # The single place where a backend is chosen; further methods are added here.
     if method == "adain":
         if model is None:

@@ -200,7 +200,7 @@ def test_stylizer_encodes_the_style_once(model, monkeypatch):
 
 def test_batch_larger_than_memory_limit_is_split_with_same_result(model, monkeypatch):
     frames = torch.stack([_smooth(16, 16, seed=s) for s in (31, 32, 33)])
-    style = _smooth(32, 32, seed=34)
+    style = _smooth(16, 16, seed=34)  # within the limit too: styles are checked the same way
     whole = adain.Stylizer(model, device="cpu").set_style(style, style_size=None)(frames)
     limited = adain.Stylizer(model, device="cpu", max_memory=BYTES_PER_PIXEL * 16 * 16 + 1)
     limited.set_style(style, style_size=None)
@@ -276,3 +276,14 @@ def test_bad_options_raise_input_error_naming_the_argument(model, kwargs, name):
 def test_stylizer_without_style_says_so(model):
     with pytest.raises(InputError, match="set_style"):
         adain.Stylizer(model, device="cpu")(_rand(3, 8, 8))
+
+
+def test_huge_style_is_refused_naming_style_size(model):
+    stylizer = adain.Stylizer(model, device="cpu", max_memory=10**6)
+    with pytest.raises(InputError, match="style_size"):
+        stylizer.set_style(torch.zeros(1, 1, 1).expand(3, 4000, 4000), style_size=None)
+
+
+def test_stylize_refuses_a_batch(model):
+    with pytest.raises(InputError, match="Stylizer"):
+        adain.stylize(_rand(2, 3, 8, 8), _rand(3, 8, 8), model=model, device="cpu")
