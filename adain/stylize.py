@@ -26,6 +26,9 @@ from .ops import blend_stats, calc_mean_std, coral
 
 __all__ = ["Stylizer", "stylize", "METHODS", "BYTES_PER_PIXEL"]
 
+DEFAULT_SIZE = 512
+"""Default shorter side of content and style images, as in the reference port's test script."""
+
 METHODS = ("adain",)
 """Values accepted by ``stylize(method=...)``."""
 
@@ -114,7 +117,7 @@ class Stylizer:
         self,
         style,
         *,
-        style_size: int | None = 512,
+        style_size: int | None = DEFAULT_SIZE,
         crop: bool = False,
         weights: Sequence[float] | None = None,
         mask=None,
@@ -315,8 +318,8 @@ def stylize(
     alpha: float = 1.0,
     *,
     model: AdaINModel | None = None,
-    content_size: int | None = 512,
-    style_size: int | None = 512,
+    content_size: int | None = DEFAULT_SIZE,
+    style_size: int | None = DEFAULT_SIZE,
     crop: bool = False,
     preserve_color: bool | str = False,
     weights: Sequence[float] | None = None,

@@ -113,3 +113,13 @@ def test_missing_weights_directory_is_a_clear_error(tmp_path, capsys):
     code = main(["stylize", str(content), str(content), "-o", str(tmp_path / "o.png"), "--weights", str(tmp_path / "nope")])
     assert code != 0
     assert "nope" in capsys.readouterr().err
+
+
+def test_several_outputs_into_a_file_name_is_refused(model_dir, tmp_path, capsys):
+    content = _picture(tmp_path / "c.png", 16, 16, seed=11)
+    styles = tmp_path / "styles"
+    _picture(styles / "x.png", 16, 16, seed=12)
+    _picture(styles / "y.png", 16, 16, seed=13)
+    code = main(["stylize", str(content), str(styles), "-o", str(tmp_path / "out.png"), "--weights", str(model_dir)])
+    assert code != 0
+    assert "output directory" in capsys.readouterr().err

@@ -118,8 +118,10 @@ def run(args) -> int:
     out = Path(args.output)
     single = len(contents) == 1 and len(styles) == 1 and content_root.is_file()
     to_file = single and out.suffix.lower() in io.IMAGE_EXTENSIONS
-    if not to_file and out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory (several outputs need a directory)")
+    if not to_file and (out.is_file() or (out.suffix.lower() in io.IMAGE_EXTENSIONS and not out.is_dir())):
+        raise InputError(
+            f"{out}: {len(contents) * len(styles)} content x style pairs need an output directory, not a file"
+        )
 
     model = load_pretrained(args.weights) if args.weights is not None else load_pretrained()
     stylizer = Stylizer(model, args.device, args.dtype)
