@@ -287,3 +287,12 @@ def test_huge_style_is_refused_naming_style_size(model):
 def test_stylize_refuses_a_batch(model):
     with pytest.raises(InputError, match="Stylizer"):
         adain.stylize(_rand(2, 3, 8, 8), _rand(3, 8, 8), model=model, device="cpu")
+
+
+def test_model_defaults_to_load_pretrained(model, monkeypatch):
+    import adain.pretrained
+
+    calls = []
+    monkeypatch.setattr(adain.pretrained, "load_pretrained", lambda *a, **k: calls.append(a) or model)
+    out = adain.stylize(_rand(3, 16, 16), _rand(3, 16, 16), content_size=None, style_size=None, device="cpu")
+    assert out.size == (16, 16) and calls == [()]
