@@ -42,5 +42,5 @@ class Decoder(nn.Module):
             else:
                 h = getattr(self, step)(h)
                 if step != last:
-                    h = torch.relu(h)
+                    h = torch.relu_(h)  # in place: the conv output is not used elsewhere
         return h
