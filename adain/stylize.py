@@ -98,7 +98,8 @@ class Stylizer:
     ) -> None:
         if not isinstance(model, AdaINModel):
             raise InputError(f"model: expected an adain.AdaINModel, got {type(model).__name__}")
-        if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory <= 0):
+        bad_memory = isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory <= 0
+        if max_memory is not None and bad_memory:
             raise InputError(f"max_memory: expected a positive number of bytes or None, got {max_memory!r}")
         self.device = prep.resolve_device(device)
         self.dtype = prep.resolve_dtype(dtype)
@@ -350,7 +351,9 @@ def stylize(
     """
     prep.check_alpha(alpha)
     if isinstance(content, Tensor) and content.dim() == 4 and content.shape[0] != 1:
-        raise InputError(f"content: stylize takes one image, got a batch of shape {tuple(content.shape)}; use a Stylizer")
+        raise InputError(
+            f"content: stylize takes one image, got a batch of shape {tuple(content.shape)}; use a Stylizer"
+        )
     # The single place where a backend is chosen; further methods are added here.
     if method == "adain":
         if model is None:
