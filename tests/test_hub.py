@@ -23,6 +23,14 @@ def hub(monkeypatch):
 
 
 @pytest.fixture(scope="module")
+def model():
+    """A small random model (encoder to relu1_1): the Hub round trip does not depend on the size."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu1_1")).eval()
+
+
+@pytest.fixture(scope="module")
 def repo_folder(tmp_path_factory, model):
     return model.save_pretrained(tmp_path_factory.mktemp("repo"))
 
