@@ -133,3 +133,12 @@ def test_push_to_hub_uploads_a_loadable_package_folder(model, monkeypatch):
 def test_push_to_hub_rejects_bad_repo_id(model):
     with pytest.raises(ValueError, match="user/name"):
         push_to_hub(model, "not a repo id")
+
+
+def test_download_progress_reaches_the_callback_and_nothing_is_drawn(hub, repo_folder, tmp_path, capfd):
+    hub.add_repo("org/repo", repo_folder)
+    reports = []
+    adain.load_pretrained("org/repo", cache_dir=tmp_path, progress=reports.append)
+    size = (repo_folder / "model.safetensors").stat().st_size
+    assert any(r.done_bytes == size for r in reports)
+    assert capfd.readouterr().err == ""

@@ -194,3 +194,20 @@ def test_revision_with_local_directory_is_an_input_error(tmp_path, model):
     folder = model.save_pretrained(tmp_path / "mine")
     with pytest.raises(adain.InputError, match="revision"):
         adain.load_pretrained(folder, revision="main")
+
+
+@pytest.mark.parametrize("damage", ["html-page", "truncated", "decoder-as-vgg"])
+def test_bad_file_placed_in_cache_is_refused_and_removed(damage, legacy_bytes, tmp_path, monkeypatch):
+    vgg = {
+        "html-page": b"<html><head><title>404 Not Found</title></head></html>",
+        "truncated": legacy_bytes["vgg"][: len(legacy_bytes["vgg"]) // 2],
+        "decoder-as-vgg": legacy_bytes["decoder"],
+    }[damage]
+    files = tmp_path / NAME / "files"
+    files.mkdir(parents=True)
+    (files / "vgg_normalised.pth").write_bytes(vgg)
+    (files / "decoder.pth").write_bytes(legacy_bytes["decoder"])
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha={"vgg": None, "decoder": None}))
+    with pytest.raises(adain.CorruptWeightsError, match="vgg_normalised.pth"):
+        adain.load_pretrained(NAME, cache_dir=tmp_path, local_files_only=True)
+    assert _cached_files(tmp_path) == []
