@@ -100,13 +100,19 @@ def test_hub_repo_with_pickle_as_safetensors_refuses(evil, tmp_path, model, monk
 
 
 @pytest.mark.parametrize("kind", ["reference-port", "torchvision"])
-def test_cli_convert_refuses(evil, legacy_weights, tmp_path, kind):
+def test_cli_convert_refuses(evil, legacy_weights, tmp_path, kind, capsys):
+    from adain.cli import main
+
     args = [str(evil[0]), str(legacy_weights[1]), str(tmp_path / "out")] if kind == "reference-port" else [
         str(tmp_path / "out"), "--state-dict", str(evil[0])]  # fmt: skip
+    assert main(["convert", kind, *args]) == 1
+    assert "refused without running it" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_in_a_subprocess_refuses(evil, legacy_weights, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "adain", "convert", kind, *args],
+        [sys.executable, "-m", "adain", "convert", "reference-port", str(evil[0]), str(legacy_weights[1]), str(tmp_path / "o")],
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert proc.returncode == 1
-    assert "refused without running it" in proc.stderr
-    assert not (tmp_path / "out").exists()
+    assert proc.returncode == 1 and "refused without running it" in proc.stderr

@@ -142,17 +142,9 @@ def test_decoder_given_as_vgg_is_refused(t7_release):
 
 
 def test_cli_converts_torch7_pair(tmp_path, t7_release, t7_model):
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO_ROOT
+    from adain.cli import main
 
     out = tmp_path / "converted"
-    proc = subprocess.run(
-        [sys.executable, "-m", "adain", "convert", "torch7", *map(str, t7_release), str(out)],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert main(["convert", "torch7", *map(str, t7_release), str(out)]) == 0
     loaded = adain.load_pretrained(out)
     assert all(torch.equal(v, t7_model.state_dict()[k]) for k, v in loaded.state_dict().items())
