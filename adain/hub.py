@@ -124,8 +124,14 @@ def download_model_dir(
         weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=cache_only, **common))
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
         if unreachable:
-            raise WeightsNotFoundError(f"{where}: unreachable and not in the local cache") from None
-        raise WeightsOfflineError(f"{where}: not in the local cache and offline") from None
+            raise WeightsNotFoundError(
+                f"{where}: unreachable and not in the local cache; check the network and HF_ENDPOINT, or load a "
+                "local folder written by save_pretrained"
+            ) from None
+        raise WeightsOfflineError(
+            f"{where}: not in the local cache and offline (HF_HUB_OFFLINE or local_files_only); fetch it once "
+            f"while online (`adain download {repo_id}`), or load a local folder written by save_pretrained"
+        ) from None
     except RepositoryNotFoundError:
         raise WeightsNotFoundError(f"{where}: no such repository (or it is private: log in with `hf auth login`)") from None
     except RevisionNotFoundError:

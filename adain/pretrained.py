@@ -173,12 +173,16 @@ def _convert_into_cache(entry: PretrainedWeights, files_dir: Path, model_dir: Pa
 
 
 def _all_failed(entry, failures, files_dir: Path, model_dir: Path, offline: bool) -> WeightsError:
-    tried = "\n".join(f"  - {where}: {exc}" for where, exc in failures) or "  (no sources)"
+    tried = "\n".join(
+        f"  - {exc}" if str(exc).startswith(where) else f"  - {where}: {exc}" for where, exc in failures
+    ) or "  (no sources)"
     names = " and ".join(f.filename for f in entry.files)
     urls = next((s for s in entry.sources if isinstance(s, UrlSource)), None)
     origin = f" (from {urls.base_url})" if urls else ""
     message = (
-        f"could not get pretrained weights {entry.name!r}; tried, in order:\n{tried}\n"
+        f"could not get pretrained weights {entry.name!r} from any of its {len(entry.sources)} source(s); to "
+        f"install them by hand put {names} into {files_dir}/ (details below)\n"
+        f"Tried, in order:\n{tried}\n"
         f"To install them by hand, either\n"
         f"  - put {names}{origin} into {files_dir}/ (they are verified and converted on the next load), or\n"
         f"  - put a converted folder ({CONFIG_NAME} + {WEIGHTS_NAME}, e.g. from `adain convert reference-port "

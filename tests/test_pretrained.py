@@ -150,8 +150,8 @@ def test_stalled_mirror_times_out_and_error_lists_every_source(server, legacy_by
     with pytest.raises(adain.WeightsNotFoundError) as info:
         adain.load_pretrained(NAME, cache_dir=tmp_path)
     message = str(info.value)
-    assert "/dead: " in message and "HTTP 404" in message
-    assert "/slow: " in message and "timed out" in message
+    assert "/dead/vgg_normalised.pth: HTTP 404" in message
+    assert "/slow/vgg_normalised.pth: timed out" in message
     assert str(tmp_path / NAME / "files") in message and str(tmp_path / NAME / "model") in message
 
 
@@ -211,3 +211,12 @@ def test_bad_file_placed_in_cache_is_refused_and_removed(damage, legacy_bytes, t
     with pytest.raises(adain.CorruptWeightsError, match="vgg_normalised.pth"):
         adain.load_pretrained(NAME, cache_dir=tmp_path, local_files_only=True)
     assert _cached_files(tmp_path) == []
+
+
+def test_download_command_prints_every_source_tried(shas, tmp_path, monkeypatch, capsys):
+    from adain.cli import main
+
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/a", "http://127.0.0.1:9/b", sha=shas))
+    assert main(["download", NAME, "--cache-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "/a/vgg_normalised.pth" in err and "/b/vgg_normalised.pth" in err and "by hand" in err
