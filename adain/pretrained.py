@@ -84,6 +84,8 @@ def load_pretrained(
     key = ALIASES.get(text, text)
     if isinstance(name, str) and key in REGISTRY:
         entry = REGISTRY[key]
+        if revision is not None and not any(isinstance(src, HubSource) for src in entry.sources):
+            raise InputError(f"revision={revision!r}: {entry.name!r} has no Hub source, so a revision means nothing")
         return _load_entry(entry, revision, cache_root(cache_dir), hub_cache, offline, progress)
     path = Path(text).expanduser()
     if path.is_dir():

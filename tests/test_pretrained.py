@@ -220,3 +220,8 @@ def test_download_command_prints_every_source_tried(shas, tmp_path, monkeypatch,
     assert main(["download", NAME, "--cache-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "/a/vgg_normalised.pth" in err and "/b/vgg_normalised.pth" in err and "by hand" in err
+
+
+def test_revision_for_weights_without_hub_source_is_an_input_error(tmp_path):
+    with pytest.raises(adain.InputError, match="no Hub source"):
+        adain.load_pretrained("reference-port", revision="main", cache_dir=tmp_path)
