@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 REPO_ID_PATTERN = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 _TRUE = {"1", "on", "yes", "true"}
 
 
@@ -107,6 +108,15 @@ def download_model_dir(
     common = dict(
         repo_id=repo_id, revision=revision, cache_dir=cache_dir, endpoint=endpoint, tqdm_class=_silent_tqdm(progress)
     )
+    if not offline and revision is not None and _COMMIT.fullmatch(revision):
+        # A pinned commit never changes: when it is cached, no request is needed at all.
+        try:
+            config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=True, **common))
+            weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=True, **common))
+            _check_lfs_digest(weights, where)
+            return config.parent
+        except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+            pass
     try:
         if not offline:
             try:

@@ -142,3 +142,11 @@ def test_download_progress_reaches_the_callback_and_nothing_is_drawn(hub, repo_f
     size = (repo_folder / "model.safetensors").stat().st_size
     assert any(r.done_bytes == size for r in reports)
     assert capfd.readouterr().err == ""
+
+
+def test_cached_pinned_commit_loads_without_any_request(hub, repo_folder, model, tmp_path):
+    commit = hub.add_repo("org/repo", repo_folder)
+    adain.load_pretrained("org/repo", revision=commit, cache_dir=tmp_path)
+    hub.requests.clear()
+    _assert_same_weights(adain.load_pretrained("org/repo", revision=commit, cache_dir=tmp_path), model)
+    assert hub.requests == []
