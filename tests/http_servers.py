@@ -33,6 +33,7 @@ class Route:
 class _State:
     routes: dict[str, Route] = field(default_factory=dict)
     repos: dict[str, tuple[str, dict[str, bytes]]] = field(default_factory=dict)  # repo_id -> (commit, files)
+    tampered: dict[str, bytes] = field(default_factory=dict)  # "repo_id/filename" -> bytes sent instead
     requests: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -131,7 +132,7 @@ class _HubHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
         if not head:
-            self.wfile.write(body)
+            self.wfile.write(self.server_state.tampered.get(f"{repo_id}/{filename}", body))
 
     def _error(self, status: int, code: str, commit: str | None = None) -> None:
         self.send_response(status)
@@ -154,9 +155,18 @@ class HubServer(_Server):
     def __init__(self) -> None:
         super().__init__(_HubHandler)
 
-    def add_repo(self, repo_id: str, folder: Path, files: tuple[str, ...] = ("config.json", "model.safetensors")) -> str:
-        """Publish ``files`` of ``folder`` as ``repo_id``; returns the (fake, content-derived) commit sha."""
+    def add_repo(
+        self, repo_id: str, folder: Path, files: tuple[str, ...] = ("config.json", "model.safetensors"), *, tamper: bool = False
+    ) -> str:
+        """Publish ``files`` of ``folder`` as ``repo_id``; returns the (fake, content-derived) commit sha.
+
+        ``tamper``: GET of ``model.safetensors`` sends one flipped byte while headers announce the real file.
+        """
         blobs = {name: (folder / name).read_bytes() for name in files}
+        if tamper:
+            bad = bytearray(blobs["model.safetensors"])
+            bad[-1] ^= 0xFF
+            self.state.tampered[f"{repo_id}/model.safetensors"] = bytes(bad)
         commit = hashlib.sha1(b"".join(blobs[n] for n in sorted(blobs)) + repo_id.encode()).hexdigest()
         self.state.repos[repo_id] = (commit, blobs)
         return commit

@@ -150,3 +150,10 @@ def test_cached_pinned_commit_loads_without_any_request(hub, repo_folder, model,
     hub.requests.clear()
     _assert_same_weights(adain.load_pretrained("org/repo", revision=commit, cache_dir=tmp_path), model)
     assert hub.requests == []
+
+
+def test_blob_not_matching_its_sha256_is_refused_and_removed(hub, repo_folder, tmp_path):
+    hub.add_repo("org/repo", repo_folder, tamper=True)
+    with pytest.raises(adain.CorruptWeightsError, match="sha256"):
+        adain.load_pretrained("org/repo", cache_dir=tmp_path)
+    assert not [p for p in (tmp_path / "hub").rglob("*") if p.is_file() and p.stat().st_size > 1000]
