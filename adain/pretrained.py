@@ -98,7 +98,13 @@ def load_pretrained(
         if pinned and revision and pinned != revision:
             raise InputError(f"{name!r} pins revision {pinned!r} but revision={revision!r} was also given")
         source = HubSource(repo, pinned or revision)
-        return _from_hub(source, hub_cache, offline, progress)
+        try:
+            return _from_hub(source, hub_cache, offline, progress)
+        except WeightsNotFoundError as exc:
+            if text.startswith(HUB_PREFIX):
+                raise
+            # "models/mine" reads as a repo id too: say that no such local folder exists either.
+            raise type(exc)(f"{exc} (and there is no local directory {str(path)!r})") from None
     raise WeightsNotFoundError(
         f"no weights named {text!r}: not a registered name ({', '.join(['default'] + list_pretrained())}), "
         "not an existing directory (written by AdaINModel.save_pretrained), not a Hub repo id ('user/name')"
