@@ -6,6 +6,7 @@ from .errors import ImageReadError as ImageReadError
 from .errors import InputError as InputError
 from .errors import WeightsError as WeightsError
 from .errors import WeightsNotFoundError as WeightsNotFoundError
+from .errors import WeightsOfflineError as WeightsOfflineError
 from .model import AdaINModel as AdaINModel
 from .model import ModelConfig as ModelConfig
 from .ops import adain as adain
@@ -26,6 +27,7 @@ __all__ = [
     "Stylizer",
     "WeightsError",
     "WeightsNotFoundError",
+    "WeightsOfflineError",
     "__version__",
     "adain",
     "list_pretrained",

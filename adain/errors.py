@@ -14,6 +14,7 @@ __all__ = [
     "WeightsError",
     "WeightsNotFoundError",
     "CorruptWeightsError",
+    "WeightsOfflineError",
 ]
 
 
@@ -39,3 +40,8 @@ class WeightsNotFoundError(WeightsError, FileNotFoundError):
 
 class CorruptWeightsError(WeightsError, ValueError):
     """A weights file exists but is not what it claims to be (wrong keys/shapes, bad checksum, non-finite values)."""
+
+
+class WeightsOfflineError(WeightsNotFoundError):
+    """Weights are not in the local cache and the network may not be used (``HF_HUB_OFFLINE=1`` or
+    ``local_files_only=True``)."""

@@ -1,0 +1,225 @@
+"""The Hugging Face Hub: fetching model directories (package format) and publishing them.
+
+Downloads go through ``huggingface_hub.hf_hub_download`` and its cache (``HF_HUB_CACHE``, by default
+``~/.cache/huggingface/hub``), so ``HF_HUB_OFFLINE=1``, ``local_files_only`` and revision pinning behave
+as in every other Hub library. Two things are read from the environment *at call time* rather than at
+import time (huggingface_hub freezes them when it is imported): ``HF_ENDPOINT`` (a mirror or a private
+Hub) and ``HF_HUB_OFFLINE``.
+
+Timeouts: a single metadata request (``HEAD`` of ``config.json``, ``HF_HUB_ETAG_TIMEOUT`` seconds,
+default 10, no retries) first checks that the Hub answers; only then does ``hf_hub_download`` run,
+with its own read timeout (``HF_HUB_DOWNLOAD_TIMEOUT``, default 10 s). Without that probe,
+huggingface_hub retries an unreachable host with back-off for about 25 s before giving up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .download import DownloadProgress, sha256_of
+from .errors import CorruptWeightsError, WeightsNotFoundError, WeightsOfflineError
+from .model import CONFIG_NAME, WEIGHTS_NAME
+
+if TYPE_CHECKING:
+    from .model import AdaINModel
+
+__all__ = ["hub_offline", "hub_endpoint", "download_model_dir", "push_to_hub", "REPO_ID_PATTERN"]
+
+logger = logging.getLogger(__name__)
+
+REPO_ID_PATTERN = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set (now, or when huggingface_hub was imported)."""
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_endpoint() -> str:
+    """The Hub address: ``HF_ENDPOINT`` as set now, else huggingface_hub's configured endpoint."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def _silent_tqdm(progress: Callable[[DownloadProgress], None] | None):
+    """A tqdm class for huggingface_hub that draws nothing and forwards byte counts to ``progress``."""
+    from tqdm.auto import tqdm
+
+    class _Forwarding(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True  # the library never draws; the CLI owns progress bars
+            super().__init__(*args, **kwargs)
+            self._label = str(kwargs.get("desc") or "")
+            self._total = kwargs.get("total")
+            self._done = 0
+
+        def update(self, n=1):
+            self._done += n or 0
+            if progress is not None:
+                progress(DownloadProgress(self._label, self._done, self._total))
+
+    return _Forwarding
+
+
+def download_model_dir(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    progress: Callable[[DownloadProgress], None] | None = None,
+) -> Path:
+    """Fetch ``config.json`` and ``model.safetensors`` of a Hub repo; returns the local snapshot folder.
+
+    Both files come from the same commit (the one ``config.json`` resolved to). LFS files, whose
+    name in the cache is their sha256, are checked against it.
+
+    Raises:
+        WeightsOfflineError: offline (``HF_HUB_OFFLINE`` or ``local_files_only``) and not cached.
+        WeightsNotFoundError: the Hub cannot be reached, or the repo, revision or a file is missing.
+        CorruptWeightsError: a downloaded file does not match its sha256.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    offline = local_files_only or hub_offline()
+    unreachable = False
+    endpoint = hub_endpoint()
+    where = f"{repo_id}@{revision or 'main'} on {endpoint}"
+    common = dict(
+        repo_id=repo_id, revision=revision, cache_dir=cache_dir, endpoint=endpoint, tqdm_class=_silent_tqdm(progress)
+    )
+    if not offline and revision is not None and _COMMIT.fullmatch(revision):
+        # A pinned commit never changes: when it is cached, no request is needed at all.
+        try:
+            config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=True, **common))
+            weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=True, **common))
+            _check_lfs_digest(weights, where)
+            return config.parent
+        except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+            pass
+    try:
+        if not offline:
+            try:
+                url = hf_hub_url(repo_id, CONFIG_NAME, revision=revision, endpoint=endpoint)
+                get_hf_file_metadata(url, endpoint=endpoint)
+            except (HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+                raise
+            except Exception as exc:  # noqa: BLE001 -- any transport failure means "unreachable"
+                logger.warning("Hub %s unreachable (%s); trying the local cache", endpoint, _short(exc))
+                unreachable = True
+        cache_only = offline or unreachable
+        config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=cache_only, **common))
+        # Pin the weights to the commit the config came from (its snapshot folder's name).
+        common["revision"] = config.parent.name
+        weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=cache_only, **common))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        if unreachable:
+            raise WeightsNotFoundError(
+                f"{where}: unreachable and not in the local cache; check the network and HF_ENDPOINT, or load a "
+                "local folder written by save_pretrained"
+            ) from None
+        raise WeightsOfflineError(
+            f"{where}: not in the local cache and offline (HF_HUB_OFFLINE or local_files_only); fetch it once "
+            f"while online (`adain download {repo_id}`), or load a local folder written by save_pretrained"
+        ) from None
+    except RepositoryNotFoundError:
+        raise WeightsNotFoundError(f"{where}: no such repository (or it is private: log in with `hf auth login`)") from None
+    except RevisionNotFoundError:
+        raise WeightsNotFoundError(f"{where}: no such revision") from None
+    except EntryNotFoundError as exc:
+        raise WeightsNotFoundError(
+            f"{where}: the repo lacks {CONFIG_NAME} or {WEIGHTS_NAME}; is it in the adain format "
+            f"(written by AdaINModel.save_pretrained / adain.hub.push_to_hub)? ({_short(exc)})"
+        ) from None
+    except HfHubHTTPError as exc:
+        raise WeightsNotFoundError(f"{where}: {_short(exc)}") from None
+    except (OSError, ValueError) as exc:
+        raise WeightsNotFoundError(f"{where}: {type(exc).__name__}: {_short(exc)}") from None
+    if config.parent != weights.parent:
+        raise WeightsNotFoundError(f"{where}: {CONFIG_NAME} and {WEIGHTS_NAME} resolved to different commits")
+    _check_lfs_digest(weights, where)
+    return config.parent
+
+
+def _check_lfs_digest(pointer: Path, where: str) -> None:
+    """The Hub names LFS blobs by their sha256; a blob that does not hash to its name is deleted."""
+    blob = pointer.resolve()
+    if not _SHA256.fullmatch(blob.name):
+        return
+    actual = sha256_of(blob)
+    if actual != blob.name:
+        for path in (pointer, blob):
+            path.unlink(missing_ok=True)
+        raise CorruptWeightsError(
+            f"{where}: {pointer.name} has sha256 {actual}, expected {blob.name}; removed it from the cache, try again"
+        )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def push_to_hub(
+    model_or_dir: AdaINModel | str | os.PathLike,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    commit_message: str = "Upload adain model",
+    private: bool | None = None,
+    token: str | None = None,
+    model_card: str | None = None,
+) -> str:
+    """Publish a model in the package format (``config.json``, ``model.safetensors``, ``README.md``).
+
+    Arguments:
+        model_or_dir: an ``AdaINModel`` (saved with ``save_pretrained`` into a temporary folder) or a
+            folder already written by ``save_pretrained`` (checked by loading it first).
+        repo_id: ``"user/name"``; created (public unless ``private``) if it does not exist.
+        revision: branch to commit to (default ``main``).
+        model_card: README text for a model object (default: the generated card).
+    Returns:
+        The commit URL. Load it back with ``adain.load_pretrained(repo_id, revision=<commit>)``.
+    """
+    from huggingface_hub import HfApi
+
+    from .model import AdaINModel
+
+    if not REPO_ID_PATTERN.fullmatch(repo_id):
+        raise ValueError(f"repo_id must look like 'user/name', got {repo_id!r}")
+    api = HfApi(endpoint=hub_endpoint(), token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="adain-push-") as tmp:
+        if isinstance(model_or_dir, AdaINModel):
+            folder = model_or_dir.save_pretrained(tmp, model_card=model_card)
+        else:
+            folder = Path(model_or_dir)
+            AdaINModel.from_pretrained(folder)  # never publish a folder that would not load
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            revision=revision,
+            commit_message=commit_message,
+            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"],
+        )
+    return str(getattr(commit, "commit_url", commit))

@@ -1,0 +1,200 @@
+"""A reader for Torch7's binary serialization format (``torch.save`` in Lua, ``.t7`` files).
+
+It builds only data: numbers, strings, booleans, tables (``dict``), tensors (``torch.Tensor``) and
+``TorchObject`` records for other classes (an ``nn.SpatialConvolution`` becomes
+``TorchObject("nn.SpatialConvolution", {"weight": tensor, ...})``). No Lua runs and no Python object
+is created from a class name; serialized functions are refused. Every length is checked against the
+bytes left in the file before anything is allocated, so a hostile or truncated file fails cleanly.
+
+Format (binary mode, little-endian, as written by Torch7's ``File:writeObject``): each object is an
+``int32`` type tag, then
+- nil (0): nothing; number (1): ``float64``; boolean (5): ``int32`` 0/1;
+- string (2): ``int32`` length + bytes;
+- table (3): ``int32`` reference index (a repeated index refers back to an object already read),
+  then ``int32`` pair count and that many (key object, value object) pairs;
+- torch object (4): ``int32`` reference index, then a version string ``"V <n>"`` (absent in very old
+  files), the class name string, and the payload: for ``torch.<Type>Tensor`` an ``int32`` dimension
+  count, ``int64`` sizes and strides, an ``int64`` 1-based storage offset and a storage object; for
+  ``torch.<Type>Storage`` an ``int64`` element count and the raw elements; for any other class (all
+  ``nn`` modules) a table object holding its fields.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import CorruptWeightsError, WeightsNotFoundError
+
+__all__ = ["TorchObject", "read_t7", "loads_t7"]
+
+_NIL, _NUMBER, _STRING, _TABLE, _TORCH, _BOOLEAN = 0, 1, 2, 3, 4, 5
+_FUNCTIONS = {6, 7, 8}
+
+# Element type of each tensor/storage class. CUDA storages are written as float32 by Torch7.
+_DTYPES: dict[str, np.dtype] = {
+    "Double": np.dtype("<f8"), "Float": np.dtype("<f4"), "Cuda": np.dtype("<f4"), "Half": np.dtype("<f2"),
+    "Long": np.dtype("<i8"), "Int": np.dtype("<i4"), "Short": np.dtype("<i2"), "Char": np.dtype("i1"),
+    "Byte": np.dtype("u1"),
+}  # fmt: skip
+
+
+@dataclass
+class TorchObject:
+    """An instance of a Torch7 class other than tensors and storages: its class name and its fields."""
+
+    class_name: str
+    attrs: dict[Any, Any] = field(default_factory=dict)
+    version: int = 0
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.attrs[key]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+
+@dataclass
+class _Storage:
+    array: np.ndarray
+
+
+class _Reader:
+    def __init__(self, data: bytes, source: str) -> None:
+        self.data = memoryview(data)
+        self.pos = 0
+        self.source = source
+        self.memo: dict[int, Any] = {}
+
+    def fail(self, what: str) -> CorruptWeightsError:
+        return CorruptWeightsError(f"{self.source}: not a valid Torch7 file ({what} at byte {self.pos})")
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or self.pos + n > len(self.data):
+            raise self.fail(f"needs {n} bytes but only {len(self.data) - self.pos} are left (truncated?)")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def int32(self) -> int:
+        return struct.unpack("<i", self.take(4))[0]
+
+    def int64s(self, n: int) -> list[int]:
+        return list(struct.unpack(f"<{n}q", self.take(8 * n)))
+
+    def string(self) -> str:
+        raw = bytes(self.take(self.int32()))
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+
+    def object(self) -> Any:
+        tag = self.int32()
+        if tag == _NIL:
+            return None
+        if tag == _NUMBER:
+            value = struct.unpack("<d", self.take(8))[0]
+            return int(value) if value.is_integer() else value
+        if tag == _BOOLEAN:
+            return self.int32() == 1
+        if tag == _STRING:
+            return self.string()
+        if tag in (_TABLE, _TORCH):
+            index = self.int32()
+            if index in self.memo:
+                return self.memo[index]
+            return self.table(index) if tag == _TABLE else self.torch_object(index)
+        if tag in _FUNCTIONS:
+            raise self.fail("a serialized Lua function, which is never loaded")
+        raise self.fail(f"unknown type tag {tag}")
+
+    def table(self, index: int) -> dict:
+        out: dict = {}
+        self.memo[index] = out  # registered before the contents: tables may refer to themselves
+        count = self.int32()
+        if count < 0:
+            raise self.fail(f"negative table size {count}")
+        for _ in range(count):
+            key = self.object()
+            if isinstance(key, (dict, TorchObject, torch.Tensor)):
+                key = id(key)  # unhashable keys never matter for weights; keep the entry distinct
+            out[key] = self.object()
+        return out
+
+    def torch_object(self, index: int) -> Any:
+        version_or_name = self.string()
+        version = 0
+        if version_or_name.startswith("V "):
+            version = int(version_or_name[2:]) if version_or_name[2:].strip().isdigit() else 0
+            class_name = self.string()
+        else:
+            class_name = version_or_name
+        kind = class_name.removeprefix("torch.")
+        if class_name.startswith("torch.") and kind.endswith("Storage"):
+            result = self.storage(kind[: -len("Storage")], class_name)
+        elif class_name.startswith("torch.") and kind.endswith("Tensor"):
+            result = self.tensor(kind[: -len("Tensor")], class_name)
+        else:
+            result = TorchObject(class_name, version=version)
+            self.memo[index] = result
+            attrs = self.object()
+            if not isinstance(attrs, dict):
+                raise self.fail(f"{class_name} without a field table")
+            result.attrs = attrs
+        self.memo[index] = result
+        return result
+
+    def storage(self, elem: str, class_name: str) -> _Storage:
+        dtype = _DTYPES.get(elem)
+        if dtype is None:
+            raise self.fail(f"unsupported class {class_name}")
+        (size,) = self.int64s(1)
+        if size < 0:
+            raise self.fail(f"negative storage size {size}")
+        raw = self.take(size * dtype.itemsize)
+        return _Storage(np.frombuffer(raw, dtype=dtype).copy())
+
+    def tensor(self, elem: str, class_name: str) -> torch.Tensor:
+        if elem not in _DTYPES:
+            raise self.fail(f"unsupported class {class_name}")
+        ndim = self.int32()
+        if not 0 <= ndim <= 16:
+            raise self.fail(f"tensor with {ndim} dimensions")
+        sizes, strides = self.int64s(ndim), self.int64s(ndim)
+        (offset,) = self.int64s(1)
+        storage = self.object()
+        if ndim == 0 or storage is None:
+            return torch.from_numpy(np.zeros(0, _DTYPES[elem]))
+        if not isinstance(storage, _Storage):
+            raise self.fail(f"{class_name} whose storage is {type(storage).__name__}")
+        if any(s < 0 for s in sizes) or any(s < 0 for s in strides) or offset < 1:
+            raise self.fail(f"{class_name} with negative sizes/strides or offset {offset}")
+        last = offset - 1 + sum((n - 1) * s for n, s in zip(sizes, strides)) if all(sizes) else -1
+        if last >= storage.array.size:
+            raise self.fail(f"{class_name} of size {sizes} reaching past its storage of {storage.array.size} elements")
+        flat = torch.from_numpy(storage.array)
+        return torch.as_strided(flat, sizes, strides, offset - 1).clone()
+
+
+def loads_t7(data: bytes, source: str = "<bytes>") -> Any:
+    """Parse Torch7 binary-serialized ``data``; see the module docstring for what comes back."""
+    reader = _Reader(data, source)
+    result = reader.object()
+    if isinstance(result, _Storage):
+        return torch.from_numpy(result.array)
+    return result
+
+
+def read_t7(path: str | os.PathLike) -> Any:
+    """Read a ``.t7`` file written by Torch7's ``torch.save`` (binary mode). Raises ``WeightsError``s."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"Torch7 file {path} not found")
+    return loads_t7(path.read_bytes(), str(path))

@@ -1,0 +1,227 @@
+"""Named weights from plain URL mirrors on 127.0.0.1: fall-through, verification, the conversion cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import logging
+
+import pytest
+import torch
+from http_servers import FileServer
+
+import adain
+from adain import registry
+from adain.registry import LegacyFile, PretrainedWeights, UrlSource
+
+NAME = "test-weights"
+
+
+def _entry(*base_urls: str, sha: dict[str, str | None]) -> PretrainedWeights:
+    return dataclasses.replace(
+        registry.REFERENCE_PORT,
+        name=NAME,
+        files=(LegacyFile("vgg_normalised.pth", sha["vgg"]), LegacyFile("decoder.pth", sha["decoder"])),
+        sources=tuple(UrlSource(u) for u in base_urls),
+    )
+
+
+@pytest.fixture(scope="module")
+def legacy_bytes(legacy_weights) -> dict[str, bytes]:
+    vgg, dec = legacy_weights
+    return {"vgg": vgg.read_bytes(), "decoder": dec.read_bytes()}
+
+
+@pytest.fixture(scope="module")
+def shas(legacy_bytes) -> dict[str, str]:
+    return {k: hashlib.sha256(v).hexdigest() for k, v in legacy_bytes.items()}
+
+
+@pytest.fixture
+def server():
+    with FileServer() as s:
+        yield s
+
+
+def _serve(server: FileServer, prefix: str, legacy_bytes: dict[str, bytes], **vgg_route) -> str:
+    server.add(f"{prefix}/vgg_normalised.pth", legacy_bytes["vgg"], **vgg_route)
+    server.add(f"{prefix}/decoder.pth", legacy_bytes["decoder"])
+    return server.url + prefix
+
+
+def _cached_files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def first_load(tmp_path_factory, legacy_bytes, shas):
+    """One real first load: mirror 1 answers 404, mirror 2 serves the files. Yields what happened."""
+    root = tmp_path_factory.mktemp("cache")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("adain.pretrained")
+    logger.addHandler(handler)
+    with FileServer() as server, pytest.MonkeyPatch.context() as mp:
+        good = _serve(server, "/good", legacy_bytes)
+        mp.setitem(registry.REGISTRY, NAME, _entry(server.url + "/dead", good, sha=shas))
+        model = adain.load_pretrained(NAME, cache_dir=root)
+        requests = list(server.requests)
+    logger.removeHandler(handler)
+    return {"root": root, "model": model, "requests": requests, "records": records}
+
+
+def test_dead_first_mirror_falls_through_to_second(first_load):
+    paths = [p for _, p in first_load["requests"]]
+    assert paths[0] == "/dead/vgg_normalised.pth"
+    assert "/good/vgg_normalised.pth" in paths and "/good/decoder.pth" in paths
+
+
+def test_dead_mirror_is_logged_in_one_line(first_load):
+    lines = [r.getMessage() for r in first_load["records"] if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "HTTP 404" in lines[0] and "\n" not in lines[0]
+
+
+def test_named_weights_equal_direct_conversion(first_load, model):
+    loaded = first_load["model"].state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+
+
+def test_conversion_is_written_once_as_safetensors(first_load):
+    files = _cached_files(first_load["root"])
+    assert f"{NAME}/model/model.safetensors" in files and f"{NAME}/model/config.json" in files
+
+
+def test_second_load_reads_the_safetensors_not_the_pth(first_load, shas, monkeypatch):
+    def no_pth(*args, **kwargs):
+        raise AssertionError("the .pth was read again")
+
+    monkeypatch.setattr(torch, "load", no_pth)
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha=shas))
+    again = adain.load_pretrained(NAME, cache_dir=first_load["root"], local_files_only=True)
+    ref = first_load["model"].state_dict()
+    assert all(torch.equal(ref[k], v) for k, v in again.state_dict().items())
+
+
+def test_corrupted_bytes_fail_checksum_and_leave_nothing(server, legacy_bytes, shas, tmp_path, monkeypatch):
+    broken = bytearray(legacy_bytes["vgg"])
+    broken[len(broken) // 2] ^= 0xFF
+    base = _serve(server, "/m", {**legacy_bytes, "vgg": bytes(broken)})
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry(base, sha=shas))
+    with pytest.raises(adain.CorruptWeightsError, match="sha256"):
+        adain.load_pretrained(NAME, cache_dir=tmp_path)
+    assert _cached_files(tmp_path) == []
+
+
+def test_html_error_page_saved_as_pth_is_refused_and_removed(server, legacy_bytes, tmp_path, monkeypatch):
+    page = b"<!DOCTYPE html><html><body>AllAccessDisabled</body></html>"
+    base = _serve(server, "/m", {**legacy_bytes, "vgg": page})
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry(base, sha={"vgg": None, "decoder": None}))
+    with pytest.raises(adain.CorruptWeightsError, match="vgg_normalised.pth"):
+        adain.load_pretrained(NAME, cache_dir=tmp_path)
+    assert _cached_files(tmp_path) == []
+
+
+def test_wrong_first_conv_fails_fingerprint_and_is_removed(server, legacy_bytes, legacy_weights, tmp_path, monkeypatch):
+    state = torch.load(legacy_weights[0], weights_only=True)
+    state["0.weight"] = torch.eye(3).reshape(3, 3, 1, 1)  # an RGB identity: not the normalised VGG
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    base = _serve(server, "/m", {**legacy_bytes, "vgg": buffer.getvalue()})
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry(base, sha={"vgg": None, "decoder": None}))
+    with pytest.raises(adain.CorruptWeightsError, match="RGB->BGR x255"):
+        adain.load_pretrained(NAME, cache_dir=tmp_path)
+    assert _cached_files(tmp_path) == []
+
+
+def test_truncated_download_is_never_used(server, legacy_bytes, tmp_path, monkeypatch):
+    base = _serve(server, "/m", legacy_bytes, truncate_to=1000)
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry(base, sha={"vgg": None, "decoder": None}))
+    with pytest.raises(adain.WeightsNotFoundError, match="ended early"):
+        adain.load_pretrained(NAME, cache_dir=tmp_path)
+    assert _cached_files(tmp_path) == []
+
+
+def test_stalled_mirror_times_out_and_error_lists_every_source(server, legacy_bytes, shas, tmp_path, monkeypatch):
+    slow = _serve(server, "/slow", legacy_bytes, stall_s=3)
+    monkeypatch.setenv("ADAIN_DOWNLOAD_TIMEOUT", "0.3")
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry(server.url + "/dead", slow, sha=shas))
+    with pytest.raises(adain.WeightsNotFoundError) as info:
+        adain.load_pretrained(NAME, cache_dir=tmp_path)
+    message = str(info.value)
+    assert "/dead/vgg_normalised.pth: HTTP 404" in message
+    assert "/slow/vgg_normalised.pth: timed out" in message
+    assert str(tmp_path / NAME / "files") in message and str(tmp_path / NAME / "model") in message
+
+
+def test_files_placed_by_hand_are_used_offline(legacy_bytes, shas, tmp_path, monkeypatch, model):
+    files = tmp_path / NAME / "files"
+    files.mkdir(parents=True)
+    (files / "vgg_normalised.pth").write_bytes(legacy_bytes["vgg"])
+    (files / "decoder.pth").write_bytes(legacy_bytes["decoder"])
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha=shas))
+    loaded = adain.load_pretrained(NAME, cache_dir=tmp_path, local_files_only=True)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_offline_and_not_cached_is_offline_error(shas, tmp_path, monkeypatch):
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha=shas))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(adain.WeightsOfflineError, match="put vgg_normalised.pth and decoder.pth"):
+        adain.load_pretrained(NAME, cache_dir=tmp_path)
+
+
+def test_default_is_the_reference_port_release():
+    assert adain.list_pretrained()[0] == "reference-port"
+    entry = adain.pretrained.pretrained_info("default")
+    assert entry.license == "MIT"
+    assert entry.sources[-1].url("decoder.pth").startswith("https://github.com/naoto0804/pytorch-AdaIN/releases/")
+
+
+def test_local_directory_loads(tmp_path, model):
+    folder = model.save_pretrained(tmp_path / "mine")
+    loaded = adain.load_pretrained(str(folder))
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_unknown_name_lists_what_is_accepted():
+    with pytest.raises(adain.WeightsNotFoundError, match="reference-port.*save_pretrained.*user/name"):
+        adain.load_pretrained("no such weights")
+
+
+def test_revision_with_local_directory_is_an_input_error(tmp_path, model):
+    folder = model.save_pretrained(tmp_path / "mine")
+    with pytest.raises(adain.InputError, match="revision"):
+        adain.load_pretrained(folder, revision="main")
+
+
+@pytest.mark.parametrize("damage", ["html-page", "truncated", "decoder-as-vgg"])
+def test_bad_file_placed_in_cache_is_refused_and_removed(damage, legacy_bytes, tmp_path, monkeypatch):
+    vgg = {
+        "html-page": b"<html><head><title>404 Not Found</title></head></html>",
+        "truncated": legacy_bytes["vgg"][: len(legacy_bytes["vgg"]) // 2],
+        "decoder-as-vgg": legacy_bytes["decoder"],
+    }[damage]
+    files = tmp_path / NAME / "files"
+    files.mkdir(parents=True)
+    (files / "vgg_normalised.pth").write_bytes(vgg)
+    (files / "decoder.pth").write_bytes(legacy_bytes["decoder"])
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha={"vgg": None, "decoder": None}))
+    with pytest.raises(adain.CorruptWeightsError, match="vgg_normalised.pth"):
+        adain.load_pretrained(NAME, cache_dir=tmp_path, local_files_only=True)
+    assert _cached_files(tmp_path) == []
+
+
+def test_download_command_prints_every_source_tried(shas, tmp_path, monkeypatch, capsys):
+    from adain.cli import main
+
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/a", "http://127.0.0.1:9/b", sha=shas))
+    assert main(["download", NAME, "--cache-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "/a/vgg_normalised.pth" in err and "/b/vgg_normalised.pth" in err and "by hand" in err
+
+
+def test_revision_for_weights_without_hub_source_is_an_input_error(tmp_path):
+    with pytest.raises(adain.InputError, match="no Hub source"):
+        adain.load_pretrained("reference-port", revision="main", cache_dir=tmp_path)
