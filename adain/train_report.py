@@ -25,14 +25,14 @@ LOG_FIELDS = ("step", "loss", "content", "style", "lr", "images_per_s", "nonfini
 class ScalarLog:
     """Appends rows to ``RUN_DIR/log.csv`` (and TensorBoard when available).
 
-    On resume from ``start_step`` rows at or after that step (written after the checkpoint, then lost
+    On resume from ``start_step`` rows after that step (written after the checkpoint, then lost
     with the crash) are dropped first, so the log reads as one run.
     """
 
     def __init__(self, run_dir: str | os.PathLike, start_step: int = 0) -> None:
         self.path = Path(run_dir) / "log.csv"
         rows = read_log(self.path) if start_step > 0 else []
-        rows = [r for r in rows if int(r["step"]) < start_step]
+        rows = [r for r in rows if int(r["step"]) <= start_step]
         with open(self.path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
             writer.writeheader()

@@ -80,24 +80,26 @@ def adain_losses(encoder: nn.Module, decoder: nn.Module, content: Tensor, style:
 
 def train_step(encoder: nn.Module, decoder: nn.Module, optimizer: torch.optim.Optimizer, content: Tensor,
                style: Tensor, weights: LossWeights, lr: float, *, autocast_dtype: torch.dtype | None = None,
-               all_finite=None) -> StepResult:
+               average=None) -> StepResult:
     """One Adam step on ``decoder`` at learning rate ``lr``; a non-finite loss skips the update.
 
-    ``all_finite(flag: Tensor) -> Tensor`` lets data-parallel callers agree across ranks (a step skipped
-    on one rank must be skipped on all, or the gradient all-reduce would hang).
+    ``average(values: Tensor) -> Tensor`` lets data-parallel callers average the three loss values over
+    the ranks before deciding: the reported losses are then those of the global batch, and a step
+    skipped on one rank is skipped on all (otherwise the gradient all-reduce would hang).
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     total, loss_c, loss_s = adain_losses(encoder, decoder, content, style, weights, autocast_dtype=autocast_dtype)
-    finite = torch.isfinite(total.detach()).to(torch.int32)
-    if all_finite is not None:
-        finite = all_finite(finite)
-    applied = bool(finite)
+    values = torch.stack([total.detach(), loss_c.detach(), loss_s.detach()])
+    if average is not None:
+        values = average(values)
+    applied = bool(torch.isfinite(values).all())
     if applied:
         total.backward()
         optimizer.step()
-    return StepResult(float(total.detach()), float(loss_c.detach()), float(loss_s.detach()), lr, applied)
+    loss, content_loss, style_loss = values.tolist()
+    return StepResult(loss, content_loss, style_loss, lr, applied)
 
 
 def frozen(encoder: nn.Module) -> nn.Module:

@@ -217,6 +217,7 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
     _seed_everything(config.seed)  # same on every rank: identical initial decoders
 
     encoder = frozen(load_encoder(config.vgg)).to(device)
+    torch.manual_seed(config.seed)  # the initial decoder depends on the seed alone, not on how the encoder was built
     decoder = (load_decoder(config.init_decoder) if config.init_decoder else Decoder()).to(device)
     on_cuda = device.type == "cuda"
     if on_cuda:  # channels_last pays off with cuDNN; on CPU it measured slower (benchmarks/bench_train.py)
@@ -233,17 +234,16 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
     autocast_dtype = torch.bfloat16 if config.dtype == "bfloat16" or (config.dtype == "auto" and on_cuda) else None
 
     model = decoder
-    all_finite = None
+    average = None
     if dist_info.world > 1:
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(decoder, device_ids=[device.index] if on_cuda else None)
 
-        def all_finite(flag: torch.Tensor) -> torch.Tensor:
-            flag = flag.to(device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-            return flag
+        def average(values: torch.Tensor) -> torch.Tensor:
+            dist.all_reduce(values)  # a NaN on any rank makes the sum NaN: every rank skips together
+            return values / dist_info.world
     step_encoder = torch.compile(encoder) if config.compile else encoder
     step_model = torch.compile(model) if config.compile else model
 
@@ -288,7 +288,7 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
                 c, s = c.contiguous(memory_format=torch.channels_last), s.contiguous(memory_format=torch.channels_last)
             lr = learning_rate(config.lr, config.lr_decay, step)
             result = train_step(step_encoder, step_model, optimizer, c, s, weights, lr,
-                                autocast_dtype=autocast_dtype, all_finite=all_finite)
+                                autocast_dtype=autocast_dtype, average=average)
             in_a_row = 0 if result.applied else in_a_row + 1
             nonfinite_total += 0 if result.applied else 1
             if in_a_row >= config.max_nonfinite:
