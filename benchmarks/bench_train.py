@@ -4,7 +4,7 @@ The reference side is written here, independently, in the reference's own style:
 ``nn.Sequential`` VGG (sliced at relu1_1/2_1/3_1/4_1) and decoder, fp32 eager, images squashed to
 ``image_size`` x ``image_size`` then randomly cropped, one Adam step with inverse-time decay. Ours is
 ``adain.train_step.train_step`` fed by ``adain.data`` (shorter side resized, crop-first resizing),
-with bf16 autocast and channels_last on CUDA. Both use the same random weights.
+channels_last, and bf16 autocast on CUDA. Both use the same random weights.
 
 Two measurements, interleaved repetition by repetition (the machine is noisy; medians reported):
   * ``step``: the training step alone on a fixed batch already on the device;
@@ -176,7 +176,7 @@ def build(args, device):
     decoder = Decoder()
     decoder.load_state_dict(legacy_decoder_to_named(dec.state_dict()))
     encoder, decoder = frozen(encoder).to(device), decoder.to(device)
-    channels_last = args.channels_last if args.channels_last is not None else device.type == "cuda"
+    channels_last = args.channels_last if args.channels_last is not None else True
     if channels_last:
         encoder, decoder = encoder.to(memory_format=torch.channels_last), decoder.to(memory_format=torch.channels_last)
     step_encoder = torch.compile(encoder) if args.compile else encoder
