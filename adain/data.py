@@ -26,7 +26,8 @@ from torch import Tensor
 from .errors import ImageReadError, InputError
 from .io import list_images, read_image, resized_size
 
-__all__ = ["ImageStream", "PairDataset", "StepBatchSampler", "Batch", "collate_pairs", "positions_for_step"]
+__all__ = ["ImageStream", "PairDataset", "StepBatchSampler", "Batch", "collate_pairs", "positions_for_step",
+           "ignore_stop_signals"]
 
 _CONTENT_STREAM, _STYLE_STREAM = 0, 1
 
@@ -164,3 +165,16 @@ class StepBatchSampler(torch.utils.data.Sampler):
         while True:
             yield positions_for_step(step, self.batch_size, self.rank, self.world_size)
             step += 1
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """``worker_init_fn`` for loader processes: leave SIGINT/SIGTERM to the training process.
+
+    Ctrl-C (and many schedulers' SIGTERM) reach the whole process group; a loader worker that died of it
+    would make the next batch fail before the training process could write its checkpoint. The workers
+    exit when the training process shuts the loader down (or dies).
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

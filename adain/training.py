@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
-from .data import Batch, ImageStream, PairDataset, StepBatchSampler, collate_pairs
+from .data import Batch, ImageStream, PairDataset, StepBatchSampler, collate_pairs, ignore_stop_signals
 from .decoder import Decoder
 from .encoder import VGGEncoder
 from .errors import AdaINError, InputError
@@ -254,7 +254,7 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
     dataset = PairDataset(content, style)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatchSampler(start_step, config.batch_size, dist_info.rank, dist_info.world),
-        num_workers=config.workers, collate_fn=collate_pairs, pin_memory=on_cuda,
+        num_workers=config.workers, collate_fn=collate_pairs, pin_memory=on_cuda, worker_init_fn=ignore_stop_signals,
         prefetch_factor=4 if config.workers > 0 else None, persistent_workers=False,
     )
     samples = collate_pairs([dataset[k] for k in range(min(4, config.batch_size))]) if is_main else None

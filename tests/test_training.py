@@ -119,7 +119,7 @@ def test_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used(folders
 
 def _spawn(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "train", *args], cwd=REPO_ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "train", *args], cwd=REPO_ROOT, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -153,11 +153,12 @@ def test_a_sigkilled_run_resumes_from_its_last_checkpoint(folders, legacy_weight
     assert [int(r["step"]) for r in read_log(run / "log.csv")] == list(range(1, last + 3))
 
 
-def test_sigterm_writes_a_checkpoint_and_exits_cleanly(folders, legacy_weights, tmp_path):
+def test_sigterm_to_the_process_group_writes_a_checkpoint_and_exits_cleanly(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
-    proc = _spawn(args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "100000"))
+    proc = _spawn(args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "100000",
+                           "--workers", "1"))
     _wait_for(lambda: len(read_log(run / "log.csv")) >= 2, proc)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)  # as a scheduler does: the loader worker gets it too
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "--resume" in err

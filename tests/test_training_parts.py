@@ -164,3 +164,22 @@ def test_a_checkpoint_with_non_finite_weights_is_not_used(tmp_path):
 def test_crop_larger_than_image_size_is_refused():
     with pytest.raises(InputError, match="crop-size"):
         TrainConfig(content_dir="c", style_dir="s", image_size=128, crop_size=256).validate()
+
+
+def test_push_to_hub_uploads_the_final_folder(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, exist_ok=False):
+            calls.append(("create", repo_id, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, commit_message=""):
+            calls.append(("upload", folder_path, repo_id))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    from adain.training import _push
+
+    _push(tmp_path / "final", "me/my-decoder")
+    assert calls == [("create", "me/my-decoder", True), ("upload", str(tmp_path / "final"), "me/my-decoder")]
