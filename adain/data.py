@@ -88,6 +88,10 @@ class ImageStream:
                 return self._load_crop(path, rng), bad
             except ImageReadError as exc:
                 bad.append(str(exc))
+            except MemoryError:
+                raise
+            except Exception as exc:  # noqa: BLE001 -- a malformed file can fail deep in a decoder; skip it, listed
+                bad.append(f"{path}: cannot read image ({type(exc).__name__}: {exc})")
         raise InputError(f"{self.root}: none of the {n} images could be used ({bad[0] if bad else ''})")
 
     def _load_crop(self, path: Path, rng: np.random.Generator) -> Tensor:

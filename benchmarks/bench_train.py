@@ -207,10 +207,10 @@ def main(argv=None) -> int:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--quick", action="store_true", help="tiny CPU-friendly sizes: batch 2, crop 64, 2 steps x 3")
+    argv = sys.argv[1:] if argv is None else argv
+    if "--quick" in argv:  # smaller defaults; flags given explicitly still win
+        p.set_defaults(batch_size=2, crop_size=64, image_size=128, steps=2, reps=3, images=16, workers=2)
     args = p.parse_args(argv)
-    if args.quick:
-        args.batch_size, args.crop_size, args.image_size = 2, 64, 128
-        args.steps, args.reps, args.images, args.workers = 2, 3, 16, 2
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
