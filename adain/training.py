@@ -18,7 +18,7 @@ import signal
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,34 +42,34 @@ __all__ = ["TrainConfig", "TrainingError", "Interrupted", "train", "load_encoder
 class TrainConfig:
     """Every training option. Defaults follow the paper/reference-port recipe (DESIGN.md)."""
 
-    content_dir: str = ""  # folder of content images (searched recursively), e.g. MS-COCO train2014
-    style_dir: str = ""  # folder of style images, e.g. WikiArt
-    vgg: str = "default"  # encoder weights: a named weight, a package-format directory, or vgg_normalised.pth
-    out: str = "runs/adain"  # RUN_DIR: checkpoints, logs, samples, final/
-    max_iter: int = 160_000  # optimisation steps
-    batch_size: int = 8  # image pairs per step (per process in data-parallel runs)
-    lr: float = 1e-4  # Adam learning rate at step 0
-    lr_decay: float = 5e-5  # inverse-time decay: lr / (1 + lr_decay * step)
-    content_weight: float = 1.0
-    style_weight: float = 10.0  # mean reduction, like the reference port
-    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # factors for relu1_1..relu4_1
-    image_size: int = 512  # shorter side after resizing (aspect kept), pixels
-    crop_size: int = 256  # random square crop, pixels
-    min_image_side: int = 64  # images with a shorter side below this are skipped as too small
-    max_bad_fraction: float = 0.05  # stop if more than this fraction of either folder is unreadable
-    max_nonfinite: int = 20  # stop after this many non-finite losses in a row
-    save_every: int = 1000  # steps between checkpoints (a SIGKILL loses at most this many)
-    keep_checkpoints: int = 3  # newest checkpoints kept
-    sample_every: int = 1000  # steps between sample grids (0: none)
-    log_every: int = 10  # steps averaged per log row
-    seed: int = 0  # fixes initialisation, data order and crops
-    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
-    workers: int = 4  # data-loading processes (0: load in the training process)
-    resume: bool = False  # continue from the newest valid checkpoint in RUN_DIR
-    init_decoder: str = ""  # start from these decoder weights (directory, decoder.pth or name) to fine-tune
-    push_to_hub: str = ""  # upload RUN_DIR/final to this Hugging Face Hub repo at the end
-    compile: bool = False  # torch.compile the decoder and encoder
-    dtype: str = "auto"  # "auto" (bfloat16 autocast on CUDA, float32 elsewhere), "float32", "bfloat16"
+    content_dir: str = field(default="", metadata={"help": 'folder of content images (searched recursively), e.g. MS-COCO train2014'})
+    style_dir: str = field(default="", metadata={"help": 'folder of style images, e.g. WikiArt'})
+    vgg: str = field(default="default", metadata={"help": 'encoder weights: a named weight, a package-format directory, or vgg_normalised.pth'})
+    out: str = field(default="runs/adain", metadata={"help": 'RUN_DIR: checkpoints, logs, samples, final/'})
+    max_iter: int = field(default=160_000, metadata={"help": 'optimisation steps'})
+    batch_size: int = field(default=8, metadata={"help": 'image pairs per step (per process in data-parallel runs)'})
+    lr: float = field(default=1e-4, metadata={"help": 'Adam learning rate at step 0'})
+    lr_decay: float = field(default=5e-5, metadata={"help": 'inverse-time decay: lr / (1 + lr_decay * step)'})
+    content_weight: float = field(default=1.0, metadata={"help": "weight of the content loss"})
+    style_weight: float = field(default=10.0, metadata={"help": 'weight of the style loss (mean reduction, like the reference port)'})
+    style_layer_weights: tuple[float, ...] = field(default=(1.0, 1.0, 1.0, 1.0), metadata={"help": 'factors for relu1_1..relu4_1'})
+    image_size: int = field(default=512, metadata={"help": 'shorter side after resizing (aspect kept), pixels'})
+    crop_size: int = field(default=256, metadata={"help": 'random square crop, pixels'})
+    min_image_side: int = field(default=64, metadata={"help": 'images with a shorter side below this are skipped as too small'})
+    max_bad_fraction: float = field(default=0.05, metadata={"help": 'stop if more than this fraction of either folder is unreadable'})
+    max_nonfinite: int = field(default=20, metadata={"help": 'stop after this many non-finite losses in a row'})
+    save_every: int = field(default=1000, metadata={"help": 'steps between checkpoints (a SIGKILL loses at most this many)'})
+    keep_checkpoints: int = field(default=3, metadata={"help": 'newest checkpoints kept'})
+    sample_every: int = field(default=1000, metadata={"help": 'steps between sample grids (0: none)'})
+    log_every: int = field(default=10, metadata={"help": 'steps averaged per log row'})
+    seed: int = field(default=0, metadata={"help": 'fixes initialisation, data order and crops'})
+    device: str = field(default="auto", metadata={"help": '"auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...'})
+    workers: int = field(default=4, metadata={"help": 'data-loading processes (0: load in the training process)'})
+    resume: bool = field(default=False, metadata={"help": 'continue from the newest valid checkpoint in RUN_DIR'})
+    init_decoder: str = field(default="", metadata={"help": 'start from these decoder weights (directory, decoder.pth or name) to fine-tune'})
+    push_to_hub: str = field(default="", metadata={"help": 'upload RUN_DIR/final to this Hugging Face Hub repo at the end'})
+    compile: bool = field(default=False, metadata={"help": 'torch.compile the decoder and encoder'})
+    dtype: str = field(default="auto", metadata={"help": '"auto" (bfloat16 autocast on CUDA, float32 elsewhere), "float32", "bfloat16"'})
 
     def validate(self) -> TrainConfig:
         for name in ("content_dir", "style_dir"):
@@ -163,13 +163,17 @@ def _init_distributed(device_spec: str) -> _Dist:
 
 def _device(spec: str, dist_info: _Dist) -> torch.device:
     if spec == "auto":
-        spec = f"cuda:{dist_info.local_rank}" if torch.cuda.is_available() else "cpu"
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda":  # one GPU per process in data-parallel runs
+        spec = f"cuda:{dist_info.local_rank}"
     try:
         device = torch.device(spec)
     except RuntimeError:
         raise InputError(f"--device: unknown device {spec!r} (use auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda: CUDA is not available here; use --device cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     return device
 
 
@@ -275,7 +279,7 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
         return path
 
     stop: dict = {}
-    in_a_row, window, last_saved = 0, [], start_step
+    in_a_row, window, last_saved, last_path = 0, [], start_step, None
     tick = time.perf_counter()
     batches = iter(loader)
     with _stop_on_signals(stop):
@@ -308,10 +312,9 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
             if is_main and config.sample_every and done % config.sample_every == 0:
                 _write_samples(decoder, encoder, samples, device, run_dir / "samples" / f"step-{done:08d}.png")
             if done % config.save_every == 0:
-                last_saved = done
-                checkpoint(done)
+                last_saved, last_path = done, checkpoint(done)
             if _should_stop(stop, dist_info, device):
-                path = checkpoint(done) if last_saved != done else None
+                path = checkpoint(done) if last_saved != done else last_path
                 if log:
                     log.close()
                 raise Interrupted(done, path)

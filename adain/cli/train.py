@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         default = f.default if f.default is not MISSING else None
         kind = hints[f.name]
-        help_text = f"default: {default!r}" if default not in ("", None) else "default: none"
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f.metadata.get("help", "") + (f" (default: {shown})" if default not in ("", None) else "")
         if kind is bool:
             parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=help_text)
