@@ -29,10 +29,10 @@ from torch import nn
 from .checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
 from .data import Batch, ImageStream, PairDataset, StepBatchSampler, collate_pairs, ignore_stop_signals
 from .decoder import Decoder
-from .encoder import VGGEncoder
 from .errors import AdaINError, InputError
 from .train_report import ScalarLog, draw_loss_curve, sample_grid
 from .train_step import LossWeights, StepResult, frozen, learning_rate, make_optimizer, train_step
+from .train_weights import export_final, load_decoder, load_encoder, push_to_hub
 
 __all__ = ["TrainConfig", "TrainingError", "Interrupted", "train", "load_encoder", "load_decoder", "find_resume_state",
            "config_from", "main"]
@@ -102,42 +102,6 @@ class Interrupted(AdaINError):
 
 
 Callback = Callable[[str, dict[str, Any]], None]
-
-
-# ---- weights ---------------------------------------------------------------------------------------
-
-def load_encoder(spec: str) -> VGGEncoder:
-    """The VGG encoder from a package directory, a legacy ``vgg_normalised.pth``, or a named weight."""
-    from .model import AdaINModel
-    from .pretrained import load_pretrained
-
-    path = Path(spec)
-    if path.is_dir():
-        return AdaINModel.from_pretrained(path).encoder
-    if path.suffix in (".pth", ".pt", ".t7"):
-        from .legacy import legacy_vgg_to_named, read_legacy_state_dict
-
-        encoder = VGGEncoder("relu5_1")
-        encoder.load_state_dict(legacy_vgg_to_named(read_legacy_state_dict(path, "VGG"), str(path)), strict=True)
-        return encoder
-    return load_pretrained(spec).encoder
-
-
-def load_decoder(spec: str) -> Decoder:
-    """Decoder weights to fine-tune from: a package directory, a legacy ``decoder.pth``, or a named weight."""
-    from .model import AdaINModel
-    from .pretrained import load_pretrained
-
-    path = Path(spec)
-    if path.is_dir():
-        return AdaINModel.from_pretrained(path).decoder
-    if path.suffix in (".pth", ".pt"):
-        from .legacy import legacy_decoder_to_named, read_legacy_state_dict
-
-        decoder = Decoder()
-        decoder.load_state_dict(legacy_decoder_to_named(read_legacy_state_dict(path, "decoder"), str(path)), strict=True)
-        return decoder
-    return load_pretrained(spec).decoder
 
 
 # ---- process setup ---------------------------------------------------------------------------------
@@ -323,10 +287,12 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
     final = run_dir / "final"
     if is_main:
         log.close()
-        _export(encoder, decoder, config, final)
+        export_final(encoder, decoder, final, description=(
+            f"Decoder trained with adain train: {config.max_iter} steps, batch {config.batch_size}, content "
+            f"{config.content_dir}, style {config.style_dir}, style weight {config.style_weight}."))
         draw_loss_curve(run_dir / "log.csv", run_dir / "loss_curve.png")
         if config.push_to_hub:
-            _push(final, config.push_to_hub)
+            push_to_hub(final, config.push_to_hub)
         emit("done", {"final": final, "nonfinite_skipped": nonfinite_total, "bad_images": len(bad)})
     return final
 
@@ -375,27 +341,6 @@ def _write_samples(decoder: nn.Module, encoder: nn.Module, samples: Batch, devic
     c, s = samples.content.to(device), samples.style.to(device)
     out = decoder(adain(encoder(c)[CONTENT_LAYER], encoder(s)[CONTENT_LAYER]))
     sample_grid(c, s, out, path)
-
-
-def _export(encoder: VGGEncoder, decoder: Decoder, config: TrainConfig, final: Path) -> None:
-    from .model import AdaINModel, ModelConfig
-
-    model = AdaINModel(ModelConfig(encoder_last_layer=encoder.last_layer, description=(
-        f"Decoder trained with adain train: {config.max_iter} steps, batch {config.batch_size}, content "
-        f"{config.content_dir}, style {config.style_dir}, style weight {config.style_weight}.")))
-    model.encoder.load_state_dict(encoder.state_dict())
-    model.decoder.load_state_dict(decoder.state_dict())
-    model.save_pretrained(final)
-
-
-def _push(final: Path, repo: str) -> None:
-    try:
-        from huggingface_hub import HfApi
-    except ImportError:
-        raise InputError("--push-to-hub needs huggingface_hub (pip install huggingface_hub)") from None
-    api = HfApi()
-    api.create_repo(repo, exist_ok=True)
-    api.upload_folder(folder_path=str(final), repo_id=repo, commit_message="adain train: final decoder")
 
 
 def find_resume_state(run_dir: str | os.PathLike, on_invalid: Callable[[Path, str], None] | None = None) -> dict | None:

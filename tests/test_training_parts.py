@@ -179,7 +179,7 @@ def test_push_to_hub_uploads_the_final_folder(tmp_path, monkeypatch):
             calls.append(("upload", folder_path, repo_id))
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    from adain.training import _push
+    from adain.train_weights import push_to_hub
 
-    _push(tmp_path / "final", "me/my-decoder")
+    push_to_hub(tmp_path / "final", "me/my-decoder")
     assert calls == [("create", "me/my-decoder", True), ("upload", str(tmp_path / "final"), "me/my-decoder")]
