@@ -1,0 +1,1 @@
+"""The training program: ``python -m train ...`` (the engine is ``adain.training``; recipes in ``configs/``)."""
