@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["calc_mean_std", "adain", "adain_with_stats", "blend_stats", "masked_adain", "coral"]
+__all__ = ["calc_mean_std", "masked_mean_std", "adain", "adain_with_stats", "blend_stats", "masked_adain", "coral"]
 
 EPS = 1e-5
 
@@ -87,8 +87,8 @@ def blend_stats(means: Sequence[Tensor], stds: Sequence[Tensor], weights: Sequen
     return mean, std
 
 
-def _masked_mean_std(feat: Tensor, region: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """Mean/std of ``feat`` (N, C, H, W) over positions where ``region`` (N, 1, H, W) is True."""
+def masked_mean_std(feat: Tensor, region: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
+    """Mean/std (unbiased, + eps) of ``feat`` (N, C, H, W) over positions where ``region`` (N or 1, 1, H, W) is True."""
     w = region.to(feat.dtype)
     count = w.sum(dim=(2, 3), keepdim=True)
     mean = (feat * w).sum(dim=(2, 3), keepdim=True) / count.clamp_min(1)
@@ -121,7 +121,7 @@ def masked_adain(
     for region, (s_mean, s_std) in ((mask, foreground), (~mask, background)):
         if not bool(region.any()):
             continue
-        c_mean, c_std = _masked_mean_std(x, region, eps)
+        c_mean, c_std = masked_mean_std(x, region, eps)
         styled = (x - c_mean) / c_std * s_std + s_mean
         out = torch.where(region, styled, out)
     return out.to(content.dtype)

@@ -22,7 +22,7 @@ from . import _prep as prep
 from . import io
 from .errors import InputError
 from .model import AdaINModel
-from .ops import blend_stats, calc_mean_std, coral
+from .ops import blend_stats, calc_mean_std, coral, masked_mean_std
 
 __all__ = ["Stylizer", "stylize", "METHODS", "BYTES_PER_PIXEL"]
 
@@ -38,16 +38,6 @@ about 1070; the full-resolution 64-channel convs and their reflection-padded cop
 precision needs half of it. Used to refuse images that cannot fit before allocating anything."""
 
 # ---- feature statistics over the valid region ------------------------------------------------------
-
-
-def _region_stats(feat: Tensor, region: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """Mean/std (unbiased, + eps, float32) of ``feat`` (N, C, h, w) over ``region`` (1, 1, h, w) bool."""
-    x = feat.float()
-    w = region.to(x.dtype)
-    count = w.sum()
-    mean = (x * w).sum(dim=(2, 3), keepdim=True) / count.clamp_min(1)
-    var = ((x - mean) ** 2 * w).sum(dim=(2, 3), keepdim=True) / (count - 1).clamp_min(1)
-    return mean, (var + eps).sqrt()
 
 
 def _apply_stats(feat: Tensor, c_stats, s_stats) -> Tensor:
@@ -268,7 +258,7 @@ class Stylizer:
         out = torch.zeros(f_c.shape, dtype=torch.float32, device=f_c.device)
         for region, s_stats in ((fg, stats[0]), (~fg, stats[1])):
             if bool((region & valid).any()):
-                styled = _apply_stats(f_c, _region_stats(f_c, region & valid, self.eps), s_stats)
+                styled = _apply_stats(f_c, masked_mean_std(f_c.float(), region & valid, self.eps), s_stats)
                 out = torch.where(region, styled, out)
         return out
 
