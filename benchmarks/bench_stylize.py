@@ -28,42 +28,14 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
-
-
-def reference_vgg_to_relu4_1() -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
-    cin = 3
-    for item in [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512]:
-        if item == "M":
-            layers.append(nn.MaxPool2d(2, 2, (0, 0), ceil_mode=True))
-        else:
-            layers += [nn.ReflectionPad2d(1), nn.Conv2d(cin, item, 3), nn.ReLU()]
-            cin = item
-    return nn.Sequential(*layers)
-
-
-def reference_decoder() -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for item in [(512, 256), "U", (256, 256), (256, 256), (256, 256), (256, 128), "U", (128, 128), (128, 64), "U", (64, 64)]:
-        if item == "U":
-            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
-        else:
-            layers += [nn.ReflectionPad2d(1), nn.Conv2d(*item, 3), nn.ReLU()]
-    layers += [nn.ReflectionPad2d(1), nn.Conv2d(64, 3, 3)]
-    return nn.Sequential(*layers)
-
-
-def reference_mean_std(feat, eps=1e-5):
-    n, c = feat.shape[:2]
-    var = feat.view(n, c, -1).var(dim=2) + eps
-    return feat.view(n, c, -1).mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
 
 
 @torch.no_grad()
 def reference_style_transfer(vgg, decoder, content, style, alpha=1.0):
     content_f, style_f = vgg(content), vgg(style)
-    s_mean, s_std = reference_mean_std(style_f)
-    c_mean, c_std = reference_mean_std(content_f)
+    s_mean, s_std = ref_mean_std(style_f)
+    c_mean, c_std = ref_mean_std(content_f)
     feat = (content_f - c_mean) / c_std * s_std + s_mean
     return decoder(feat * alpha + content_f * (1 - alpha))
 
@@ -85,7 +57,7 @@ def bench_size(width: int, height: int, args, device: torch.device) -> dict:
     gen = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, height, width, generator=gen).to(device)
     style = torch.rand(1, 3, 512, 512, generator=gen).to(device)
-    vgg, dec = reference_vgg_to_relu4_1().to(device).eval(), reference_decoder().to(device).eval()
+    vgg, dec = ref_vgg()[:31].to(device).eval(), ref_decoder().to(device).eval()
     stylizer = adain.Stylizer(adain.AdaINModel().eval(), device, args.dtype)
     cached = adain.Stylizer(adain.AdaINModel().eval(), device, args.dtype).set_style(style[0], style_size=None)
 
