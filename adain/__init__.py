@@ -9,6 +9,8 @@ from .errors import WeightsNotFoundError as WeightsNotFoundError
 from .model import AdaINModel as AdaINModel
 from .model import ModelConfig as ModelConfig
 from .ops import adain as adain
+from .optimization import GatysProgress as GatysProgress
+from .optimization import gatys as gatys
 from .pretrained import list_pretrained as list_pretrained
 from .pretrained import load_pretrained as load_pretrained
 
@@ -21,10 +23,12 @@ __all__ = [
     "ImageReadError",
     "InputError",
     "ModelConfig",
+    "GatysProgress",
     "WeightsError",
     "WeightsNotFoundError",
     "__version__",
     "adain",
+    "gatys",
     "list_pretrained",
     "load_pretrained",
 ]
