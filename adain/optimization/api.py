@@ -176,7 +176,7 @@ def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, 
         fits = largest_fitting_size(height, width, budget,
                                     lambda h, w: plan_memory(opts, h, w, style_sizes(h, w), feature_bytes))
         hint = f"the largest size that fits is about {min(fits)} px (content_size={min(fits)})" if fits else \
-            "not even a 64 px image fits"
+            "not even a 16 px image fits"
         if opts.on_oom == "error" or fits is None:
             raise InputError(
                 f"content_size: optimising {width}x{height} needs about {estimate.total / 2**30:.2f} GiB on {device} "

@@ -132,14 +132,14 @@ def available_memory(device: torch.device, limit: int | None = None) -> int:
 def largest_fitting_size(height: int, width: int, budget: int, estimate) -> tuple[int, int] | None:
     """The largest ``(h, w)`` with ``width / height`` kept whose ``estimate(h, w).total`` fits ``budget``.
 
-    ``estimate`` maps ``(h, w)`` to a ``MemoryEstimate``. Returns ``None`` if not even a 64 px shorter side fits.
+    ``estimate`` maps ``(h, w)`` to a ``MemoryEstimate``. Returns ``None`` if not even a 16 px shorter side fits.
     """
     short = min(height, width)
 
     def scaled(s: int) -> tuple[int, int]:
         return max(1, round(height * s / short)), max(1, round(width * s / short))
 
-    lo, hi = 64, short
+    lo, hi = min(16, short), short
     if estimate(*scaled(lo)).total > budget:
         return None
     while lo < hi:

@@ -177,7 +177,7 @@ def optimize_scale(
     it never stops early. Adam starts from ``adam_state`` (moments of the previous scale, resized) and
     clamps the image to [0, 1] after each step. ``report(step, losses)`` returning True stops the run.
     """
-    x = init.detach().clone().requires_grad_(True)
+    x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=history_size,
                                 tolerance_grad=0.0, tolerance_change=0.0, line_search_fn=None)

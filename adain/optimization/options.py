@@ -19,9 +19,18 @@ from ..errors import InputError
 from ..io import ImageLike
 from .losses import STYLE_LOSSES
 
-__all__ = ["GatysOptions", "options_signature", "LAYER_WEIGHTINGS"]
+__all__ = ["GatysOptions", "options_signature", "LAYER_WEIGHTINGS", "CHOICES"]
 
 LAYER_WEIGHTINGS = ("equal", "inverse_square", "geometric")
+
+CHOICES: dict[str, tuple] = {
+    "style_loss": tuple(STYLE_LOSSES),
+    "optimizer": ("lbfgs", "adam"),
+    "preserve_color": (None, "luminance", "match"),
+    "pooling": ("max", "avg"),
+    "on_oom": ("error", "shrink"),
+}
+"""The fixed choices of the string options (the command line offers the same)."""
 
 
 @dataclass(frozen=True)
@@ -187,11 +196,8 @@ def _validate(opts: GatysOptions) -> None:
     ) or sum(lw) <= 0:
         _fail("layer_weights", f"must be one of {LAYER_WEIGHTINGS} or {len(opts.style_layers)} non-negative "
                                f"numbers (one per style layer, not all 0), got {lw!r}")
-    _choice(opts, "style_loss", tuple(STYLE_LOSSES))
-    _choice(opts, "optimizer", ("lbfgs", "adam"))
-    _choice(opts, "preserve_color", (None, "luminance", "match"))
-    _choice(opts, "pooling", ("max", "avg"))
-    _choice(opts, "on_oom", ("error", "shrink"))
+    for name, choices in CHOICES.items():
+        _choice(opts, name, choices)
     if isinstance(opts.init, str) and opts.init not in ("content", "noise"):
         from pathlib import Path
 

@@ -19,7 +19,7 @@ def pyramid_sizes(height: int, width: int, *, min_size: int = 128, factor: float
     short = min(height, width)
     sizes = [(height, width)]
     k = 1
-    while short / factor**k >= min_size:
+    while short / factor**k >= min_size - 1e-6:  # tolerance: sqrt(2)**2 is not exactly 2
         s = factor**k
         sizes.append((max(1, round(height / s)), max(1, round(width / s))))
         k += 1
