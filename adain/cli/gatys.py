@@ -15,7 +15,7 @@ __all__ = ["register"]
 _SPECIAL = {"content", "style", "model", "callback", "masks", "init", "layer_weights", "style_blend",
             "content_layers", "style_layers", "device", "dtype", "preserve_color"}
 # Options whose default is None but which take a number on the command line.
-_NUMERIC_NONE = {"content_size": int, "style_size": int, "lr": float, "average_decay": float, "memory_limit": int}
+_NUMERIC_NONE = {"coarse_iterations": int, "content_size": int, "style_size": int, "lr": float, "average_decay": float, "memory_limit": int}
 
 
 def _flag(name: str) -> str:
@@ -116,9 +116,11 @@ def _run(args) -> int:
         nonlocal bar
         if args.quiet:
             return
-        if bar is None:
-            bar = tqdm(total=p.scales * p.steps, unit="step", dynamic_ncols=True)
-        bar.set_description(f"scale {p.scale + 1}/{p.scales} {p.size[1]}x{p.size[0]}")
+        if p.step == 1:  # one bar per pyramid scale
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=p.steps, unit="step", dynamic_ncols=True,
+                       desc=f"scale {p.scale + 1}/{p.scales} {p.size[1]}x{p.size[0]}")
         bar.set_postfix(loss=f"{p.losses['total']:.4g}", mem=f"{p.peak_memory / 2**20:.0f}MiB", refresh=False)
         bar.update(1)
 

@@ -214,11 +214,13 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
     layer_weights = opts.layer_weight_values()
     loss_cls = STYLE_LOSSES[opts.style_loss]
     sizes = pyramid_sizes(*size, min_size=opts.min_size) if opts.pyramid else [size]
-    steps, lr, decay = opts.iterations, opts.resolved_lr(), opts.resolved_decay()
+    lr, decay = opts.resolved_lr(), opts.resolved_decay()
     gen = torch.Generator().manual_seed(opts.seed)
 
     x, adam_state, pool_scale = None, None, None
     for index, hw in enumerate(sizes):
+        final = index == len(sizes) - 1
+        steps = opts.iterations if final or opts.coarse_iterations is None else opts.coarse_iterations
         content_s = resize(content, hw)
         grey = content_s.expand(-1, 3, -1, -1)
         if pool_scale is None and opts.pooling == "avg":
@@ -249,7 +251,7 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
         else:
             x = resize(x, hw)
 
-        def report(step: int, losses: dict[str, float], index=index, hw=hw) -> bool:
+        def report(step: int, losses: dict[str, float], index=index, hw=hw, steps=steps) -> bool:
             if callback is None:
                 return False
             progress = make_progress(index, len(sizes), hw, step, steps, losses, start, device)

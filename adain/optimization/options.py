@@ -57,7 +57,8 @@ class GatysOptions:
         normalize_gradients: L1-normalise each term's gradient w.r.t. its features (Lua original).
     Optimisation:
         optimizer: ``"lbfgs"`` or ``"adam"``; lr: step size (``None``: 1.0 for L-BFGS, 0.02 for Adam).
-        iterations: steps per pyramid scale. history_size: L-BFGS (s, y) pairs kept.
+        iterations: steps at the final scale; coarse_iterations: steps at each smaller pyramid scale
+            (``None``: same as ``iterations``). history_size: L-BFGS (s, y) pairs kept.
         seed: seeds the noise init (same seed, same device -> same pixels).
         init: ``"content"``, ``"noise"`` or an image.
         pyramid: optimise at sqrt(2)-spaced scales from ``min_size`` up (shorter side, px).
@@ -90,6 +91,7 @@ class GatysOptions:
     optimizer: str = "lbfgs"
     lr: float | None = None
     iterations: int = 300
+    coarse_iterations: int | None = None
     history_size: int = 100
     seed: int = 0
     init: Union[str, ImageLike] = "content"
@@ -173,6 +175,7 @@ def _validate(opts: GatysOptions) -> None:
     _positive_int(opts, "content_size", allow_none=True)
     _positive_int(opts, "style_size", allow_none=True)
     _positive_int(opts, "iterations")
+    _positive_int(opts, "coarse_iterations", allow_none=True)
     _positive_int(opts, "history_size")
     _positive_int(opts, "min_size", minimum=16)
     _positive_int(opts, "memory_limit", allow_none=True)
