@@ -104,8 +104,8 @@ def test_larger_style_weight_lowers_style_loss(model):
 
 def test_luminance_preservation_keeps_the_content_chroma(model):
     c, _ = _images()
-    kept = _run(model, preserve_color="luminance", style_weight=1000.0, iterations=8)
-    free = _run(model, style_weight=1000.0, iterations=8)
+    kept = _run(model, preserve_color="luminance", style_weight=1000.0, iterations=6)
+    free = _run(model, style_weight=1000.0, iterations=6)
     err_kept = float((_chroma(kept.clamp(0, 1)) - _chroma(c)).abs().mean())
     err_free = float((_chroma(free.clamp(0, 1)) - _chroma(c)).abs().mean())
     assert err_kept < 0.02
@@ -137,7 +137,7 @@ def test_tv_weight_lowers_total_variation(model):
 
 
 def test_averaging_changes_the_output(model):
-    assert not torch.allclose(_run(model, average=True), _run(model, average=False))
+    assert not torch.allclose(_run(model, average=True, iterations=4), _run(model, average=False, iterations=4))
 
 
 def test_pyramid_reaches_the_target_size_through_growing_scales(model):
@@ -154,9 +154,9 @@ def test_pyramid_reaches_the_target_size_through_growing_scales(model):
 def test_blend_weights_select_styles(model):
     c, s = _images()
     other = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(9))
-    only_first = _run(model, style=[s, other], style_blend=(1.0, 0.0))
-    alone = _run(model, style=s)
-    mixed = _run(model, style=[s, other], style_blend=(1.0, 1.0))
+    only_first = _run(model, style=[s, other], style_blend=(1.0, 0.0), iterations=3)
+    alone = _run(model, style=s, iterations=3)
+    mixed = _run(model, style=[s, other], style_blend=(1.0, 1.0), iterations=3)
     torch.testing.assert_close(only_first, alone)
     assert not torch.allclose(mixed, alone)
 
@@ -169,7 +169,9 @@ def test_style_scale_changes_the_output(model):
 @pytest.mark.parametrize("style_loss", ["gram", "mean_std", "wasserstein"])
 def test_each_style_loss_reduces_its_objective(model, style_loss):
     totals = []
-    _run(model, style_loss=style_loss, iterations=8, callback=lambda p: totals.append(p.losses["style"]))
+    # Shallow layers only: the 512-channel Wasserstein eigendecompositions are slow on a busy CPU.
+    _run(model, style_loss=style_loss, style_layers=("relu1_1", "relu2_1"), iterations=5,
+         callback=lambda p: totals.append(p.losses["style"]))
     assert totals[-1] < totals[0]
 
 
@@ -186,17 +188,17 @@ def test_init_image_and_noise_start_elsewhere_than_the_content(model):
 
 
 def test_normalised_gradients_and_layer_weightings_run_and_differ(model):
-    base = _run(model)
+    base = _run(model, iterations=3)
     for options in ({"normalize_gradients": True, "optimizer": "adam"}, {"layer_weights": "inverse_square"},
                     {"layer_weights": "geometric"}, {"layer_weights": (0, 0, 0, 0, 1)}):
-        out = _run(model, **options)
+        out = _run(model, iterations=3, **options)
         assert torch.isfinite(out).all()
         assert not torch.allclose(out, base), options
 
 
 def test_bf16_autocast_runs_and_stays_close_to_float32(model):
-    full = _run(model, iterations=3)
-    half = _run(model, iterations=3, dtype="bfloat16")
+    full = _run(model, iterations=2)
+    half = _run(model, iterations=2, dtype="bfloat16")
     assert torch.isfinite(half).all()
     assert float((full - half).abs().mean()) < 0.05
 

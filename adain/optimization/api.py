@@ -217,7 +217,7 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
     lr, decay = opts.resolved_lr(), opts.resolved_decay()
     gen = torch.Generator().manual_seed(opts.seed)
 
-    x, adam_state, pool_scale = None, None, None
+    x, adam_state, pool_scale, previous_content = None, None, None, None
     for index, hw in enumerate(sizes):
         final = index == len(sizes) - 1
         steps = opts.iterations if final or opts.coarse_iterations is None else opts.coarse_iterations
@@ -249,7 +249,11 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
         if x is None:
             x = _initial(opts, content_s, hw, gen, luminance).to(device)
         else:
-            x = resize(x, hw)
+            # Upsample only what the optimisation changed (the image minus the content at the previous
+            # scale) and add it to the sharper content at this scale: an upsampled image alone is blurry,
+            # which costs many full-size steps to undo.
+            x = content_s + resize(x - previous_content, hw)
+        previous_content = content_s
 
         def report(step: int, losses: dict[str, float], index=index, hw=hw, steps=steps) -> bool:
             if callback is None:
