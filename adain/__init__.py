@@ -10,6 +10,8 @@ from .errors import WeightsOfflineError as WeightsOfflineError
 from .model import AdaINModel as AdaINModel
 from .model import ModelConfig as ModelConfig
 from .ops import adain as adain
+from .optimization import GatysProgress as GatysProgress
+from .optimization import gatys as gatys
 from .pretrained import list_pretrained as list_pretrained
 from .pretrained import load_pretrained as load_pretrained
 from .stylize import Stylizer as Stylizer
@@ -24,12 +26,14 @@ __all__ = [
     "ImageReadError",
     "InputError",
     "ModelConfig",
+    "GatysProgress",
     "Stylizer",
     "WeightsError",
     "WeightsNotFoundError",
     "WeightsOfflineError",
     "__version__",
     "adain",
+    "gatys",
     "list_pretrained",
     "load_pretrained",
     "stylize",

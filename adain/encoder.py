@@ -8,7 +8,7 @@ uses ``ceil_mode=True``, as in the reference.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +67,14 @@ class VGGEncoder(nn.Module):
                 break
         self.layer_names = LAYER_NAMES[: LAYER_NAMES.index(last_layer) + 1]
 
-    def forward(self, x: Tensor, layers: Iterable[str] = (CONTENT_LAYER,), *, pooling: str = "max") -> dict[str, Tensor]:
+    def forward(
+        self,
+        x: Tensor,
+        layers: Iterable[str] = (CONTENT_LAYER,),
+        *,
+        pooling: str = "max",
+        pool_scale: Mapping[str, float] | None = None,
+    ) -> dict[str, Tensor]:
         """Run the encoder as far as the deepest requested layer.
 
         Arguments:
@@ -76,6 +83,9 @@ class VGGEncoder(nn.Module):
             layers: names from ``layer_names`` to return (e.g. ``("relu1_1", "relu4_1")``).
             pooling: ``"max"`` (the network as trained) or ``"avg"`` (smoother gradients, used by the
                optimisation backend).
+            pool_scale: optional ``{"pool1": factor, ...}`` multiplying a pooling layer's output; the
+               optimisation backend uses it to give average pooling the activation magnitude of max
+               pooling. Absent names are left unscaled.
         Returns:
             ``{name: (N, C, H', W') features}`` for each requested name.
         """
@@ -99,6 +109,8 @@ class VGGEncoder(nn.Module):
                 h = torch.relu(h) if "conv" + name[len("relu"):] in wanted else torch.relu_(h)
             else:
                 h = pool(h, kernel_size=2, stride=2, ceil_mode=True)
+                if pool_scale is not None and name in pool_scale:
+                    h = h * pool_scale[name]
             if name in wanted:
                 out[name] = h
         return out

@@ -18,7 +18,7 @@ from ..errors import AdaINError
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules, in the order `adain --help` lists them.
-COMMANDS: tuple[str, ...] = ("stylize", "train", "download", "convert")
+COMMANDS: tuple[str, ...] = ("stylize", "gatys", "train", "download", "convert")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

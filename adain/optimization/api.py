@@ -1,0 +1,288 @@
+"""``adain.gatys``: image optimisation style transfer (Gatys, Ecker & Bethge 2016) on the package's VGG.
+
+This module owns the edges of the backend: reading inputs, choosing the device and precision,
+checking memory before allocating, building each pyramid scale's targets and running the scales.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from ..errors import InputError
+from ..io import ImageLike, tensor_to_pil, to_tensor
+from ..ops import coral
+from . import colour
+from .losses import STYLE_LOSSES, ContentLoss
+from .memory import MemoryEstimate, available_memory, estimate_memory, largest_fitting_size
+from .optimize import GatysProgress, Objective, make_progress, optimize_scale
+from .options import GatysOptions, options_signature
+from .pyramid import pyramid_sizes, resize
+
+__all__ = ["gatys", "gatys_tensor", "GatysProgress", "GatysOptions", "plan_memory"]
+
+Callback = Callable[[GatysProgress], "bool | None"]
+
+_POOLS = {"pool1": "relu1_2", "pool2": "relu2_2", "pool3": "relu3_4", "pool4": "relu4_4"}
+
+
+def gatys(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model=None,
+          callback: Callback | None = None, **options) -> Image.Image:
+    """Stylize ``content`` with ``style`` by optimising the image (Gatys et al. 2016).
+
+    Arguments:
+        content: the content image (path, ``PIL.Image``, numpy array or tensor, as ``adain.stylize``).
+        style: one style image, or a list of them (blended with ``style_blend``, or placed by ``masks``).
+        model: an ``AdaINModel`` whose encoder (to relu5_1) is used; ``None`` = ``adain.load_pretrained()``.
+        callback: called with a ``GatysProgress`` after every step; returning ``True`` stops early.
+        **options: any ``GatysOptions`` field (``content_size``, ``style_weight``, ``iterations``, ...).
+    Returns:
+        An RGB ``PIL.Image`` of the content's size after ``content_size`` resizing.
+    Raises:
+        InputError: a bad option or image, or a run the memory estimate says will not fit.
+    """
+    return tensor_to_pil(gatys_tensor(content, style, model=model, callback=callback, **options).clamp(0, 1))
+
+
+gatys.__signature__ = options_signature(gatys, list(inspect.signature(gatys).parameters.values())[:4])
+
+
+def _make_options(options: dict) -> GatysOptions:
+    known = {p for p in GatysOptions.__dataclass_fields__}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"unknown option(s) {unknown}; options are {sorted(known)}")
+    return GatysOptions(**options)
+
+
+def _device(opts: GatysOptions) -> torch.device:
+    if opts.device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(opts.device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device: {opts.device!r} requested but CUDA is not available")
+    return device
+
+
+def _autocast_dtype(opts: GatysOptions, device: torch.device) -> torch.dtype | None:
+    if opts.dtype in ("bfloat16", torch.bfloat16):
+        return torch.bfloat16
+    if opts.dtype is None and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def _styles(style) -> list:
+    return list(style) if isinstance(style, (list, tuple)) else [style]
+
+
+def plan_memory(opts: GatysOptions, height: int, width: int, style_sizes: list[tuple[int, int]],
+                feature_bytes: int) -> MemoryEstimate:
+    """The memory estimate for optimising ``height x width`` with ``opts`` (see ``adain.optimization.memory``)."""
+    layers = list(opts.content_layers) + list(opts.style_layers)
+    from ..encoder import LAYER_NAMES
+
+    return estimate_memory(
+        height, width, style_sizes=style_sizes, deepest=max(layers, key=LAYER_NAMES.index),
+        style_layers=tuple(opts.style_layers), style_terms=len(style_sizes) if opts.masks else 1,
+        style_loss=opts.style_loss, optimizer=opts.optimizer, history_size=opts.history_size,
+        channels=1 if opts.preserve_color == "luminance" else 3, feature_bytes=feature_bytes, pooling=opts.pooling,
+    )
+
+
+def _style_size(style: Tensor, short: int) -> tuple[int, int]:
+    h, w = style.shape[-2:]
+    s = min(h, w)
+    return max(16, round(h * short / s)), max(16, round(w * short / s))
+
+
+@contextlib.contextmanager
+def _frozen(encoder, device: torch.device) -> Iterator:
+    """Deterministic cuDNN for the run (same seed -> same pixels) and no weight gradients; restored after."""
+    flags = [p.requires_grad for p in encoder.parameters()]
+    saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    try:
+        encoder.requires_grad_(False)
+        if device.type == "cuda":
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        yield
+    finally:
+        for p, flag in zip(encoder.parameters(), flags):
+            p.requires_grad_(flag)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def _pool_scale(encoder, image: Tensor, autocast: torch.dtype | None) -> dict[str, float]:
+    """Factors making average pooling's output as large (on average) as max pooling's, per pool layer.
+
+    Average pooling of a ReLU map is smaller than max pooling of it, and the loss shrinks layer after
+    layer; we measure each pool's input in the max-pooling network once (on the content at the first
+    scale) and scale the average-pooled output by ``mean(maxpool(a)) / mean(avgpool(a))``.
+    """
+    with torch.no_grad(), (torch.autocast(image.device.type, dtype=autocast) if autocast else contextlib.nullcontext()):
+        taps = encoder(image, tuple(_POOLS.values()), pooling="max")
+    scale = {}
+    for pool, layer in _POOLS.items():
+        a = taps[layer].float()
+        avg = F.avg_pool2d(a, 2, 2, ceil_mode=True).mean()
+        scale[pool] = float(F.max_pool2d(a, 2, 2, ceil_mode=True).mean() / avg.clamp_min(1e-12))
+    return scale
+
+
+def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model=None,
+                 callback: Callback | None = None, **options) -> Tensor:
+    """As ``gatys``, but returns the ``(3, H, W)`` float32 result on the CPU, unclamped (about [0, 1])."""
+    opts = _make_options(options)
+    device = _device(opts)
+    autocast = _autocast_dtype(opts, device)
+    if model is None:
+        from ..pretrained import load_pretrained
+
+        model = load_pretrained()
+    encoder = model.encoder
+    if next(encoder.parameters()).device != device:
+        encoder = copy.deepcopy(encoder).to(device)
+
+    content_t = to_tensor(content, size=opts.content_size, what="content")
+    styles = [to_tensor(s, size=None, what=f"style[{i}]") for i, s in enumerate(_styles(style))]
+    if opts.style_blend is not None and len(opts.style_blend) != len(styles):
+        raise InputError(f"style_blend: {len(opts.style_blend)} weights for {len(styles)} style images")
+    if opts.masks is not None and len(opts.masks) != len(styles):
+        raise InputError(f"masks: {len(opts.masks)} masks for {len(styles)} style images; give one per style")
+    if opts.preserve_color == "match":
+        styles = [coral(s, content_t).clamp(0, 1) for s in styles]
+    height, width = content_t.shape[-2:]
+    final_style_short = opts.style_size or max(16, round(opts.style_scale * min(height, width)))
+
+    def style_sizes(h: int, w: int) -> list[tuple[int, int]]:
+        return [_style_size(s, round(final_style_short * min(h, w) / min(height, width))) for s in styles]
+
+    feature_bytes = 2 if autocast else 4
+    budget = available_memory(device, opts.memory_limit)
+    estimate = plan_memory(opts, height, width, style_sizes(height, width), feature_bytes)
+    work_h, work_w = height, width
+    if estimate.total > budget:
+        fits = largest_fitting_size(height, width, budget,
+                                    lambda h, w: plan_memory(opts, h, w, style_sizes(h, w), feature_bytes))
+        hint = f"the largest size that fits is about {min(fits)} px (content_size={min(fits)})" if fits else \
+            "not even a 16 px image fits"
+        if opts.on_oom == "error" or fits is None:
+            raise InputError(
+                f"content_size: optimising {width}x{height} needs about {estimate.total / 2**30:.2f} GiB on {device} "
+                f"but {budget / 2**30:.2f} GiB is available; {hint}; or pass on_oom='shrink', a smaller "
+                "history_size, optimizer='adam', or dtype='bfloat16'"
+            )
+        work_h, work_w = fits
+
+    with _frozen(encoder, device):
+        out = _run(encoder, content_t, styles, opts, device, autocast, (work_h, work_w), style_sizes, callback)
+    if (work_h, work_w) != (height, width):
+        out = resize(out, (height, width))
+    return out[0].float().cpu()
+
+
+def _mask_tensor(mask: ImageLike, i: int, size: tuple[int, int]) -> Tensor:
+    m = to_tensor(mask, what=f"masks[{i}]").mean(dim=0, keepdim=True)[None]
+    return resize(m, size).clamp(0, 1)
+
+
+def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size, style_sizes, callback) -> Tensor:
+    start = time.perf_counter()
+    luminance = opts.preserve_color == "luminance"
+    content = content_t[None].to(device)
+    styles = [s[None].to(device) for s in styles]
+    chroma = None
+    if luminance:
+        content_y = colour.luminance(content)
+        styles = [colour.match_luminance(colour.luminance(s), content_y).expand(-1, 3, -1, -1) for s in styles]
+        chroma = colour.chroma(resize(content, size))
+        content = content_y
+    blend = opts.style_blend or [1.0] * len(styles)
+    blend = [b / sum(blend) for b in blend]
+    masks = [_mask_tensor(m, i, size).to(device) for i, m in enumerate(opts.masks)] if opts.masks else None
+    layer_weights = opts.layer_weight_values()
+    loss_cls = STYLE_LOSSES[opts.style_loss]
+    sizes = pyramid_sizes(*size, min_size=opts.min_size) if opts.pyramid else [size]
+    lr, decay = opts.resolved_lr(), opts.resolved_decay()
+    gen = torch.Generator().manual_seed(opts.seed)
+
+    x, adam_state, pool_scale, previous_content = None, None, None, None
+    for index, hw in enumerate(sizes):
+        final = index == len(sizes) - 1
+        steps = opts.iterations if final or opts.coarse_iterations is None else opts.coarse_iterations
+        content_s = resize(content, hw)
+        grey = content_s.expand(-1, 3, -1, -1)
+        if pool_scale is None and opts.pooling == "avg":
+            pool_scale = _pool_scale(encoder, grey, autocast)
+        probe = Objective(encoder, [], [], tv_weight=0, normalize=False, pooling=opts.pooling,
+                          pool_scale=pool_scale, autocast_dtype=autocast)
+        probe.layers = tuple(dict.fromkeys(list(opts.content_layers) + list(opts.style_layers)))
+        with torch.no_grad():
+            c_feats = probe.features(content_s)
+            s_feats = [probe.features(resize(s, sh)) for s, sh in zip(styles, style_sizes(*hw))]
+        content_terms = [(layer, ContentLoss(c_feats[layer]), opts.content_weight) for layer in opts.content_layers]
+        style_terms = []
+        for layer, lw in zip(opts.style_layers, layer_weights):
+            if masks is None:
+                loss = loss_cls.from_features([f[layer] for f in s_feats], blend)
+                style_terms.append((layer, loss, opts.style_weight * lw))
+                continue
+            for k, mask in enumerate(masks):
+                region = resize(resize(mask, hw), tuple(c_feats[layer].shape[-2:]))
+                loss = loss_cls.from_features([s_feats[k][layer]], [1.0], weight=region)
+                style_terms.append((layer, loss, opts.style_weight * lw))
+        del c_feats, s_feats
+        objective = Objective(encoder, content_terms, style_terms, tv_weight=opts.tv_weight,
+                              normalize=opts.normalize_gradients, pooling=opts.pooling,
+                              pool_scale=pool_scale, autocast_dtype=autocast)
+        if x is None:
+            x = _initial(opts, content_s, hw, gen, luminance).to(device)
+        else:
+            # Upsample only what the optimisation changed (the image minus the content at the previous
+            # scale) and add it to the sharper content at this scale: an upsampled image alone is blurry,
+            # which costs many full-size steps to undo.
+            x = content_s + resize(x - previous_content, hw)
+        previous_content = content_s
+
+        def report(step: int, losses: dict[str, float], index=index, hw=hw, steps=steps) -> bool:
+            if callback is None:
+                return False
+            progress = make_progress(index, len(sizes), hw, step, steps, losses, start, device)
+            return bool(callback(progress))
+
+        result = optimize_scale(objective, x, optimizer=opts.optimizer, steps=steps, lr=lr,
+                                history_size=opts.history_size, average_decay=decay,
+                                adam_state=adam_state, report=report)
+        x, adam_state = result.image, result.adam_state
+        if result.stopped:
+            break
+    x = resize(x, size)
+    if luminance:
+        x = colour.combine(x, chroma)
+    return x
+
+
+def _initial(opts: GatysOptions, content_s: Tensor, hw: tuple[int, int], gen: torch.Generator,
+             luminance: bool) -> Tensor:
+    channels = 1 if luminance else 3
+    if isinstance(opts.init, str) and opts.init == "content":
+        return content_s.clone()
+    if isinstance(opts.init, str) and opts.init == "noise":
+        # Drawn on the CPU from a seeded generator, so the start is identical on every device.
+        return torch.rand(1, channels, *hw, generator=gen)
+    image = to_tensor(opts.init, what="init")[None].to(content_s.device)
+    if luminance:
+        image = colour.luminance(image)
+    return resize(image, hw)
+

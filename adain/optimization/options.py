@@ -1,0 +1,226 @@
+"""Every knob of the optimisation backend, with its default, in one place: ``GatysOptions``.
+
+``adain.gatys`` takes these as keyword-only arguments (its signature is generated from this class, so
+each default exists once) and the ``adain gatys`` command line reads its defaults from that signature.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Union
+
+import torch
+
+from ..encoder import LAYER_NAMES
+from ..errors import InputError
+from ..io import ImageLike
+from .losses import STYLE_LOSSES
+
+__all__ = ["GatysOptions", "options_signature", "LAYER_WEIGHTINGS", "CHOICES"]
+
+LAYER_WEIGHTINGS = ("equal", "inverse_square", "geometric")
+
+CHOICES: dict[str, tuple] = {
+    "style_loss": tuple(STYLE_LOSSES),
+    "optimizer": ("lbfgs", "adam"),
+    "preserve_color": (None, "luminance", "match"),
+    "pooling": ("max", "avg"),
+    "on_oom": ("error", "shrink"),
+}
+"""The fixed choices of the string options (the command line offers the same)."""
+
+
+@dataclass(frozen=True)
+class GatysOptions:
+    """Options of ``adain.gatys``; see the README's options table for guidance.
+
+    Sizes:
+        content_size: shorter side of the output in pixels (aspect kept); ``None`` keeps the content's size.
+        style_size: shorter side of the style image(s) at the final scale; ``None`` uses
+            ``style_scale * content_size``.
+        style_scale: style image size relative to the content (bigger = larger brush strokes).
+    Styles:
+        style_blend: one non-negative weight per style (normalised to sum 1); ``None`` = equal.
+        masks: one guide per style (path/image/array/tensor, white = that style's region); each
+            region is pushed toward its own style's statistics. ``None`` blends the styles everywhere.
+    Losses:
+        content_layers, style_layers: encoder layer names (``relu4_2`` is the paper's content layer).
+        layer_weights: ``"equal"``, ``"inverse_square"`` (the authors' ``1/n^2``, n = channels),
+            ``"geometric"`` (each layer twice the previous, deeper = heavier) or one float per style
+            layer; normalised to sum 1.
+        content_weight, style_weight, tv_weight: weights of the three terms.
+        style_loss: ``"gram"`` (paper), ``"mean_std"`` or ``"wasserstein"`` (2-Wasserstein between
+            feature Gaussians: mean + covariance).
+        normalize_gradients: L1-normalise each term's gradient w.r.t. its features (Lua original).
+    Optimisation:
+        optimizer: ``"lbfgs"`` or ``"adam"``; lr: step size (``None``: 1.0 for L-BFGS, 0.02 for Adam).
+        iterations: steps at the final scale; coarse_iterations: steps at each smaller pyramid scale
+            (``None``: same as ``iterations``). history_size: L-BFGS (s, y) pairs kept.
+        seed: seeds the noise init (same seed, same device -> same pixels).
+        init: ``"content"``, ``"noise"`` or an image.
+        pyramid: optimise at sqrt(2)-spaced scales from ``min_size`` up (shorter side, px).
+        average: output a bias-corrected running average of the iterates, with ``average_decay``
+            (``None``: 0.9 for L-BFGS, 0.99 for Adam).
+        preserve_color: ``None``, ``"luminance"`` (transfer luminance only, keep the content's chroma)
+            or ``"match"`` (colour-match the style to the content first).
+        pooling: ``"max"`` or ``"avg"`` (rescaled to max pooling's activation magnitude).
+    Device and memory:
+        device: ``None`` = CUDA if available, else CPU. dtype: ``None`` = bf16 encoder forward on CUDA
+            with bf16 support, float32 elsewhere; or ``"float32"``/``"bfloat16"`` (or the torch dtype).
+        memory_limit: bytes the run may use (``None``: free CUDA memory / available RAM).
+        on_oom: ``"error"`` refuses a run the estimate says will not fit; ``"shrink"`` optimises at the
+            largest size that fits and upsamples the result.
+    """
+
+    content_size: int | None = 512
+    style_size: int | None = None
+    style_scale: float = 1.0
+    style_blend: Sequence[float] | None = None
+    masks: Sequence[ImageLike] | None = None
+    content_layers: Sequence[str] = ("relu4_2",)
+    style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    layer_weights: Union[str, Sequence[float]] = "equal"
+    content_weight: float = 1.0
+    style_weight: float = 20.0
+    tv_weight: float = 0.0
+    style_loss: str = "gram"
+    normalize_gradients: bool = False
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    iterations: int = 300
+    coarse_iterations: int | None = None
+    history_size: int = 100
+    seed: int = 0
+    init: Union[str, ImageLike] = "content"
+    pyramid: bool = True
+    min_size: int = 128
+    average: bool = True
+    average_decay: float | None = None
+    preserve_color: str | None = None
+    pooling: str = "avg"
+    device: Union[str, torch.device, None] = None
+    dtype: Union[str, torch.dtype, None] = None
+    memory_limit: int | None = None
+    on_oom: str = "error"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else (1.0 if self.optimizer == "lbfgs" else 0.02)
+
+    def resolved_decay(self) -> float | None:
+        if not self.average:
+            return None
+        if self.average_decay is not None:
+            return self.average_decay
+        return 0.9 if self.optimizer == "lbfgs" else 0.99
+
+    def layer_weight_values(self) -> list[float]:
+        """Per-style-layer weights, normalised to sum 1."""
+        from ..encoder import VGG_CONVS
+
+        channels = {"relu" + name[4:]: cout for name, _, cout in VGG_CONVS}
+        lw = self.layer_weights
+        if lw == "equal":
+            raw = [1.0] * len(self.style_layers)
+        elif lw == "inverse_square":
+            raw = [1.0 / channels[layer] ** 2 for layer in self.style_layers]
+        elif lw == "geometric":
+            raw = [2.0**i for i in range(len(self.style_layers))]
+        else:
+            raw = [float(w) for w in lw]
+        total = sum(raw)
+        return [w / total for w in raw]
+
+
+def _fail(name: str, message: str) -> None:
+    raise InputError(f"{name}: {message}")
+
+
+def _positive_int(opts: GatysOptions, name: str, allow_none: bool = False, minimum: int = 1) -> None:
+    value = getattr(opts, name)
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(name, f"must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
+
+
+def _non_negative(opts: GatysOptions, name: str) -> None:
+    value = getattr(opts, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        _fail(name, f"must be a finite number >= 0, got {value!r}")
+
+
+def _choice(opts: GatysOptions, name: str, choices: Sequence[Any]) -> None:
+    value = getattr(opts, name)
+    if value not in choices:
+        _fail(name, f"must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
+
+
+def _layers(opts: GatysOptions, name: str) -> None:
+    value = getattr(opts, name)
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        _fail(name, f"must be a non-empty sequence of layer names, got {value!r}")
+    relus = [n for n in LAYER_NAMES if n.startswith("relu")]
+    for layer in value:
+        if layer not in relus:
+            _fail(name, f"unknown layer {layer!r}; choose from {', '.join(relus)}")
+
+
+def _validate(opts: GatysOptions) -> None:
+    _positive_int(opts, "content_size", allow_none=True)
+    _positive_int(opts, "style_size", allow_none=True)
+    _positive_int(opts, "iterations")
+    _positive_int(opts, "coarse_iterations", allow_none=True)
+    _positive_int(opts, "history_size")
+    _positive_int(opts, "min_size", minimum=16)
+    _positive_int(opts, "memory_limit", allow_none=True)
+    if isinstance(opts.seed, bool) or not isinstance(opts.seed, int):
+        _fail("seed", f"must be an integer, got {opts.seed!r}")
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        _non_negative(opts, name)
+    if not (isinstance(opts.style_scale, (int, float)) and math.isfinite(opts.style_scale) and opts.style_scale > 0):
+        _fail("style_scale", f"must be a number > 0, got {opts.style_scale!r}")
+    if opts.lr is not None and not (isinstance(opts.lr, (int, float)) and opts.lr > 0):
+        _fail("lr", f"must be a number > 0 or None, got {opts.lr!r}")
+    if opts.average_decay is not None and not (isinstance(opts.average_decay, float) and 0 < opts.average_decay < 1):
+        _fail("average_decay", f"must be a float in (0, 1) or None, got {opts.average_decay!r}")
+    _layers(opts, "content_layers")
+    _layers(opts, "style_layers")
+    lw = opts.layer_weights
+    if isinstance(lw, str):
+        _choice(opts, "layer_weights", LAYER_WEIGHTINGS)
+    elif not isinstance(lw, Sequence) or len(lw) != len(opts.style_layers) or any(
+        isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in lw
+    ) or sum(lw) <= 0:
+        _fail("layer_weights", f"must be one of {LAYER_WEIGHTINGS} or {len(opts.style_layers)} non-negative "
+                               f"numbers (one per style layer, not all 0), got {lw!r}")
+    for name, choices in CHOICES.items():
+        _choice(opts, name, choices)
+    if isinstance(opts.init, str) and opts.init not in ("content", "noise"):
+        from pathlib import Path
+
+        if not Path(opts.init).is_file():
+            _fail("init", f"must be 'content', 'noise' or an image (path, PIL image, array, tensor); got {opts.init!r}")
+    if opts.style_blend is not None and (
+        isinstance(opts.style_blend, str)
+        or not isinstance(opts.style_blend, Sequence)
+        or any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in opts.style_blend)
+        or sum(opts.style_blend) <= 0
+    ):
+        _fail("style_blend", f"must be non-negative numbers (not all 0), one per style; got {opts.style_blend!r}")
+    if opts.dtype not in (None, "float32", "bfloat16", torch.float32, torch.bfloat16):
+        _fail("dtype", f"must be None, 'float32' or 'bfloat16' (float16 overflows in VGG); got {opts.dtype!r}")
+
+
+def options_signature(func, leading: Sequence[inspect.Parameter]) -> inspect.Signature:
+    """A signature for ``func``: ``leading`` parameters, then every ``GatysOptions`` field keyword-only."""
+    params = list(leading)
+    for f in fields(GatysOptions):
+        default = f.default if f.default is not MISSING else inspect.Parameter.empty
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=f.type))
+    return inspect.Signature(params, return_annotation=inspect.signature(func).return_annotation)
