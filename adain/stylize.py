@@ -29,7 +29,7 @@ __all__ = ["Stylizer", "stylize", "METHODS", "BYTES_PER_PIXEL"]
 DEFAULT_SIZE = 512
 """Default shorter side of content and style images, as in the reference port's test script."""
 
-METHODS = ("adain",)
+METHODS = ("adain", "gatys")
 """Values accepted by ``stylize(method=...)``."""
 
 BYTES_PER_PIXEL = 1200
@@ -319,6 +319,7 @@ def stylize(
     dtype: str | torch.dtype | None = None,
     method: str = "adain",
     max_memory: int | None = None,
+    **gatys_options,
 ) -> Image.Image:
     """Stylize one image in one call.
 
@@ -334,8 +335,10 @@ def stylize(
         weights: interpolation weights, one per style, normalised to sum 1 (default equal).
         mask: two styles only: foreground where the mask's luma >= 0.5 gets the first style.
         device: default CUDA when available, else CPU. dtype: see ``Stylizer``.
-        method: ``"adain"``.
-        max_memory: see ``Stylizer``.
+        method: ``"adain"`` (a trained decoder, milliseconds) or ``"gatys"`` (image optimisation,
+            ``adain.gatys``; seconds to minutes, reference quality on a GPU). With ``"gatys"``, ``alpha``
+            must be 1 (use ``style_weight``), and any further keyword is a ``adain.gatys`` option.
+        max_memory: see ``Stylizer``; with ``"gatys"`` the memory limit of its estimate.
     Returns:
         An RGB ``PIL.Image`` of exactly the (resized, cropped) content size.
     """
@@ -346,6 +349,8 @@ def stylize(
         )
     # The single place where a backend is chosen; further methods are added here.
     if method == "adain":
+        if gatys_options:
+            raise InputError(f"unexpected argument(s) {sorted(gatys_options)} for method='adain'")
         if model is None:
             from .pretrained import load_pretrained
 
@@ -356,4 +361,44 @@ def stylize(
         )
         result = stylizer(content, alpha, content_size=content_size, crop=crop)
         return result if isinstance(result, Image.Image) else io.tensor_to_pil(result)
+    if method == "gatys":
+        return _stylize_gatys(
+            content, style, alpha, model=model, content_size=content_size, style_size=style_size, crop=crop,
+            preserve_color=preserve_color, weights=weights, mask=mask, device=device, dtype=dtype,
+            max_memory=max_memory, options=gatys_options,
+        )
     raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
+
+
+# stylize()'s colour modes -> adain.gatys's: CORAL recolours the style, which is gatys's "match".
+_GATYS_COLOR = {False: None, None: None, True: "match", "coral": "match", "luminance": "luminance"}
+
+
+def _stylize_gatys(content, style, alpha, *, model, content_size, style_size, crop, preserve_color, weights, mask,
+                   device, dtype, max_memory, options) -> Image.Image:
+    """``stylize(method="gatys")``: translate stylize's arguments into ``adain.gatys`` options."""
+    from .optimization import gatys
+
+    if alpha != 1:
+        raise InputError(
+            f"alpha: method='gatys' has no alpha (got {alpha}); pass style_weight= (or content_weight=) instead"
+        )
+    if preserve_color not in _GATYS_COLOR:
+        raise InputError(f"preserve_color: expected False, True, 'coral' or 'luminance', got {preserve_color!r}")
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    if crop:  # gatys has no crop of its own: crop (and resize) first, then keep that size
+        content = io.to_tensor(content, size=content_size, crop=True, what="content")
+        styles = [io.to_tensor(s, size=style_size, crop=True, what=f"style[{i}]") for i, s in enumerate(styles)]
+        content_size = style_size = None
+    if mask is not None:
+        if len(styles) != 2:
+            raise InputError(f"mask: needs exactly two styles, got {len(styles)}")
+        fg = io.to_mask(mask).float()[None]
+        options = {**options, "masks": [fg, 1 - fg]}
+    if weights is not None:
+        options = {**options, "style_blend": list(weights)}
+    if max_memory is not None:
+        options = {**options, "memory_limit": max_memory}
+    return gatys(content, styles if len(styles) > 1 else styles[0], model=model, content_size=content_size,
+                 style_size=style_size, preserve_color=_GATYS_COLOR[preserve_color], device=device, dtype=dtype,
+                 **options)

@@ -296,3 +296,47 @@ def test_model_defaults_to_load_pretrained(model, monkeypatch):
     monkeypatch.setattr(adain.pretrained, "load_pretrained", lambda *a, **k: calls.append(a) or model)
     out = adain.stylize(_rand(3, 16, 16), _rand(3, 16, 16), content_size=None, style_size=None, device="cpu")
     assert out.size == (16, 16) and calls == [()]
+
+
+# ---- method="gatys": stylize's arguments reach the optimisation backend --------------------------
+
+_GATYS_FAST = {"iterations": 2, "pyramid": False, "pooling": "max"}
+
+
+def _gatys_inputs():
+    g = torch.Generator().manual_seed(5)
+    return torch.rand(3, 32, 40, generator=g), torch.rand(3, 36, 36, generator=g), torch.rand(3, 36, 36, generator=g)
+
+
+def test_method_gatys_equals_calling_gatys_with_the_same_options(model):
+    c, s, _ = _gatys_inputs()
+    via_stylize = adain.stylize(c, s, model=model, method="gatys", content_size=None, style_size=36,
+                                device="cpu", preserve_color="coral", **_GATYS_FAST)
+    direct = adain.gatys(c, s, model=model, content_size=None, style_size=36, device="cpu",
+                         preserve_color="match", **_GATYS_FAST)
+    assert via_stylize.size == (40, 32)
+    assert np.array_equal(np.asarray(via_stylize), np.asarray(direct))
+
+
+def test_method_gatys_turns_the_mask_into_one_guide_per_style(model):
+    c, s1, s2 = _gatys_inputs()
+    mask = torch.zeros(32, 40)
+    mask[:, :20] = 0.9  # >= 0.5: the first style's region
+    via_stylize = adain.stylize(c, [s1, s2], model=model, method="gatys", mask=mask, content_size=None,
+                                style_size=36, device="cpu", **_GATYS_FAST)
+    fg = (mask >= 0.5).float()[None]
+    direct = adain.gatys(c, [s1, s2], model=model, masks=[fg, 1 - fg], content_size=None, style_size=36,
+                         device="cpu", **_GATYS_FAST)
+    assert np.array_equal(np.asarray(via_stylize), np.asarray(direct))
+
+
+def test_method_gatys_refuses_alpha_it_cannot_honour(model):
+    c, s, _ = _gatys_inputs()
+    with pytest.raises(InputError, match="alpha.*style_weight"):
+        adain.stylize(c, s, 0.5, model=model, method="gatys", content_size=None, device="cpu", **_GATYS_FAST)
+
+
+def test_gatys_options_are_refused_for_method_adain(model):
+    c, s, _ = _gatys_inputs()
+    with pytest.raises(InputError, match="iterations.*method='adain'"):
+        adain.stylize(c, s, model=model, iterations=3, device="cpu")
