@@ -294,7 +294,7 @@ def test_wasserstein_loss_matches_numpy_closed_form():
 # ---- memory ----------------------------------------------------------------------------------------
 
 _MEASURE = r"""
-import os, resource, sys, torch
+import os, sys, torch
 sys.path.insert(0, os.environ["TESTS_DIR"])
 torch.set_num_threads(1)
 from reference_port import random_reference_models
@@ -313,7 +313,10 @@ def rss():
 gatys_tensor(torch.rand(3, 32, 32), torch.rand(3, 32, 32), model=model, **opts)  # warm up allocators/kernels
 base = rss()
 gatys_tensor(content, style, model=model, **opts)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: on Linux ru_maxrss survives exec, so a child spawned by a large pytest process
+# would report the parent's resident size as its own peak.
+with open("/proc/self/status") as f:
+    peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 est = plan_memory(GatysOptions(**opts), size, size, [(size, size)], 4).total
 print(peak - base, est)
 """
