@@ -123,3 +123,17 @@ def test_several_outputs_into_a_file_name_is_refused(model_dir, tmp_path, capsys
     code = main(["stylize", str(content), str(styles), "-o", str(tmp_path / "out.png"), "--weights", str(model_dir)])
     assert code != 0
     assert "output directory" in capsys.readouterr().err
+
+
+def test_missing_weights_error_shows_every_source_and_where_to_put_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ADAIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    content, style = _picture(tmp_path / "c.png", 24, 24, 0), _picture(tmp_path / "s.png", 24, 24, 1)
+    assert main(["stylize", str(content), str(style), "-o", str(tmp_path / "out.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("adain: error:")
+    assert "Traceback" not in err
+    # The whole multi-line weights message survives: every source tried, and both ways to place files by hand.
+    assert "Tried, in order" in err
+    assert str(tmp_path / "cache" / "reference-port" / "model") in err
+    assert not (tmp_path / "out.png").exists()

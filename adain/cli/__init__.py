@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from ..errors import AdaINError
+from ..errors import AdaINError, WeightsNotFoundError
 
 __all__ = ["main", "build_parser"]
 
@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AdaINError, OSError, ValueError, RuntimeError) as exc:
         if args.debug:
             traceback.print_exc()
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip() or type(exc).__name__
+        # One line, except when weights could not be found: that message lists every source tried and
+        # where to put the files by hand, which is what the user needs next.
+        message = text if isinstance(exc, WeightsNotFoundError) else text.splitlines()[0]
         print(f"adain: error: {message}", file=sys.stderr)
         return EXIT_ERROR
