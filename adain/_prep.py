@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .device import free_memory
 from .errors import InputError
 
 MULTIPLE = 8  # the encoder pools three times; the decoder upsamples three times
@@ -17,18 +17,6 @@ MIN_SIDE = 16  # block 4 of the encoder runs at H/8 and its reflection padding n
 MIN_STYLE_SIDE = 9  # the same condition without rounding up to a multiple of 8: ceil(side / 8) >= 2
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _COLOR_MODES = {False: None, None: None, True: "coral", "coral": "coral", "luminance": "luminance"}
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device: {device!r} is not a device name such as 'cpu' or 'cuda' ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device: {device!r} requested but CUDA is not available; use device='cpu'")
-    return dev
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
@@ -103,20 +91,8 @@ def min_encodable(x: Tensor) -> Tensor:
 
 def available_memory(device: torch.device) -> int | None:
     """80% of the memory free on ``device`` now, in bytes, or ``None`` when it cannot be told."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.8)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 * 8 // 10
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") * 8 // 10
-    except (ValueError, OSError, AttributeError):
-        return None
+    free = free_memory(device)
+    return None if free is None else free * 8 // 10
 
 
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])

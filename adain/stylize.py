@@ -20,6 +20,7 @@ from torch import Tensor
 
 from . import _prep as prep
 from . import io
+from .device import resolve_device
 from .errors import InputError
 from .model import AdaINModel
 from .ops import blend_stats, calc_mean_std, coral, masked_mean_std
@@ -91,7 +92,7 @@ class Stylizer:
         bad_memory = isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory <= 0
         if max_memory is not None and bad_memory:
             raise InputError(f"max_memory: expected a positive number of bytes or None, got {max_memory!r}")
-        self.device = prep.resolve_device(device)
+        self.device = resolve_device(device)
         self.dtype = prep.resolve_dtype(dtype)
         self.max_memory = max_memory
         self.eps = model.config.eps

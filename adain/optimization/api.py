@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from ..device import resolve_device
 from ..errors import InputError
 from ..io import ImageLike, tensor_to_pil, to_tensor
 from ..ops import coral
@@ -61,18 +62,6 @@ def _make_options(options: dict) -> GatysOptions:
     if unknown:
         raise InputError(f"unknown option(s) {unknown}; options are {sorted(known)}")
     return GatysOptions(**options)
-
-
-def _device(opts: GatysOptions) -> torch.device:
-    if opts.device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(opts.device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device: {opts.device!r} requested but CUDA is not available")
-    return device
 
 
 def _autocast_dtype(opts: GatysOptions, device: torch.device) -> torch.dtype | None:
@@ -144,7 +133,7 @@ def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, 
                  callback: Callback | None = None, **options) -> Tensor:
     """As ``gatys``, but returns the ``(3, H, W)`` float32 result on the CPU, unclamped (about [0, 1])."""
     opts = _make_options(options)
-    device = _device(opts)
+    device = resolve_device(opts.device)
     autocast = _autocast_dtype(opts, device)
     if model is None:
         from ..pretrained import load_pretrained

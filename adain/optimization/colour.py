@@ -9,14 +9,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..io import luma
+
 __all__ = ["luminance", "chroma", "combine", "match_luminance"]
 
-_Y = (0.299, 0.587, 0.114)
-
-
-def luminance(rgb: Tensor) -> Tensor:
-    r, g, b = rgb.unbind(-3)
-    return (_Y[0] * r + _Y[1] * g + _Y[2] * b).unsqueeze(-3)
+luminance = luma  # Rec. 601, the same luma the AdaIN backend uses
 
 
 def chroma(rgb: Tensor) -> Tensor:

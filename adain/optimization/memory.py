@@ -9,11 +9,11 @@ the measured CPU peak at two sizes (within a factor of 2).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 
+from ..device import free_memory
 from ..encoder import LAYER_NAMES, VGG_CONVS
 
 __all__ = ["MemoryEstimate", "estimate_memory", "available_memory", "largest_fitting_size"]
@@ -109,24 +109,12 @@ def estimate_memory(
 
 
 def available_memory(device: torch.device, limit: int | None = None) -> int:
-    """Bytes the run may use on ``device``: ``limit`` if given, else free CUDA memory (``mem_get_info``) or,
-    on the CPU, the available RAM (``MemAvailable`` from ``/proc/meminfo``, else total physical memory)."""
+    """Bytes the run may use on ``device``: ``limit`` if given, else what ``adain.device.free_memory`` reports
+    (free CUDA memory, or available RAM); an unknown platform is not refused."""
     if limit is not None:
         return int(limit)
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62  # unknown platform: do not refuse
+    free = free_memory(device)
+    return free if free is not None else 1 << 62
 
 
 def largest_fitting_size(height: int, width: int, budget: int, estimate) -> tuple[int, int] | None:
