@@ -9,15 +9,14 @@ from .errors import WeightsNotFoundError as WeightsNotFoundError
 from .errors import WeightsOfflineError as WeightsOfflineError
 from .model import AdaINModel as AdaINModel
 from .model import ModelConfig as ModelConfig
-from .ops import adain as adain
+from .model import load_pretrained as load_pretrained
+from .modeling.ops import adain as adain
 from .optimization import GatysProgress as GatysProgress
 from .optimization import gatys as gatys
-from .pretrained import list_pretrained as list_pretrained
-from .pretrained import load_pretrained as load_pretrained
-from .stylize import Stylizer as Stylizer
-from .stylize import stylize as stylize
-
-__version__ = "0.1.0"
+from .stylizer import Stylizer as Stylizer
+from .stylizer import stylize as stylize
+from .version import __version__ as __version__
+from .weights.resolve import list_pretrained as list_pretrained
 
 __all__ = [
     "AdaINError",

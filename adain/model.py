@@ -1,87 +1,30 @@
-"""``AdaINModel``: encoder + AdaIN + decoder, and its on-disk format.
+"""``AdaINModel``: encoder + AdaIN + decoder, and the ways to get one.
 
-The package's own format is a directory with ``config.json`` (a ``ModelConfig``), ``model.safetensors``
-(named keys: ``encoder.conv1_1.weight``, ``decoder.conv4_1.weight``, ...) and a ``README.md`` model
-card. Loading is strict: every expected key with its exact shape, nothing extra, every value finite.
-Only safetensors is read, so loading weights can never run code.
+The modules come from ``adain.modeling``; saving, loading and converting delegate to ``adain.weights``,
+which works on ``(ModelConfig, state dict)`` pairs and never imports this module back.
+``load_pretrained`` turns any weight name (registered, folder, Hub repo) into a model.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
-from .decoder import Decoder
-from .encoder import CONTENT_LAYER, VGGEncoder
-from .errors import CorruptWeightsError, WeightsNotFoundError
-from .ops import EPS, adain
+from .modeling.config import ModelConfig
+from .modeling.decoder import Decoder
+from .modeling.encoder import CONTENT_LAYER, VGGEncoder
+from .modeling.ops import adain
+from .weights import format as weights_format
+from .weights.download import DownloadProgress
+from .weights.legacy import load_reference_port
+from .weights.resolve import load_pretrained_state
+from .weights.torch7 import load_torch7
+from .weights.torchvision import model_from_torchvision
 
-__all__ = ["AdaINModel", "ModelConfig", "CONFIG_NAME", "WEIGHTS_NAME", "check_state_dict"]
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """What is needed, beside the tensors, to rebuild a model.
-
-    Attributes:
-        encoder_last_layer: deepest encoder layer stored (``"relu5_1"`` serves both backends;
-            ``"relu4_1"`` is enough for AdaIN alone).
-        eps: added to variances in AdaIN.
-        description: free text carried into the model card.
-    """
-
-    architecture: str = "adain-vgg19"
-    encoder_last_layer: str = "relu5_1"
-    eps: float = EPS
-    format_version: int = FORMAT_VERSION
-    description: str = ""
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CorruptWeightsError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
-        config = cls(**data)
-        if config.architecture != "adain-vgg19":
-            raise CorruptWeightsError(f"{source}: architecture {config.architecture!r} is not 'adain-vgg19'")
-        if config.format_version > FORMAT_VERSION:
-            raise CorruptWeightsError(
-                f"{source}: format_version {config.format_version} is newer than this package understands "
-                f"({FORMAT_VERSION}); upgrade adain"
-            )
-        return config
-
-
-def check_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], source: str) -> None:
-    """Raise ``CorruptWeightsError`` unless ``state`` has exactly ``expected``'s keys and shapes, all finite.
-
-    The message names the first offending key and the shape it should have.
-    """
-    for key, ref in expected.items():
-        if key not in state:
-            raise CorruptWeightsError(f"{source}: missing key {key!r} (expected shape {tuple(ref.shape)})")
-        if tuple(state[key].shape) != tuple(ref.shape):
-            raise CorruptWeightsError(
-                f"{source}: key {key!r} has shape {tuple(state[key].shape)}, expected {tuple(ref.shape)}"
-            )
-    extra = [k for k in state if k not in expected]
-    if extra:
-        raise CorruptWeightsError(f"{source}: unexpected key {extra[0]!r} ({len(extra)} unexpected in all)")
-    for key, value in state.items():
-        if not value.is_floating_point():
-            raise CorruptWeightsError(f"{source}: key {key!r} has dtype {value.dtype}, expected a float tensor")
-        if not bool(torch.isfinite(value).all()):
-            raise CorruptWeightsError(f"{source}: key {key!r} contains NaN or infinite values")
+__all__ = ["AdaINModel", "ModelConfig", "load_pretrained"]
 
 
 class AdaINModel(nn.Module):
@@ -111,79 +54,83 @@ class AdaINModel(nn.Module):
         t = adain(f_c, self.encode(style), self.config.eps)
         return self.decode(alpha * t + (1 - alpha) * f_c)
 
-    # ---- the package's own format -------------------------------------------------------------------
+    # ---- building from (config, state) pairs ---------------------------------------------------------
+
+    @classmethod
+    def from_state(cls, config: ModelConfig, state: Mapping[str, Tensor], source: str = "state dict") -> AdaINModel:
+        """A model (eval mode) with ``state``, checked strictly against ``config``'s keys and shapes."""
+        weights_format.check_state_dict(dict(state), weights_format.expected_state(config), source)
+        model = cls(config)
+        model.load_state_dict(state, strict=True)
+        return model.eval()
+
+    # ---- the package's own format ----------------------------------------------------------------------
 
     def save_pretrained(self, directory: str | os.PathLike, *, model_card: str | None = None) -> Path:
         """Write ``config.json``, ``model.safetensors`` and ``README.md`` (a model card) to ``directory``.
 
-        Files are written to temporary names and renamed, so an interrupted save never leaves a
-        half-written ``model.safetensors`` under the real name. Returns the directory.
+        Each file is written to a temporary name and renamed, so an interrupted save never leaves a
+        half-written file under a real name. Returns the directory.
         """
-        from safetensors.torch import save_file
-
-        from .card import default_model_card
-
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.state_dict().items()}
-        _atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-        config_text = json.dumps(asdict(self.config), indent=2) + "\n"
-        _atomic_write(out / CONFIG_NAME, lambda p: p.write_text(config_text))
-        card = model_card if model_card is not None else default_model_card(self.config)
-        _atomic_write(out / "README.md", lambda p: p.write_text(card))
-        return out
+        return weights_format.save_model_dir(self.config, self.state_dict(), directory, card=model_card)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> AdaINModel:
         """Load a model saved by ``save_pretrained`` from a local directory (strict, safetensors only)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        config, state = weights_format.load_model_dir(directory)
+        return cls.from_state(config, state, str(Path(directory) / weights_format.WEIGHTS_NAME))
 
-        root = Path(directory)
-        config_path, weights_path = root / CONFIG_NAME, root / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise WeightsNotFoundError(
-                    f"{path} not found: a model directory needs {CONFIG_NAME} and {WEIGHTS_NAME} "
-                    "(written by AdaINModel.save_pretrained)"
-                )
-        try:
-            data = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CorruptWeightsError(f"{config_path}: not valid JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise CorruptWeightsError(f"{config_path}: expected a JSON object")
-        try:
-            config = ModelConfig.from_dict(data, str(config_path))
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, CorruptWeightsError):
-                raise
-            raise CorruptWeightsError(f"{config_path}: {exc}") from None
-        model = cls(config)
-        try:
-            state = load_file(str(weights_path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CorruptWeightsError(f"{weights_path}: not a readable safetensors file ({exc})") from None
-        check_state_dict(state, model.state_dict(), str(weights_path))
-        model.load_state_dict(state, strict=True)
-        return model.eval()
+    # ---- legacy files ----------------------------------------------------------------------------------
 
     @classmethod
     def from_original(cls, vgg_path: str | os.PathLike, decoder_path: str | os.PathLike) -> AdaINModel:
         """Build a model from the reference PyTorch port's ``vgg_normalised.pth`` and ``decoder.pth``.
 
-        Read with ``torch.load(weights_only=True)`` (no code can run), keys and shapes checked strictly;
-        the encoder is kept up to relu5_1.
+        Read with ``torch.load(weights_only=True)`` (no code can run), keys, shapes and the VGG
+        fingerprint checked strictly; the encoder is kept up to relu5_1.
         """
-        from .legacy import load_original
+        return cls.from_state(*load_reference_port(vgg_path, decoder_path), f"{vgg_path} + {decoder_path}")
 
-        return load_original(vgg_path, decoder_path)
+    @classmethod
+    def from_torch7(cls, vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *,
+                    description: str = "") -> AdaINModel:
+        """Build a model from the original Torch7 release (``vgg_normalised.t7`` + a decoder ``.t7``)."""
+        config, state = load_torch7(vgg_path, decoder_path, description=description)
+        return cls.from_state(config, state, f"{vgg_path} + {decoder_path}")
+
+    @classmethod
+    def from_torchvision(cls, state: Mapping[str, Tensor] | None = None, *, seed: int = 0) -> AdaINModel:
+        """torchvision's ImageNet VGG-19 encoder with an *untrained* decoder (seeded): for training only.
+
+        ``state``: a torchvision ``vgg19`` state dict; ``None`` downloads ``IMAGENET1K_V1`` through
+        torchvision's cache.
+        """
+        return cls.from_state(*model_from_torchvision(state, seed=seed), "torchvision VGG-19")
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def load_pretrained(
+    name: str | os.PathLike = "default",
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    progress: Callable[[DownloadProgress], None] | None = None,
+) -> AdaINModel:
+    """Load an ``AdaINModel`` (eval mode, CPU, float32).
+
+    Arguments:
+        name: one of ``adain.list_pretrained()`` (or ``"default"``); a local directory written by
+            ``save_pretrained``; or a Hub repo id ``"user/name"``, optionally ``"hf-hub:user/name@rev"``.
+            An existing directory wins over a repo id of the same spelling.
+        revision: Hub branch, tag or commit (also overrides the revision of a named entry's Hub sources).
+        cache_dir: cache root for named weights; Hub files go to ``cache_dir/hub`` (default: the
+            Hugging Face cache).
+        local_files_only: never touch the network (as does ``HF_HUB_OFFLINE=1``).
+        progress: called with ``DownloadProgress`` while files download.
+    Raises:
+        WeightsOfflineError: offline and not cached. WeightsNotFoundError: no source worked (the message
+        lists each one and where to put the files by hand). CorruptWeightsError: files failed a check.
+    """
+    config, state = load_pretrained_state(name, revision=revision, cache_dir=cache_dir,
+                                          local_files_only=local_files_only, progress=progress)
+    return AdaINModel.from_state(config, state, str(name))

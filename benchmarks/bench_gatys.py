@@ -36,7 +36,7 @@ SHARED = Path("/work/shared/data/images")
 
 def build_model(vgg: str | None, seed: int = 0):
     import adain
-    from adain.legacy import legacy_vgg_to_named, read_legacy_state_dict
+    from adain.weights.legacy import legacy_vgg_to_named, read_legacy_state_dict
 
     model = adain.AdaINModel()
     if vgg:
@@ -60,7 +60,7 @@ def build_model(vgg: str | None, seed: int = 0):
 
 
 def load_images(size: int):
-    from adain.io import to_tensor
+    from adain.images import to_tensor
 
     content_path, style_path = SHARED / "content" / "golden_gate.jpg", SHARED / "style" / "brushstrokes.jpg"
     if content_path.is_file() and style_path.is_file():

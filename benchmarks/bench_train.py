@@ -34,11 +34,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adain.data import ImageStream, PairDataset, StepBatchSampler, collate_pairs  # noqa: E402
-from adain.decoder import Decoder  # noqa: E402
-from adain.encoder import VGGEncoder  # noqa: E402
-from adain.legacy import legacy_decoder_to_named, legacy_vgg_to_named  # noqa: E402
-from adain.train_step import LossWeights, frozen, make_optimizer, train_step  # noqa: E402
+from adain.training.data import ImageStream, PairDataset, StepBatchSampler, collate_pairs  # noqa: E402
+from adain.modeling.decoder import Decoder  # noqa: E402
+from adain.modeling.encoder import VGGEncoder  # noqa: E402
+from adain.weights.legacy import legacy_decoder_to_named, legacy_vgg_to_named  # noqa: E402
+from adain.training.step import LossWeights, frozen, make_optimizer, train_step  # noqa: E402
 from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
 
 

@@ -41,7 +41,7 @@ def test_defaults_come_from_the_stylize_signature():
     args = build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "out.png"])
     signature = inspect.signature(adain.stylize).parameters
     for option, name in [("alpha", "alpha"), ("content_size", "content_size"), ("style_size", "style_size"),
-                         ("crop", "crop"), ("preserve_color", "preserve_color"), ("style_weights", "weights"),
+                         ("crop", "crop"), ("preserve_color", "preserve_color"), ("style_weights", "style_weights"),
                          ("mask", "mask"), ("device", "device"), ("dtype", "dtype")]:  # fmt: skip
         assert getattr(args, option) == signature[name].default
 

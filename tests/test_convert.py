@@ -12,14 +12,9 @@ import torchvision
 from conftest import REPO_ROOT
 
 import adain
-from adain.convert import (
-    IMAGENET_MEAN_RGB,
-    IMAGENET_STD_RGB,
-    check_vgg_fingerprint,
-    encoder_from_torchvision,
-    model_from_torchvision,
-)
-from adain.encoder import VGG_CONVS
+from adain.weights.legacy import check_vgg_fingerprint
+from adain.weights.torchvision import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, encoder_from_torchvision
+from adain.modeling.encoder import VGG_CONVS
 
 
 def _preprocess(weight_scale: float = 255.0, mean=(103.939, 116.779, 123.68)):
@@ -105,7 +100,7 @@ def test_torchvision_preprocess_maps_unit_rgb_to_imagenet_normalisation(torchvis
 
 
 def test_torchvision_model_has_untrained_decoder_and_says_so(torchvision_vgg):
-    model = model_from_torchvision(torchvision_vgg.state_dict(), seed=0)
+    model = adain.AdaINModel.from_torchvision(torchvision_vgg.state_dict(), seed=0)
     assert "NOT trained" in model.config.description
     torch.manual_seed(0)
     assert torch.equal(model.decoder.conv1_1.weight, adain.AdaINModel().decoder.conv1_1.weight)

@@ -9,7 +9,7 @@ import pytest
 from http_servers import FileServer
 
 import adain
-from adain.download import download_url
+from adain.weights.download import download_url
 
 BODY = bytes(range(256)) * 64
 

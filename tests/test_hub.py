@@ -11,7 +11,7 @@ import torch
 from http_servers import HubServer
 
 import adain
-from adain.hub import push_to_hub
+from adain.weights.hub import push_to_hub
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_push_to_hub_uploads_a_loadable_package_folder(model, monkeypatch):
             return "https://hub.example/org/repo/commit/abc"
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
-    url = push_to_hub(model, "org/repo")
+    url = push_to_hub(model, "org/repo", verify=False)
     assert url.endswith("/commit/abc")
     assert calls["created"] == "org/repo"
     assert calls["files"] == ["README.md", "config.json", "model.safetensors"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from adain import io
+from adain import images, io
 from adain.errors import ImageReadError, InputError
 
 PILLOW_DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
@@ -34,7 +34,7 @@ def test_exif_orientation_is_applied(tmp_path):
     out = io.read_image(path)
     assert out.size == (2, 3)
     assert _rgb_at(out, (1, 0)) == (255, 0, 0)  # the top-left corner moved to the top-right
-    assert io.image_size(path) == (3, 2)  # header-only size agrees: H=3, W=2
+    assert images.image_size(path) == (3, 2)  # header-only size agrees: H=3, W=2
 
 
 def _palette_with_transparency() -> Image.Image:
@@ -98,7 +98,7 @@ def test_decompression_bomb_is_refused_naming_the_file(tmp_path):
     with pytest.raises(ImageReadError, match="bomb.png.*bomb"):
         io.read_image(path)
     with pytest.raises(ImageReadError, match="bomb.png"):
-        io.image_size(path)
+        images.image_size(path)
 
 
 def test_pixel_limit_is_a_per_call_parameter(tmp_path):
@@ -138,7 +138,7 @@ def test_empty_and_non_image_files_raise_naming_them(tmp_path, content, match):
 
 def test_missing_file_and_directory_raise_image_read_error(tmp_path):
     with pytest.raises(ImageReadError, match="nope.png: no such file"):
-        io.to_tensor(tmp_path / "nope.png")
+        images.to_tensor(tmp_path / "nope.png")
     with pytest.raises(ImageReadError, match="not a file"):
         io.read_image(tmp_path)
 
@@ -169,13 +169,13 @@ def test_pillow_global_settings_are_untouched_by_import_and_reading(tmp_path):
 def test_uint8_and_float_arrays_agree():
     rng = np.random.default_rng(2)
     arr = rng.integers(0, 256, (5, 6, 3), dtype=np.uint8)
-    torch.testing.assert_close(io.to_tensor(arr), io.to_tensor(arr.astype(np.float32) / 255))
-    assert io.to_tensor(arr[:, ::-1]).shape == (3, 5, 6)  # negative strides are fine
+    torch.testing.assert_close(images.to_tensor(arr), images.to_tensor(arr.astype(np.float32) / 255))
+    assert images.to_tensor(arr[:, ::-1]).shape == (3, 5, 6)  # negative strides are fine
 
 
 def test_rgba_array_alpha_is_composited_onto_white():
     arr = np.zeros((2, 2, 4), dtype=np.float32)  # black, fully transparent
-    assert torch.equal(io.to_tensor(arr), torch.ones(3, 2, 2))
+    assert torch.equal(images.to_tensor(arr), torch.ones(3, 2, 2))
 
 
 @pytest.mark.parametrize(
@@ -201,27 +201,27 @@ def test_rgba_array_alpha_is_composited_onto_white():
 )
 def test_bad_arrays_and_tensors_raise_input_error_with_a_message(source, match):
     with pytest.raises(InputError, match=match):
-        io.to_tensor(source, what="content")
+        images.to_tensor(source, what="content")
 
 
 def test_batches_are_checked_like_single_images():
-    assert io.to_batch(torch.rand(2, 1, 5, 5)).shape == (2, 3, 5, 5)
-    assert io.to_batch(torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)).max() == 1
+    assert images.to_batch(torch.rand(2, 1, 5, 5)).shape == (2, 3, 5, 5)
+    assert images.to_batch(torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)).max() == 1
     with pytest.raises(InputError, match="NaN"):
-        io.to_batch(torch.full((2, 3, 4, 4), float("nan")))
+        images.to_batch(torch.full((2, 3, 4, 4), float("nan")))
     with pytest.raises(InputError, match=r"\(N, C, H, W\)"):
-        io.to_batch(torch.rand(3, 4, 4))
+        images.to_batch(torch.rand(3, 4, 4))
 
 
 def test_mask_is_binarised_at_one_half():
-    mask = io.to_mask(np.array([[0.2, 0.49], [0.5, 0.9]], dtype=np.float32))
+    mask = images.to_mask(np.array([[0.2, 0.49], [0.5, 0.9]], dtype=np.float32))
     assert mask.tolist() == [[False, False], [True, True]]
 
 
 def test_tensor_resize_matches_size_semantics():
-    t = io.to_tensor(torch.rand(3, 40, 60), size=20, crop=True)
+    t = images.to_tensor(torch.rand(3, 40, 60), size=20, crop=True)
     assert t.shape == (3, 20, 20)
-    assert io.to_batch(torch.rand(2, 3, 40, 60), size=20).shape == (2, 3, 20, 30)
+    assert images.to_batch(torch.rand(2, 3, 40, 60), size=20).shape == (2, 3, 20, 30)
 
 
 # ---- writing and listing ---------------------------------------------------------------------------

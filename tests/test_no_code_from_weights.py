@@ -13,8 +13,8 @@ from conftest import REPO_ROOT
 from http_servers import FileServer, HubServer
 
 import adain
-from adain import registry
-from adain.registry import LegacyFile, UrlSource
+from adain.weights import registry
+from adain.weights.registry import LegacyFile, UrlSource
 
 
 class _Payload:
@@ -52,14 +52,14 @@ def test_from_original_refuses(evil, legacy_weights):
 
 
 def test_convert_reference_port_refuses(evil, legacy_weights):
-    from adain.convert import load_reference_port
+    from adain.weights.legacy import load_reference_port
 
     with pytest.raises(adain.CorruptWeightsError, match="refused"):
         load_reference_port(legacy_weights[0], evil[0])
 
 
 def test_torch7_reader_refuses(evil):
-    from adain.torch7 import read_t7
+    from adain.weights.torch7 import read_t7
 
     with pytest.raises(adain.CorruptWeightsError, match="not a valid Torch7 file"):
         read_t7(evil[0])

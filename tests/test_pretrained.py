@@ -12,8 +12,8 @@ import torch
 from http_servers import FileServer
 
 import adain
-from adain import registry
-from adain.registry import LegacyFile, PretrainedWeights, UrlSource
+from adain.weights import registry
+from adain.weights.registry import LegacyFile, PretrainedWeights, UrlSource
 
 NAME = "test-weights"
 
@@ -61,7 +61,7 @@ def first_load(tmp_path_factory, legacy_bytes, shas):
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
-    logger = logging.getLogger("adain.pretrained")
+    logger = logging.getLogger("adain.weights.resolve")
     logger.addHandler(handler)
     with FileServer() as server, pytest.MonkeyPatch.context() as mp:
         good = _serve(server, "/good", legacy_bytes)
@@ -174,7 +174,7 @@ def test_offline_and_not_cached_is_offline_error(shas, tmp_path, monkeypatch):
 
 def test_default_is_the_reference_port_release():
     assert adain.list_pretrained()[0] == "reference-port"
-    entry = adain.pretrained.pretrained_info("default")
+    entry = adain.weights.resolve.pretrained_info("default")
     assert entry.license == "MIT"
     assert entry.sources[-1].url("decoder.pth").startswith("https://github.com/naoto0804/pytorch-AdaIN/releases/")
 

@@ -9,8 +9,7 @@ import torch
 from reference_port import CAFFE_MEAN_BGR
 
 import adain
-from adain.convert import load_torch7
-from adain.torch7 import TorchObject, loads_t7, read_t7
+from adain.weights.torch7 import TorchObject, loads_t7, read_t7
 
 
 def test_reads_numbers_strings_booleans_and_nil():
@@ -79,7 +78,7 @@ def t7_release(tmp_path_factory, reference_models):
 
 @pytest.fixture(scope="module")
 def t7_model(t7_release):
-    return load_torch7(*t7_release)
+    return adain.AdaINModel.from_torch7(*t7_release)
 
 
 def test_t7_first_conv_maps_rgb_to_caffe_bgr(t7_model):
@@ -113,14 +112,14 @@ def test_t7_equals_pth_conversion(t7_model, model):
 def test_vgg_cut_after_relu4_1_gives_relu4_1_encoder(tmp_path, reference_models, t7_release):
     vgg, _ = reference_models
     path = t7.write(tmp_path / "vgg41.t7", t7.nn_from_reference(vgg[:31]))
-    model = load_torch7(path, t7_release[1])
+    model = adain.AdaINModel.from_torch7(path, t7_release[1])
     assert model.config.encoder_last_layer == "relu4_1"
 
 
 def test_convolution_mm_two_dimensional_weights_are_reshaped(tmp_path, reference_models, t7_release):
     _, dec = reference_models
     path = t7.write(tmp_path / "decoder_mm.t7", t7.nn_from_reference(dec, conv_2d_weight=True))
-    model = load_torch7(t7_release[0], path)
+    model = adain.AdaINModel.from_torch7(t7_release[0], path)
     t = torch.rand(1, 512, 2, 2)
     with torch.no_grad():
         torch.testing.assert_close(model.decode(t), dec(t), rtol=1e-5, atol=1e-5)
@@ -133,12 +132,12 @@ def test_wrong_module_order_names_the_module(tmp_path, reference_models, t7_rele
     modules[3], modules[4] = modules[4], modules[3]  # ReLU and upsampling swapped
     path = t7.write(tmp_path / "bad.t7", lua)
     with pytest.raises(adain.CorruptWeightsError, match=r"module 3 .*expected a relu module, found up"):
-        load_torch7(t7_release[0], path)
+        adain.AdaINModel.from_torch7(t7_release[0], path)
 
 
 def test_decoder_given_as_vgg_is_refused(t7_release):
     with pytest.raises(adain.CorruptWeightsError, match="decoder.t7"):
-        load_torch7(t7_release[1], t7_release[1])
+        adain.AdaINModel.from_torch7(t7_release[1], t7_release[1])
 
 
 def test_cli_converts_torch7_pair(tmp_path, t7_release, t7_model):

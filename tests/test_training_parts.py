@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from adain.checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
+from adain.training.checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
 from adain.cli.train import _overrides, add_arguments
-from adain.data import ImageStream, positions_for_step
+from adain.training.data import ImageStream, positions_for_step
 from adain.errors import InputError
-from adain.train_step import LossWeights, adain_losses, frozen, learning_rate
-from adain.training import TrainConfig, config_from, load_encoder
+from adain.training.step import LossWeights, adain_losses, frozen, learning_rate
+from adain.training.config import TrainConfig, config_from
+from adain.training.setup import load_encoder
 from conftest import REPO_ROOT
 from reference_port import ref_adain, ref_calc_mean_std
 
@@ -24,8 +25,8 @@ from reference_port import ref_adain, ref_calc_mean_std
 def test_loss_matches_the_reference_ports_formula(legacy_weights, reference_models):
     vgg, ref_dec = reference_models
     encoder = frozen(load_encoder(str(legacy_weights[0])))
-    from adain.decoder import Decoder
-    from adain.legacy import legacy_decoder_to_named
+    from adain.modeling.decoder import Decoder
+    from adain.weights.legacy import legacy_decoder_to_named
 
     decoder = Decoder()
     decoder.load_state_dict(legacy_decoder_to_named(ref_dec.state_dict()))
@@ -122,7 +123,7 @@ def test_unknown_toml_keys_are_refused_by_name(tmp_path):
 def test_shipped_recipes_are_valid_configs(recipe):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--config", str(REPO_ROOT / "train" / "configs" / f"{recipe}.toml")])
+    args = parser.parse_args(["--config", recipe])
     config = config_from(TrainConfig(content_dir="c", style_dir="s"), _overrides(args)).validate()
     assert config.max_iter == 160_000 and config.crop_size == 256
 
@@ -131,7 +132,7 @@ def test_torch_original_recipe_is_the_summed_weighting_in_mean_form():
     channels = (64, 128, 256, 512)  # relu1_1..relu4_1
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--config", str(REPO_ROOT / "train" / "configs" / "torch_original.toml")])
+    args = parser.parse_args(["--config", "torch_original"])
     config = config_from(TrainConfig(), _overrides(args))
     effective = [config.style_weight * w for w in config.style_layer_weights]
     assert effective == pytest.approx([1e-2 * c for c in channels])
@@ -166,20 +167,8 @@ def test_crop_larger_than_image_size_is_refused():
         TrainConfig(content_dir="c", style_dir="s", image_size=128, crop_size=256).validate()
 
 
-def test_push_to_hub_uploads_the_final_folder(tmp_path, monkeypatch):
-    import huggingface_hub
+def test_trainer_publishes_with_the_one_verified_push_to_hub():
+    import adain.training.loop
+    import adain.weights.hub
 
-    calls = []
-
-    class FakeApi:
-        def create_repo(self, repo_id, exist_ok=False):
-            calls.append(("create", repo_id, exist_ok))
-
-        def upload_folder(self, folder_path, repo_id, commit_message=""):
-            calls.append(("upload", folder_path, repo_id))
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    from adain.train_weights import push_to_hub
-
-    push_to_hub(tmp_path / "final", "me/my-decoder")
-    assert calls == [("create", "me/my-decoder", True), ("upload", str(tmp_path / "final"), "me/my-decoder")]
+    assert adain.training.loop.push_to_hub is adain.weights.hub.push_to_hub

@@ -12,7 +12,7 @@ from conftest import REPO_ROOT
 from http_servers import HubServer
 
 import adain
-from adain import registry
+from adain.weights import registry
 
 
 def _script(name: str):

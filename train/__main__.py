@@ -2,6 +2,6 @@
 
 import sys
 
-from adain.training import main
+from adain.cli.train import main
 
 sys.exit(main())

@@ -19,10 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import adain
-from adain.convert import load_reference_port, load_torch7
-from adain.download import sha256_of
+from adain.weights.download import sha256_of
 from adain.errors import CorruptWeightsError
-from adain.pretrained import pretrained_info
+from adain.weights.resolve import pretrained_info
 
 CARDS = Path(__file__).resolve().parent / "cards"
 
@@ -33,13 +32,13 @@ def build(name: str, out: Path, files: list[str] | None = None, card: Path | Non
     if files is None:
         model = adain.load_pretrained(name)
     elif name == "torch7":
-        model = load_torch7(*files, description="AdaIN original Torch7 release, converted by adain")
+        model = adain.AdaINModel.from_torch7(*files, description="AdaIN original Torch7 release, converted by adain")
     else:
         entry = pretrained_info(name)
         for spec, path in zip(entry.files, files):
             if spec.sha256 and sha256_of(path) != spec.sha256:
                 raise CorruptWeightsError(f"{path}: sha256 differs from the registry's {spec.sha256}")
-        model = load_reference_port(*files)
+        model = adain.AdaINModel.from_original(*files)
         model.config = replace(model.config, description=entry.config.description)
     return model.save_pretrained(out, model_card=card_text)
 

@@ -3,7 +3,7 @@
     hf auth login                                   # a token with write access to the org
     python weights/publish.py build/reference-port --repo-id <org>/<name>
 
-The folder is loaded first (strict checks), uploaded with ``adain.hub.push_to_hub`` (``config.json``,
+The folder is loaded first (strict checks), uploaded with ``adain.weights.hub.push_to_hub`` (``config.json``,
 ``model.safetensors``, ``README.md``), then loaded back from the Hub at the new commit and compared
 bit for bit. The printed ``HubSource(...)`` line, pinned to that commit, goes first in the entry's
 ``sources`` in ``adain/registry.py``.
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import adain
-from adain.hub import push_to_hub
+from adain.weights.hub import push_to_hub
 
 
 def publish(folder: Path, repo_id: str, *, private: bool = False, verify: bool = True) -> str:

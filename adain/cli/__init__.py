@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 
 from ..errors import AdaINError, WeightsNotFoundError
+from ..version import __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -26,8 +27,6 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = argparse.ArgumentParser(prog="adain", description="Arbitrary style transfer with AdaIN.")
     parser.add_argument("--version", action="version", version=f"adain {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")

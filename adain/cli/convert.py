@@ -8,6 +8,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from dataclasses import replace
+
+from ..model import AdaINModel
+from ..weights.legacy import read_legacy_state_dict
 
 
 def register(subparsers) -> None:
@@ -42,17 +47,11 @@ def register(subparsers) -> None:
 
 
 def _describe(kind: str, vgg: str, decoder: str) -> str:
-    from pathlib import Path
-
     return f"Converted by `adain convert {kind}` from {Path(vgg).name} + {Path(decoder).name}."
 
 
 def _run_pair(args) -> int:
-    from dataclasses import replace
-
-    from ..convert import load_reference_port, load_torch7
-
-    loader = load_reference_port if args.kind == "reference-port" else load_torch7
+    loader = AdaINModel.from_original if args.kind == "reference-port" else AdaINModel.from_torch7
     model = loader(args.vgg, args.decoder)
     model.config = replace(model.config, description=_describe(args.kind, args.vgg, args.decoder))
     out = model.save_pretrained(args.out)
@@ -61,11 +60,8 @@ def _run_pair(args) -> int:
 
 
 def _run_torchvision(args) -> int:
-    from ..convert import model_from_torchvision
-    from ..legacy import read_legacy_state_dict
-
     state = read_legacy_state_dict(args.state_dict, "torchvision VGG-19") if args.state_dict else None
-    model = model_from_torchvision(state, seed=args.seed)
+    model = AdaINModel.from_torchvision(state, seed=args.seed)
     out = model.save_pretrained(args.out)
     print(f"wrote {out}: torchvision VGG-19 encoder, decoder untrained (train it before stylizing)", file=sys.stderr)
     return 0

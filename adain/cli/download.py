@@ -10,10 +10,12 @@ from __future__ import annotations
 import inspect
 import sys
 
+from ..errors import WeightsError
+from ..model import load_pretrained
+from ..weights.resolve import list_pretrained, pretrained_info
+
 
 def register(subparsers) -> None:
-    from ..pretrained import load_pretrained
-
     defaults = inspect.signature(load_pretrained).parameters
     parser = subparsers.add_parser(
         "download",
@@ -49,15 +51,11 @@ class _Bars:
 
 
 def _run(args) -> int:
-    from ..pretrained import list_pretrained, load_pretrained, pretrained_info
-
     if args.list:
         for name in list_pretrained():
             info = pretrained_info(name)
             print(f"{name}\t{info.license}\t{info.description}")
         return 0
-    from ..errors import WeightsError
-    from . import EXIT_ERROR
 
     bars = _Bars()
     try:
@@ -65,7 +63,7 @@ def _run(args) -> int:
     except WeightsError as exc:
         bars.close()
         print(f"adain: error: {exc}", file=sys.stderr)  # the whole message: it lists every source tried
-        return EXIT_ERROR
+        return 1
     finally:
         bars.close()
     print(f"ok: {args.name} ({model.config.description or 'adain model'})", file=sys.stderr)

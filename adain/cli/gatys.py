@@ -9,13 +9,22 @@ from __future__ import annotations
 import argparse
 import inspect
 
+from tqdm import tqdm
+
+from ..errors import InputError
+from ..io import save_image
+from ..model import AdaINModel, load_pretrained
+from ..optimization.api import gatys
+from ..optimization.options import CHOICES, LAYER_WEIGHTINGS
+from ..weights.legacy import read_legacy_vgg
+
 __all__ = ["register"]
 
 # Options not offered on the command line (Python objects) or given their own flags below.
-_SPECIAL = {"content", "style", "model", "callback", "masks", "init", "layer_weights", "style_blend",
+_SPECIAL = {"content", "style", "model", "callback", "mask", "masks", "init", "layer_weights", "style_weights",
             "content_layers", "style_layers", "device", "dtype", "preserve_color"}
 # Options whose default is None but which take a number on the command line.
-_NUMERIC_NONE = {"coarse_iterations": int, "content_size": int, "style_size": int, "lr": float, "average_decay": float, "memory_limit": int}
+_NUMERIC_NONE = {"coarse_iterations": int, "content_size": int, "style_size": int, "lr": float, "average_decay": float, "max_memory": int}
 
 
 def _flag(name: str) -> str:
@@ -23,9 +32,6 @@ def _flag(name: str) -> str:
 
 
 def register(subparsers) -> None:
-    from ..optimization.options import CHOICES, LAYER_WEIGHTINGS
-    from ..optimization.api import gatys
-
     params = inspect.signature(gatys).parameters
     default = {name: p.default for name, p in params.items()}
     parser = subparsers.add_parser(
@@ -36,14 +42,14 @@ def register(subparsers) -> None:
     parser.add_argument("content", help="content image")
     parser.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
     parser.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg, ...)")
-    parser.add_argument("--model", default="default", help="weights: a name or directory for adain.load_pretrained")
     parser.add_argument("--vgg", default=None, help="use the encoder from a legacy vgg_normalised.pth instead of --model")
     parser.add_argument("--masks", nargs="+", default=None, help="one region mask per style (white = that style)")
     parser.add_argument("--init", default=default["init"], help="'content', 'noise' or an image path")
     parser.add_argument("--layer-weights", nargs="+", default=[default["layer_weights"]],
                         help=f"one of {', '.join(LAYER_WEIGHTINGS)}, or one number per style layer")
-    parser.add_argument("--style-blend", nargs="+", type=float, default=default["style_blend"],
-                        help="one weight per style")
+    parser.add_argument("--style-weights", nargs="+", type=float, default=default["style_weights"],
+                        help="one blend weight per style")
+    parser.add_argument("--mask", default=None, help="with two styles: the first where the mask is white, the second elsewhere")
     parser.add_argument("--content-layers", nargs="+", default=list(default["content_layers"]))
     parser.add_argument("--style-layers", nargs="+", default=list(default["style_layers"]))
     parser.add_argument("--device", default=default["device"], help="e.g. cpu, cuda, cuda:1 (default: CUDA if available)")
@@ -51,6 +57,7 @@ def register(subparsers) -> None:
                         help="encoder precision (default: bf16 on CUDA, float32 on CPU)")
     parser.add_argument("--preserve-color", default=default["preserve_color"],
                         choices=[c for c in CHOICES["preserve_color"] if c])
+    parser.add_argument("--weights", default="default", help="model weights: a name, a directory or a Hub repo")
     for name, value in default.items():
         if name in _SPECIAL:
             continue
@@ -70,8 +77,6 @@ def _layer_weights(values: list[str]):
     if len(values) == 1 and not _is_number(values[0]):
         return values[0]
     if not all(_is_number(v) for v in values):
-        from ..errors import InputError
-
         raise InputError(f"--layer-weights: give one name or numbers only, got {values}")
     return tuple(float(v) for v in values)
 
@@ -86,29 +91,19 @@ def _is_number(text: str) -> bool:
 
 def _load_model(args):
     if args.vgg is not None:
-        from ..legacy import legacy_vgg_to_named, read_legacy_state_dict
-        from ..model import AdaINModel
-
         model = AdaINModel()
-        model.encoder.load_state_dict(legacy_vgg_to_named(read_legacy_state_dict(args.vgg, "VGG"), args.vgg))
+        model.encoder.load_state_dict(read_legacy_vgg(args.vgg))
         return model.eval()
-    from ..pretrained import load_pretrained
-
-    return load_pretrained(args.model)
+    return load_pretrained(args.weights)
 
 
 def _run(args) -> int:
-    from tqdm import tqdm
-
-    from ..io import save_image
-    from ..optimization.api import gatys
-
     options = {name: getattr(args, name) for name in args._option_names}
     options["layer_weights"] = _layer_weights(args.layer_weights)
     options["content_layers"] = tuple(args.content_layers)
     options["style_layers"] = tuple(args.style_layers)
-    if options["style_blend"] is not None:
-        options["style_blend"] = tuple(options["style_blend"])
+    if options["style_weights"] is not None:
+        options["style_weights"] = tuple(options["style_weights"])
     model = _load_model(args)
     bar = None
 

@@ -15,12 +15,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
+from .. import io
+from ..arguments import check_alpha
+from ..errors import AdaINError, InputError
+from ..model import load_pretrained
+from ..stylizer import Stylizer, stylize
+
 __all__ = ["register"]
 
 
 def _defaults() -> dict:
-    from ..stylize import stylize
-
     return {
         name: p.default for name, p in inspect.signature(stylize).parameters.items() if p.default is not p.empty
     }
@@ -68,7 +74,7 @@ def register(subparsers) -> None:
     p.add_argument("--crop", action="store_true", default=d["crop"], help="centre square crop of content and style")
     p.add_argument("--preserve-color", nargs="?", const="coral", default=d["preserve_color"],
                    choices=("coral", "luminance"), help="keep the content's colours (default mode: coral)")
-    p.add_argument("--style-weights", type=_weights, default=d["weights"], metavar="W,W",
+    p.add_argument("--style-weights", type=_weights, default=d["style_weights"], metavar="W,W",
                    help="blend the STYLE files with these weights into one style")
     p.add_argument("--mask", default=d["mask"], metavar="M",
                    help="mask image: first STYLE where it is white, second where black")
@@ -88,28 +94,20 @@ class _Style:
 
 
 def _styles(args) -> list[_Style]:
-    from ..io import list_images
-
     if args.style_weights is not None or args.mask is not None:
         files = [Path(s) for s in args.style]
         return [_Style("+".join(f.stem for f in files), files)]
     styles = []
     for entry in map(Path, args.style):
         root = entry if entry.is_dir() else entry.parent
-        for f in list_images(entry):
+        for f in io.list_images(entry):
             label = "_".join(f.relative_to(root).with_suffix("").parts)
             styles.append(_Style(label, [f]))
     return styles
 
 
 def run(args) -> int:
-    from .. import io
-    from ..errors import AdaINError, InputError
-    from ..pretrained import load_pretrained
-    from .. import _prep as prep
-    from ..stylize import Stylizer
-
-    prep.check_alpha(args.alpha)
+    check_alpha(args.alpha)
     content_root = Path(args.content)
     contents = io.list_images(content_root)
     styles = _styles(args)
@@ -131,7 +129,7 @@ def run(args) -> int:
         try:
             stylizer.set_style(
                 [str(s) for s in style.sources] if len(style.sources) > 1 else str(style.sources[0]),
-                style_size=args.style_size, crop=args.crop, weights=args.style_weights, mask=args.mask,
+                style_size=args.style_size, crop=args.crop, style_weights=args.style_weights, mask=args.mask,
                 preserve_color=args.preserve_color or False,
             )  # fmt: skip
         except AdaINError as exc:
@@ -169,7 +167,5 @@ def _report(exc: BaseException) -> None:
 
 
 def _progress(total: int):
-    from tqdm import tqdm
-
     # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
     return tqdm(total=total, unit="image", disable=None if total > 1 else True, file=sys.stderr)

@@ -8,13 +8,18 @@ This module owns the progress bar and the messages; the engine only reports even
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from ..errors import AdaINError, InputError
+from ..training.config import TrainConfig, config_from, read_toml, recipe_names
+from ..training.loop import Interrupted, find_resume_state, train
 
 __all__ = ["register", "add_arguments", "run", "main"]
 
@@ -32,10 +37,9 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per ``TrainConfig`` field (defaults suppressed, so only given flags override)."""
-    from ..training import TrainConfig
-
     hints = typing.get_type_hints(TrainConfig)
-    parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (flags override it)")
+    parser.add_argument("--config", metavar="RECIPE", help=f"read options from a recipe ({', '.join(recipe_names())}) "
+                        "or a TOML file; flags override it")
     for f in fields(TrainConfig):
         default = f.default if f.default is not MISSING else None
         kind = hints[f.name]
@@ -58,28 +62,7 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def read_toml(path: str) -> dict[str, Any]:
-    """Options from a TOML file (keys may use - or _); unknown keys are an ``InputError`` naming the file."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: the `train` extra installs tomli
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError:
-            raise InputError("reading --config on Python 3.10 needs tomli: pip install 'adain[train]'") from None
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise InputError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"--config {path}: not valid TOML ({exc})") from None
-    return {k.replace("-", "_"): v for k, v in data.items()}
-
-
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from ..training import TrainConfig
-
     names = {f.name for f in fields(TrainConfig)}
     values = read_toml(args.config) if getattr(args, "config", None) else {}
     values.update({k: v for k, v in vars(args).items() if k in names})
@@ -88,10 +71,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Train as ``args`` say; the exit code is 0 when done, 130 when interrupted (checkpoint saved)."""
-    from tqdm import tqdm
-
-    from ..training import Interrupted, TrainConfig, config_from, find_resume_state, train
-
     overrides = _overrides(args)
     base = TrainConfig()
     out = Path(overrides.get("out", base.out))
@@ -130,8 +109,6 @@ def run(args: argparse.Namespace) -> int:
         elif event == "done":
             warn(f"done: final model in {info['final']} (skipped {info['nonfinite_skipped']} non-finite steps, "
                  f"{info['bad_images']} bad images)")
-
-    import os
 
     rank = int(os.environ.get("RANK", "0"))
     try:

@@ -2,7 +2,8 @@
 
 Modules: ``options`` (every knob and its default), ``losses`` (content, Gram, mean/std, Wasserstein-2,
 TV, gradient normalisation), ``pyramid`` (scales), ``memory`` (the estimate made before allocating),
-``optimize`` (objective and loop), ``colour`` (luminance/chroma), ``api`` (inputs, devices, scales).
+``optimize`` (objective and loop), ``api`` (inputs, devices, scales). Colour handling is ``adain.color``,
+shared with the AdaIN backend.
 The package is named ``optimization`` rather than ``gatys`` so that ``adain.gatys`` (the function)
 does not shadow a subpackage of the same name.
 """

@@ -17,13 +17,16 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..device import resolve_device
+from ..arguments import color_mode, normalize_style_weights, pop_deprecated
+from ..color import luma, match_luma, replace_luma
 from ..errors import InputError
-from ..io import ImageLike, tensor_to_pil, to_tensor
-from ..ops import coral
-from . import colour
+from ..images import ImageLike, tensor_to_pil, to_mask, to_tensor
+from ..modeling.encoder import LAYER_NAMES
+from ..model import load_pretrained
+from ..modeling.ops import coral
+from ..runtime import memory_budget, resolve_device, resolve_dtype
 from .losses import STYLE_LOSSES, ContentLoss
-from .memory import MemoryEstimate, available_memory, estimate_memory, largest_fitting_size
+from .memory import MemoryEstimate, estimate_memory, largest_fitting_size
 from .optimize import GatysProgress, Objective, make_progress, optimize_scale
 from .options import GatysOptions, options_signature
 from .pyramid import pyramid_sizes, resize
@@ -41,7 +44,8 @@ def gatys(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model=N
 
     Arguments:
         content: the content image (path, ``PIL.Image``, numpy array or tensor, as ``adain.stylize``).
-        style: one style image, or a list of them (blended with ``style_blend``, or placed by ``masks``).
+        style: one style image, or a list of them (blended with ``style_weights``, or placed by ``mask``
+            / ``masks``).
         model: an ``AdaINModel`` whose encoder (to relu5_1) is used; ``None`` = ``adain.load_pretrained()``.
         callback: called with a ``GatysProgress`` after every step; returning ``True`` stops early.
         **options: any ``GatysOptions`` field (``content_size``, ``style_weight``, ``iterations``, ...).
@@ -56,7 +60,17 @@ def gatys(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model=N
 gatys.__signature__ = options_signature(gatys, list(inspect.signature(gatys).parameters.values())[:4])
 
 
+_DEPRECATED = {"style_blend": "style_weights", "memory_limit": "max_memory"}
+
+
 def _make_options(options: dict) -> GatysOptions:
+    options = dict(options)
+    for old, new in _DEPRECATED.items():
+        value = pop_deprecated(options, old, new, options.get(new), "gatys")
+        if value is not None:
+            options[new] = value
+    if "preserve_color" in options:
+        options["preserve_color"] = color_mode(options["preserve_color"])
     known = {p for p in GatysOptions.__dataclass_fields__}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -65,11 +79,9 @@ def _make_options(options: dict) -> GatysOptions:
 
 
 def _autocast_dtype(opts: GatysOptions, device: torch.device) -> torch.dtype | None:
-    if opts.dtype in ("bfloat16", torch.bfloat16):
-        return torch.bfloat16
-    if opts.dtype is None and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
+    """The encoder's autocast dtype, ``None`` for plain float32 (float16 overflows in VGG: refused)."""
+    dtype = resolve_dtype(opts.dtype, device, allowed=("float32", "bfloat16"))
+    return None if dtype == torch.float32 else dtype
 
 
 def _styles(style) -> list:
@@ -80,11 +92,9 @@ def plan_memory(opts: GatysOptions, height: int, width: int, style_sizes: list[t
                 feature_bytes: int) -> MemoryEstimate:
     """The memory estimate for optimising ``height x width`` with ``opts`` (see ``adain.optimization.memory``)."""
     layers = list(opts.content_layers) + list(opts.style_layers)
-    from ..encoder import LAYER_NAMES
-
     return estimate_memory(
         height, width, style_sizes=style_sizes, deepest=max(layers, key=LAYER_NAMES.index),
-        style_layers=tuple(opts.style_layers), style_terms=len(style_sizes) if opts.masks else 1,
+        style_layers=tuple(opts.style_layers), style_terms=len(style_sizes) if opts.masks or opts.mask is not None else 1,
         style_loss=opts.style_loss, optimizer=opts.optimizer, history_size=opts.history_size,
         channels=1 if opts.preserve_color == "luminance" else 3, feature_bytes=feature_bytes, pooling=opts.pooling,
     )
@@ -136,8 +146,6 @@ def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, 
     device = resolve_device(opts.device)
     autocast = _autocast_dtype(opts, device)
     if model is None:
-        from ..pretrained import load_pretrained
-
         model = load_pretrained()
     encoder = model.encoder
     if next(encoder.parameters()).device != device:
@@ -145,11 +153,12 @@ def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, 
 
     content_t = to_tensor(content, size=opts.content_size, what="content")
     styles = [to_tensor(s, size=None, what=f"style[{i}]") for i, s in enumerate(_styles(style))]
-    if opts.style_blend is not None and len(opts.style_blend) != len(styles):
-        raise InputError(f"style_blend: {len(opts.style_blend)} weights for {len(styles)} style images")
+    normalize_style_weights(opts.style_weights, len(styles))
     if opts.masks is not None and len(opts.masks) != len(styles):
         raise InputError(f"masks: {len(opts.masks)} masks for {len(styles)} style images; give one per style")
-    if opts.preserve_color == "match":
+    if opts.mask is not None and (len(styles) != 2 or opts.masks is not None):
+        raise InputError(f"mask: needs exactly two styles (foreground, background) and no masks=; got {len(styles)}")
+    if opts.preserve_color == "coral":
         styles = [coral(s, content_t).clamp(0, 1) for s in styles]
     height, width = content_t.shape[-2:]
     final_style_short = opts.style_size or max(16, round(opts.style_scale * min(height, width)))
@@ -158,10 +167,10 @@ def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, 
         return [_style_size(s, round(final_style_short * min(h, w) / min(height, width))) for s in styles]
 
     feature_bytes = 2 if autocast else 4
-    budget = available_memory(device, opts.memory_limit)
+    budget = memory_budget(device, opts.max_memory)
     estimate = plan_memory(opts, height, width, style_sizes(height, width), feature_bytes)
     work_h, work_w = height, width
-    if estimate.total > budget:
+    if budget is not None and estimate.total > budget:
         fits = largest_fitting_size(height, width, budget,
                                     lambda h, w: plan_memory(opts, h, w, style_sizes(h, w), feature_bytes))
         hint = f"the largest size that fits is about {min(fits)} px (content_size={min(fits)})" if fits else \
@@ -181,9 +190,18 @@ def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, 
     return out[0].float().cpu()
 
 
-def _mask_tensor(mask: ImageLike, i: int, size: tuple[int, int]) -> Tensor:
-    m = to_tensor(mask, what=f"masks[{i}]").mean(dim=0, keepdim=True)[None]
-    return resize(m, size).clamp(0, 1)
+def _region_guides(opts: GatysOptions, size: tuple[int, int]) -> list[Tensor] | None:
+    """One ``(1, 1, h, w)`` guide per style, from ``mask`` (two styles) or ``masks`` (one per style).
+
+    Masks are read with the package's one convention (``adain.images.to_mask``: luma >= 0.5 is
+    inside), then resized bilinearly, so the guides are soft only along region borders.
+    """
+    if opts.mask is not None:
+        fg = to_mask(opts.mask).float()[None, None]
+        return [resize(fg, size), resize(1 - fg, size)]
+    if opts.masks is None:
+        return None
+    return [resize(to_mask(m, what=f"masks[{i}]").float()[None, None], size) for i, m in enumerate(opts.masks)]
 
 
 def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size, style_sizes, callback) -> Tensor:
@@ -191,15 +209,14 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
     luminance = opts.preserve_color == "luminance"
     content = content_t[None].to(device)
     styles = [s[None].to(device) for s in styles]
-    chroma = None
+    content_rgb = content
     if luminance:
-        content_y = colour.luminance(content)
-        styles = [colour.match_luminance(colour.luminance(s), content_y).expand(-1, 3, -1, -1) for s in styles]
-        chroma = colour.chroma(resize(content, size))
+        content_y = luma(content)
+        styles = [match_luma(luma(s), content_y).expand(-1, 3, -1, -1) for s in styles]
         content = content_y
-    blend = opts.style_blend or [1.0] * len(styles)
-    blend = [b / sum(blend) for b in blend]
-    masks = [_mask_tensor(m, i, size).to(device) for i, m in enumerate(opts.masks)] if opts.masks else None
+    blend = normalize_style_weights(opts.style_weights, len(styles))
+    masks = _region_guides(opts, size)
+    masks = [m.to(device) for m in masks] if masks is not None else None
     layer_weights = opts.layer_weight_values()
     loss_cls = STYLE_LOSSES[opts.style_loss]
     sizes = pyramid_sizes(*size, min_size=opts.min_size) if opts.pyramid else [size]
@@ -258,7 +275,7 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
             break
     x = resize(x, size)
     if luminance:
-        x = colour.combine(x, chroma)
+        x = replace_luma(resize(content_rgb, size), x)
     return x
 
 
@@ -272,6 +289,6 @@ def _initial(opts: GatysOptions, content_s: Tensor, hw: tuple[int, int], gen: to
         return torch.rand(1, channels, *hw, generator=gen)
     image = to_tensor(opts.init, what="init")[None].to(content_s.device)
     if luminance:
-        image = colour.luminance(image)
+        image = luma(image)
     return resize(image, hw)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..modeling.ops import sqrtm_psd
+
 __all__ = [
     "normalize_grad",
     "gram",
@@ -110,12 +112,6 @@ def mean_std(feat: Tensor, weight: Tensor | None = None, eps: float = 1e-5) -> t
     return mean, (var + eps).sqrt()
 
 
-def _sqrtm_psd(mat: Tensor) -> Tensor:
-    """Square root of a symmetric positive semi-definite matrix, via float64 ``eigh``."""
-    vals, vecs = torch.linalg.eigh(mat.double())
-    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
-
-
 class ContentLoss(nn.Module):
     """Mean squared error to the content features ``target`` ``(1, C, h, w)``."""
 
@@ -198,7 +194,7 @@ class WassersteinLoss(_StyleLoss):
         cov = cov.detach().double() + eps * eye
         self.register_buffer("mean", mean.detach().float())
         self.register_buffer("cov_trace", torch.trace(cov))
-        self.register_buffer("cov_sqrt", _sqrtm_psd(cov))
+        self.register_buffer("cov_sqrt", sqrtm_psd(cov))
 
     @staticmethod
     def statistics(feat: Tensor) -> tuple[Tensor, Tensor]:

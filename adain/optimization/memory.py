@@ -11,12 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+from ..modeling.encoder import LAYER_NAMES, VGG_CONVS
 
-from ..device import free_memory
-from ..encoder import LAYER_NAMES, VGG_CONVS
-
-__all__ = ["MemoryEstimate", "estimate_memory", "available_memory", "largest_fitting_size"]
+__all__ = ["MemoryEstimate", "estimate_memory", "largest_fitting_size"]
 
 _CHANNELS = {name: cout for name, _, cout in VGG_CONVS}
 
@@ -106,15 +103,6 @@ def estimate_memory(
         state = 5 * pixels  # grad, two moments, update
     optimizer_bytes = state + 6 * 3 * height * width * 4  # image, average, content, guides, output
     return MemoryEstimate(activations, style_pass, targets, optimizer_bytes)
-
-
-def available_memory(device: torch.device, limit: int | None = None) -> int:
-    """Bytes the run may use on ``device``: ``limit`` if given, else what ``adain.device.free_memory`` reports
-    (free CUDA memory, or available RAM); an unknown platform is not refused."""
-    if limit is not None:
-        return int(limit)
-    free = free_memory(device)
-    return free if free is not None else 1 << 62
 
 
 def largest_fitting_size(height: int, width: int, budget: int, estimate) -> tuple[int, int] | None:

@@ -14,9 +14,10 @@ from typing import Any, Union
 
 import torch
 
-from ..encoder import LAYER_NAMES
+from ..arguments import COLOR_MODES
 from ..errors import InputError
-from ..io import ImageLike
+from ..images import ImageLike
+from ..modeling.encoder import LAYER_NAMES, VGG_CONVS
 from .losses import STYLE_LOSSES
 
 __all__ = ["GatysOptions", "options_signature", "LAYER_WEIGHTINGS", "CHOICES"]
@@ -26,7 +27,7 @@ LAYER_WEIGHTINGS = ("equal", "inverse_square", "geometric")
 CHOICES: dict[str, tuple] = {
     "style_loss": tuple(STYLE_LOSSES),
     "optimizer": ("lbfgs", "adam"),
-    "preserve_color": (None, "luminance", "match"),
+    "preserve_color": (None, *COLOR_MODES),
     "pooling": ("max", "avg"),
     "on_oom": ("error", "shrink"),
 }
@@ -43,8 +44,10 @@ class GatysOptions:
             ``style_scale * content_size``.
         style_scale: style image size relative to the content (bigger = larger brush strokes).
     Styles:
-        style_blend: one non-negative weight per style (normalised to sum 1); ``None`` = equal.
-        masks: one guide per style (path/image/array/tensor, white = that style's region); each
+        style_weights: one non-negative blend weight per style (normalised to sum 1); ``None`` = equal.
+        mask: with exactly two styles, as ``adain.stylize``: the first style where the mask's luma is
+            >= 0.5, the second elsewhere.
+        masks: one guide per style (path/image/array/tensor, luma >= 0.5 = that style's region); each
             region is pushed toward its own style's statistics. ``None`` blends the styles everywhere.
     Losses:
         content_layers, style_layers: encoder layer names (``relu4_2`` is the paper's content layer).
@@ -64,13 +67,14 @@ class GatysOptions:
         pyramid: optimise at sqrt(2)-spaced scales from ``min_size`` up (shorter side, px).
         average: output a bias-corrected running average of the iterates, with ``average_decay``
             (``None``: 0.9 for L-BFGS, 0.99 for Adam).
-        preserve_color: ``None``, ``"luminance"`` (transfer luminance only, keep the content's chroma)
-            or ``"match"`` (colour-match the style to the content first).
+        preserve_color: ``None``, ``"coral"`` (colour-match the style to the content first, as
+            ``adain.stylize``; ``True`` is an alias) or ``"luminance"`` (transfer luminance only, keep the
+            content's chroma).
         pooling: ``"max"`` or ``"avg"`` (rescaled to max pooling's activation magnitude).
     Device and memory:
         device: ``None`` = CUDA if available, else CPU. dtype: ``None`` = bf16 encoder forward on CUDA
-            with bf16 support, float32 elsewhere; or ``"float32"``/``"bfloat16"`` (or the torch dtype).
-        memory_limit: bytes the run may use (``None``: free CUDA memory / available RAM).
+            with bf16 support, float32 elsewhere; or ``"float32"``/``"bfloat16"`` (see ``adain.runtime``).
+        max_memory: bytes the run may use (``None``: 80% of the free memory, as ``adain.stylize``).
         on_oom: ``"error"`` refuses a run the estimate says will not fit; ``"shrink"`` optimises at the
             largest size that fits and upsamples the result.
     """
@@ -78,7 +82,8 @@ class GatysOptions:
     content_size: int | None = 512
     style_size: int | None = None
     style_scale: float = 1.0
-    style_blend: Sequence[float] | None = None
+    style_weights: Sequence[float] | None = None
+    mask: ImageLike | None = None
     masks: Sequence[ImageLike] | None = None
     content_layers: Sequence[str] = ("relu4_2",)
     style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -103,7 +108,7 @@ class GatysOptions:
     pooling: str = "avg"
     device: Union[str, torch.device, None] = None
     dtype: Union[str, torch.dtype, None] = None
-    memory_limit: int | None = None
+    max_memory: int | None = None
     on_oom: str = "error"
 
     def __post_init__(self) -> None:
@@ -121,8 +126,6 @@ class GatysOptions:
 
     def layer_weight_values(self) -> list[float]:
         """Per-style-layer weights, normalised to sum 1."""
-        from ..encoder import VGG_CONVS
-
         channels = {"relu" + name[4:]: cout for name, _, cout in VGG_CONVS}
         lw = self.layer_weights
         if lw == "equal":
@@ -178,7 +181,7 @@ def _validate(opts: GatysOptions) -> None:
     _positive_int(opts, "coarse_iterations", allow_none=True)
     _positive_int(opts, "history_size")
     _positive_int(opts, "min_size", minimum=16)
-    _positive_int(opts, "memory_limit", allow_none=True)
+    _positive_int(opts, "max_memory", allow_none=True)
     if isinstance(opts.seed, bool) or not isinstance(opts.seed, int):
         _fail("seed", f"must be an integer, got {opts.seed!r}")
     for name in ("content_weight", "style_weight", "tv_weight"):
@@ -206,13 +209,6 @@ def _validate(opts: GatysOptions) -> None:
 
         if not Path(opts.init).is_file():
             _fail("init", f"must be 'content', 'noise' or an image (path, PIL image, array, tensor); got {opts.init!r}")
-    if opts.style_blend is not None and (
-        isinstance(opts.style_blend, str)
-        or not isinstance(opts.style_blend, Sequence)
-        or any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in opts.style_blend)
-        or sum(opts.style_blend) <= 0
-    ):
-        _fail("style_blend", f"must be non-negative numbers (not all 0), one per style; got {opts.style_blend!r}")
     if opts.dtype not in (None, "float32", "bfloat16", torch.float32, torch.bfloat16):
         _fail("dtype", f"must be None, 'float32' or 'bfloat16' (float16 overflows in VGG); got {opts.dtype!r}")
 

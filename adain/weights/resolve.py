@@ -1,4 +1,6 @@
-"""``load_pretrained``: named weights, local directories and Hub repos, one entry point.
+"""Resolving a weight name (registered, local directory, Hub repo) to checked ``(config, state)``.
+
+``adain.load_pretrained`` builds the model from what ``load_pretrained_state`` returns.
 
 Named weights (``adain.registry``) are tried source by source. A ``UrlSource`` downloads the legacy
 files into ``<cache>/<name>/files/``, checks sha256 and fingerprint, converts them once into
@@ -18,13 +20,23 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .download import DownloadProgress, download_url, sha256_of
-from .errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
-from .hub import REPO_ID_PATTERN, download_model_dir, hub_offline
-from .model import CONFIG_NAME, WEIGHTS_NAME, AdaINModel
-from .registry import ALIASES, REGISTRY, HubSource, PretrainedWeights, UrlSource
+from dataclasses import replace
 
-__all__ = ["load_pretrained", "list_pretrained", "pretrained_info", "cache_root"]
+from torch import Tensor
+
+from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
+from ..modeling.config import ModelConfig
+from .download import DownloadProgress, download_url, sha256_of
+from .format import CONFIG_NAME, WEIGHTS_NAME, load_model_dir, save_model_dir
+from .hub import REPO_ID_PATTERN, download_model_dir, hub_offline
+from .legacy import load_reference_port
+from .registry import ALIASES, REGISTRY, HubSource, PretrainedWeights, UrlSource
+from .torch7 import load_torch7
+
+__all__ = ["load_pretrained_state", "list_pretrained", "pretrained_info", "cache_root"]
+
+Loaded = tuple[ModelConfig, dict[str, Tensor]]
+_LOADERS = {"reference-port": load_reference_port, "torch7": load_torch7}
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +67,15 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "adain"
 
 
-def load_pretrained(
+def load_pretrained_state(
     name: str | os.PathLike = "default",
     *,
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
     progress: Callable[[DownloadProgress], None] | None = None,
-) -> AdaINModel:
-    """Load an ``AdaINModel`` (eval mode, CPU, float32).
+) -> Loaded:
+    """The checked ``(config, state)`` of the weights ``name`` (see ``adain.load_pretrained``).
 
     Arguments:
         name: one of ``list_pretrained()`` (or ``"default"``); a local directory written by
@@ -91,7 +103,7 @@ def load_pretrained(
     if path.is_dir():
         if revision is not None:
             raise InputError(f"revision={revision!r} applies to Hub repos, not to the local directory {path}")
-        return AdaINModel.from_pretrained(path)
+        return load_model_dir(path)
     repo = text[len(HUB_PREFIX):] if text.startswith(HUB_PREFIX) else text
     repo, _, pinned = repo.partition("@")
     if isinstance(name, str) and REPO_ID_PATTERN.fullmatch(repo):
@@ -111,20 +123,20 @@ def load_pretrained(
     )
 
 
-def _from_hub(source: HubSource, hub_cache: Path | None, offline: bool, progress) -> AdaINModel:
+def _from_hub(source: HubSource, hub_cache: Path | None, offline: bool, progress) -> Loaded:
     folder = download_model_dir(
         source.repo_id, revision=source.revision, cache_dir=hub_cache, local_files_only=offline, progress=progress
     )
-    return AdaINModel.from_pretrained(folder)
+    return load_model_dir(folder)
 
 
 def _load_entry(
     entry: PretrainedWeights, revision: str | None, root: Path, hub_cache: Path | None, offline: bool, progress
-) -> AdaINModel:
+) -> Loaded:
     model_dir, files_dir = root / entry.name / "model", root / entry.name / "files"
     if (model_dir / WEIGHTS_NAME).is_file():
         try:
-            return AdaINModel.from_pretrained(model_dir)
+            return load_model_dir(model_dir)
         except WeightsError as exc:
             logger.warning("Cached conversion %s is unusable (%s); removing it and converting again", model_dir, exc)
             shutil.rmtree(model_dir, ignore_errors=True)
@@ -158,26 +170,21 @@ def _download_files(entry: PretrainedWeights, source: UrlSource, files_dir: Path
             download_url(source.url(spec.filename), target, sha256=spec.sha256, progress=progress)
 
 
-def _convert_into_cache(entry: PretrainedWeights, files_dir: Path, model_dir: Path) -> AdaINModel:
+def _convert_into_cache(entry: PretrainedWeights, files_dir: Path, model_dir: Path) -> Loaded:
     """Verify the legacy files (sha256, fingerprint), write the package format once, load it back."""
-    from dataclasses import replace
-
-    from .convert import load_reference_port, load_torch7
-
     paths = [files_dir / f.filename for f in entry.files]
     try:
         for spec, path in zip(entry.files, paths):
             if spec.sha256 is not None and sha256_of(path) != spec.sha256.lower():
                 raise CorruptWeightsError(f"{path}: sha256 is not the expected {spec.sha256}")
-        loader = {"reference-port": load_reference_port, "torch7": load_torch7}[entry.legacy_format]
-        model = loader(*paths)
+        config, state = _LOADERS[entry.legacy_format](*paths)
     except WeightsError:
         for path in paths:  # a file that failed a check is never left in the cache
             path.unlink(missing_ok=True)
         raise
-    model.config = replace(model.config, description=entry.config.description)
-    model.save_pretrained(model_dir, model_card=entry.model_card())
-    return AdaINModel.from_pretrained(model_dir)
+    config = replace(config, description=entry.config.description)
+    save_model_dir(config, state, model_dir, card=entry.model_card())
+    return load_model_dir(model_dir)
 
 
 def _all_failed(entry, failures, files_dir: Path, model_dir: Path, offline: bool) -> WeightsError:

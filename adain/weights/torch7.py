@@ -29,10 +29,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from .errors import CorruptWeightsError, WeightsNotFoundError
+from ..errors import CorruptWeightsError, WeightsNotFoundError
+from ..modeling.config import ModelConfig
+from ..modeling.decoder import DECODER_CONVS
+from ..modeling.encoder import LAYER_NAMES, VGG_CONVS
+from .legacy import check_vgg_fingerprint
 
-__all__ = ["TorchObject", "read_t7", "loads_t7"]
+__all__ = ["TorchObject", "read_t7", "loads_t7", "load_torch7"]
 
 _NIL, _NUMBER, _STRING, _TABLE, _TORCH, _BOOLEAN = 0, 1, 2, 3, 4, 5
 _FUNCTIONS = {6, 7, 8}
@@ -198,3 +203,137 @@ def read_t7(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise WeightsNotFoundError(f"Torch7 file {path} not found")
     return loads_t7(path.read_bytes(), str(path))
+
+
+# ---- the release's module lists -> named layers ----------------------------------------------------
+
+_KINDS = {
+    "nn.SpatialConvolution": "conv", "nn.SpatialConvolutionMM": "conv", "cudnn.SpatialConvolution": "conv",
+    "nn.SpatialReflectionPadding": "pad",
+    "nn.ReLU": "relu", "cudnn.ReLU": "relu",
+    "nn.SpatialMaxPooling": "pool", "cudnn.SpatialMaxPooling": "pool",
+    "nn.SpatialUpSamplingNearest": "up",
+}  # fmt: skip
+
+
+def _modules(obj: Any, source: str) -> list[Any]:
+    if not isinstance(obj, TorchObject) or obj.class_name != "nn.Sequential" or not isinstance(obj.get("modules"), dict):
+        found = obj.class_name if isinstance(obj, TorchObject) else type(obj).__name__
+        raise CorruptWeightsError(f"{source}: expected an nn.Sequential with a modules list, found {found}")
+    table = obj["modules"]
+    return [table[i] for i in sorted(k for k in table if isinstance(k, int))]
+
+
+class _Walker:
+    """Consumes a Torch7 module list in order, checking each module against what the layout expects."""
+
+    def __init__(self, modules: list[Any], source: str) -> None:
+        self.modules, self.source, self.pos = modules, source, 0
+
+    def fail(self, what: str) -> CorruptWeightsError:
+        return CorruptWeightsError(f"{self.source}: module {self.pos + 1} (1-based, as in Lua): {what}")
+
+    def done(self) -> bool:
+        return self.pos >= len(self.modules)
+
+    def take(self, kind: str) -> Any:
+        if self.done():
+            raise self.fail(f"the model ends where a {kind} module was expected")
+        module = self.modules[self.pos]
+        found = _KINDS.get(getattr(module, "class_name", ""), getattr(module, "class_name", type(module).__name__))
+        if found != kind:
+            raise self.fail(f"expected a {kind} module, found {found}")
+        self.pos += 1
+        return module
+
+    def field(self, module: Any, name: str, expected: Any) -> None:
+        if module.get(name) != expected:
+            raise CorruptWeightsError(
+                f"{self.source}: module {self.pos} ({module.class_name}) has {name}={module.get(name)!r}, expected {expected!r}"
+            )
+
+    def conv(self, cin: int, cout: int, k: int) -> dict[str, Tensor]:
+        module = self.take("conv")
+        for name, value in (("kW", k), ("kH", k), ("dW", 1), ("dH", 1), ("nInputPlane", cin), ("nOutputPlane", cout)):
+            self.field(module, name, value)
+        for name in ("padW", "padH"):  # padding is a separate reflection module
+            if module.get(name, 0) != 0:
+                self.field(module, name, 0)
+        weight, bias = module.get("weight"), module.get("bias")
+        if not isinstance(weight, Tensor) or not isinstance(bias, Tensor):
+            raise CorruptWeightsError(f"{self.source}: module {self.pos} ({module.class_name}) lacks weight or bias")
+        if weight.numel() != cout * cin * k * k or bias.numel() != cout:
+            raise CorruptWeightsError(
+                f"{self.source}: module {self.pos} ({module.class_name}) has weight {tuple(weight.shape)} and bias "
+                f"{tuple(bias.shape)}, expected ({cout}, {cin}, {k}, {k}) and ({cout},)"
+            )
+        # SpatialConvolutionMM stores a 2-D (out, in*k*k) weight; both layouts hold the same cross-correlation.
+        return {"weight": weight.reshape(cout, cin, k, k).float(), "bias": bias.reshape(cout).float()}
+
+    def padded_conv(self, cin: int, cout: int) -> dict[str, Tensor]:
+        pad = self.take("pad")
+        for name in ("pad_l", "pad_r", "pad_t", "pad_b"):
+            self.field(pad, name, 1)
+        return self.conv(cin, cout, 3)
+
+    def pool(self) -> None:
+        module = self.take("pool")
+        for name, value in (("kW", 2), ("kH", 2), ("dW", 2), ("dH", 2)):
+            self.field(module, name, value)
+
+    def up(self) -> None:
+        self.field(self.take("up"), "scale_factor", 2)
+
+
+def _torch7_vgg(obj: Any, source: str) -> tuple[dict[str, Tensor], str]:
+    """Named encoder state and the deepest relu present (relu4_1 at least, relu5_1 at most)."""
+    walker = _Walker(_modules(obj, source), source)
+    shapes = {name: (cin, cout) for name, cin, cout in VGG_CONVS}
+    state = {f"preprocess.{k}": v for k, v in walker.conv(3, 3, 1).items()}
+    last = None
+    for layer in LAYER_NAMES:
+        if walker.done() and last is not None and LAYER_NAMES.index(last) >= LAYER_NAMES.index("relu4_1"):
+            break  # a file cut after relu4_1 is enough for AdaIN
+        if layer.startswith("conv"):
+            state |= {f"{layer}.{k}": v for k, v in walker.padded_conv(*shapes[layer]).items()}
+        elif layer.startswith("relu"):
+            walker.take("relu")
+            last = layer
+        else:
+            walker.pool()
+    # Later modules (conv5_2 ... relu5_4, pool5) are not used by this package and are not read.
+    if last is None or LAYER_NAMES.index(last) < LAYER_NAMES.index("relu4_1"):
+        raise CorruptWeightsError(f"{source}: the VGG ends before relu4_1")
+    keep = set(LAYER_NAMES[: LAYER_NAMES.index(last) + 1]) | {"preprocess"}
+    return {k: v for k, v in state.items() if k.split(".")[0] in keep}, last
+
+
+def _torch7_decoder(obj: Any, source: str) -> dict[str, Tensor]:
+    walker = _Walker(_modules(obj, source), source)
+    state: dict[str, Tensor] = {}
+    convs = [step for step in DECODER_CONVS if step != "up"]
+    for step in DECODER_CONVS:
+        if step == "up":
+            walker.up()
+            continue
+        name, cin, cout = step
+        state |= {f"{name}.{k}": v for k, v in walker.padded_conv(cin, cout).items()}
+        if step != convs[-1]:
+            walker.take("relu")
+    if not walker.done():
+        raise walker.fail("unexpected module after the decoder's last conv")
+    return state
+
+
+def load_torch7(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *,
+                description: str = "") -> tuple[ModelConfig, dict[str, Tensor]]:
+    """``(config, state)`` from the original Torch7 release files (``vgg_normalised.t7`` + a decoder ``.t7``).
+
+    The encoder is kept to relu5_1 when the file reaches it, else to relu4_1 (AdaIN only). Module types,
+    paddings, strides and kernels are checked on the way, and so is the VGG fingerprint.
+    """
+    vgg, last = _torch7_vgg(read_t7(vgg_path), str(vgg_path))
+    check_vgg_fingerprint(vgg["preprocess.weight"], vgg["preprocess.bias"], str(vgg_path))
+    decoder = _torch7_decoder(read_t7(decoder_path), str(decoder_path))
+    state = {f"encoder.{k}": v for k, v in vgg.items()} | {f"decoder.{k}": v for k, v in decoder.items()}
+    return ModelConfig(encoder_last_layer=last, description=description), state

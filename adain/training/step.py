@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoder import CONTENT_LAYER, STYLE_LAYERS
-from .ops import EPS, adain, calc_mean_std
+from ..modeling.encoder import CONTENT_LAYER, STYLE_LAYERS
+from ..modeling.ops import EPS, adain, calc_mean_std
 
 __all__ = ["LossWeights", "StepResult", "adain_losses", "learning_rate", "train_step"]
 

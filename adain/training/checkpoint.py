@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
+
 __all__ = ["CHECKPOINT_DIR", "save_checkpoint", "list_checkpoints", "load_latest_checkpoint",
            "capture_rng_state", "restore_rng_state"]
 
@@ -52,19 +54,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not possible on every platform (Windows); the rename itself is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], *, keep: int = 3) -> Path:
     """Atomically write ``state`` (must hold ``step``) as the newest checkpoint; keep only the last ``keep``.
 
@@ -73,16 +62,8 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], *, keep: 
     directory = Path(run_dir) / CHECKPOINT_DIR
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step-{int(state['step']):08d}.pt"
-    tmp = directory / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(directory)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path, durable=True) as tmp:
+        torch.save(state, tmp)
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .model import ModelConfig
+from ..modeling.config import ModelConfig
+from .card import model_card
 
 __all__ = [
     "LegacyFile",
@@ -91,17 +92,10 @@ class PretrainedWeights:
     sources: tuple[Source, ...]
 
     def model_card(self) -> str:
-        """Markdown written as ``README.md`` next to the converted weights in the cache."""
-        rows = "\n".join(f"| `{f.filename}` | `{f.sha256 or 'not established'}` |" for f in self.files)
-        sources = "\n".join(f"{i}. {s.describe()}" for i, s in enumerate(self.sources, 1))
-        return (
-            f"---\nlibrary_name: adain\nlicense: {self.license.lower()}\ntags:\n- style-transfer\n- adain\n---\n"
-            f"# {self.name}\n\n{self.description}\n\n## Provenance\n{self.provenance}\n\n"
-            f"License: {self.license}.\n\n## Source files\n| file | sha256 |\n|---|---|\n{rows}\n\n"
-            f"## Sources, in the order tried\n{sources}\n\n"
-            "## Numerics\n- Input: RGB in [0, 1]; the first 1x1 conv maps it to BGR x255 minus the Caffe mean.\n"
-            "- Encoder: normalised VGG-19 to relu5_1, reflection padding, max pooling with ceil_mode.\n"
-            "- Decoder output: unclamped, about [0, 1].\n"
+        """The card written as ``README.md`` next to the converted weights in the cache."""
+        return model_card(
+            self.config, title=self.name, license=self.license, provenance=self.provenance,
+            files=[(f.filename, f.sha256) for f in self.files], sources=[s.describe() for s in self.sources],
         )
 
 

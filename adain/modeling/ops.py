@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["calc_mean_std", "masked_mean_std", "adain", "adain_with_stats", "blend_stats", "masked_adain", "coral"]
+__all__ = ["calc_mean_std", "masked_mean_std", "adain", "adain_with_stats", "blend_stats", "masked_adain", "coral", "sqrtm_psd"]
 
 EPS = 1e-5
 
@@ -127,10 +127,11 @@ def masked_adain(
     return out.to(content.dtype)
 
 
-def _sqrtm_psd(mat: Tensor) -> Tensor:
-    """Square root of a symmetric positive-definite matrix."""
-    vals, vecs = torch.linalg.eigh(mat)
-    return vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+def sqrtm_psd(mat: Tensor) -> Tensor:
+    """Square root of a symmetric positive semi-definite matrix, via float64 ``eigh`` (negative
+    eigenvalues from rounding are clamped to 0). Returned in float64."""
+    vals, vecs = torch.linalg.eigh(mat.double())
+    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
 
 
 def coral(source: Tensor, target: Tensor) -> Tensor:
@@ -161,6 +162,6 @@ def coral(source: Tensor, target: Tensor) -> Tensor:
     eye = torch.eye(3, dtype=torch.float64, device=source.device)
     cov_s = zs @ zs.T + eye
     cov_t = zt @ zt.T + eye
-    transfer = _sqrtm_psd(cov_t) @ torch.linalg.inv(_sqrtm_psd(cov_s))
+    transfer = sqrtm_psd(cov_t) @ torch.linalg.inv(sqrtm_psd(cov_s))
     out = (transfer @ zs) * t_std + t_mean
     return out.reshape(source.shape).to(source.dtype)

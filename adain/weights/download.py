@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import CorruptWeightsError, WeightsNotFoundError
+from ..atomic import atomic_path
+from ..errors import CorruptWeightsError, WeightsNotFoundError
+from ..version import __version__
 
 __all__ = ["DEFAULT_TIMEOUT_S", "DownloadProgress", "download_url", "sha256_of", "download_timeout"]
 
@@ -89,8 +91,7 @@ def download_url(
         raise WeightsNotFoundError(f"{url}: unsupported URL scheme {scheme!r} (use one of {', '.join(_SCHEMES)})")
     timeout = download_timeout() if timeout is None else timeout
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
-    try:
+    with atomic_path(dest, tag="part", durable=True) as tmp:
         _fetch_to(url, tmp, dest.name, timeout, progress)
         if sha256 is not None:
             actual = sha256_of(tmp)
@@ -99,15 +100,10 @@ def download_url(
                     f"{url}: sha256 {actual} does not match the expected {sha256.lower()} (an error page, a "
                     "changed upstream file or a corrupted transfer); the download was discarded"
                 )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
 def _fetch_to(url: str, tmp: Path, filename: str, timeout: float, progress: ProgressCallback | None) -> None:
-    from . import __version__
-
     request = urllib.request.Request(url, headers={"User-Agent": f"adain/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -120,8 +116,6 @@ def _fetch_to(url: str, tmp: Path, filename: str, timeout: float, progress: Prog
                     done += len(chunk)
                     if progress is not None:
                         progress(DownloadProgress(filename, done, total))
-                out.flush()
-                os.fsync(out.fileno())
     except urllib.error.HTTPError as exc:
         raise WeightsNotFoundError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:

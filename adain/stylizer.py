@@ -3,7 +3,7 @@
 ``Stylizer`` encodes a style once (``set_style``) and then stylizes many content images or batches of
 video frames; ``stylize`` is the one-call wrapper. Everything that is not a pure tensor operation of
 the model (where tensors live, their dtype, exact output sizes, memory limits) is decided here;
-argument checks, padding and colour conversions live in ``_prep``.
+shared argument checks live in ``adain.arguments``, devices/dtypes/memory in ``adain.runtime``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from . import _prep as prep
-from . import io
-from .device import resolve_device
+from . import images
+from .arguments import check_alpha, check_size, color_mode, normalize_style_weights, pop_deprecated
+from .color import luma, match_luma, replace_luma
 from .errors import InputError
-from .model import AdaINModel
-from .ops import blend_stats, calc_mean_std, coral, masked_mean_std
+from .model import AdaINModel, load_pretrained
+from .modeling import padding
+from .modeling.ops import blend_stats, calc_mean_std, coral, masked_mean_std
+from .optimization.api import gatys
+from .runtime import check_max_memory, memory_budget, resolve_device, resolve_dtype
 
 __all__ = ["Stylizer", "stylize", "METHODS", "BYTES_PER_PIXEL"]
 
@@ -53,7 +56,7 @@ class _StyleSpec:
     """What ``set_style`` prepared. ``stats`` is cached unless the style depends on the content."""
 
     images: list[Tensor]  # (1, 3, h, w) float32 in [0, 1] on the device, for content-dependent modes
-    weights: list[float]
+    style_weights: list[float]
     mask: Tensor | None  # (H, W) bool on the device, True = first style
     color: str | None  # None, "coral" or "luminance"
     stats: list[tuple[Tensor, Tensor]] | None
@@ -89,11 +92,9 @@ class Stylizer:
     ) -> None:
         if not isinstance(model, AdaINModel):
             raise InputError(f"model: expected an adain.AdaINModel, got {type(model).__name__}")
-        bad_memory = isinstance(max_memory, bool) or not isinstance(max_memory, int) or max_memory <= 0
-        if max_memory is not None and bad_memory:
-            raise InputError(f"max_memory: expected a positive number of bytes or None, got {max_memory!r}")
+        max_memory = check_max_memory(max_memory)
         self.device = resolve_device(device)
-        self.dtype = prep.resolve_dtype(dtype)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.max_memory = max_memory
         self.eps = model.config.eps
         # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
@@ -111,9 +112,10 @@ class Stylizer:
         *,
         style_size: int | None = DEFAULT_SIZE,
         crop: bool = False,
-        weights: Sequence[float] | None = None,
+        style_weights: Sequence[float] | None = None,
         mask=None,
-        preserve_color: bool | str = False,
+        preserve_color: bool | str | None = None,
+        **deprecated,
     ) -> Stylizer:
         """Load, encode and cache a style. Returns ``self`` so calls can be chained.
 
@@ -121,7 +123,7 @@ class Stylizer:
             style: one image (path, ``PIL.Image``, HxWxC numpy array, CxHxW tensor in [0, 1]) or a list.
             style_size: new shorter side of each style image; ``None`` keeps its size.
             crop: centre square crop of each style image.
-            weights: one weight per style for interpolation, normalised to sum 1; default equal.
+            style_weights: one weight per style for interpolation, normalised to sum 1; default equal.
             mask: with exactly two styles: an image, foreground (luma >= 0.5) gets the first style,
                 background the second; each region's content statistics are its own.
             preserve_color: ``False``; ``True``/``"coral"`` recolours each style image to the content
@@ -131,31 +133,35 @@ class Stylizer:
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles:
             raise InputError("style: at least one style image is needed")
-        norm_weights = prep.normalise_weights(weights, len(styles))
-        color = prep.color_mode(preserve_color)
+        style_weights = pop_deprecated(deprecated, "weights", "style_weights", style_weights, "set_style")
+        if deprecated:
+            raise InputError(f"set_style: unexpected argument(s) {sorted(deprecated)}")
+        style_size = check_size(style_size, "style_size")
+        norm_weights = normalize_style_weights(style_weights, len(styles))
+        color = color_mode(preserve_color)
         mask_t = None
         if mask is not None:
             if len(styles) != 2:
                 raise InputError(f"mask: needs exactly two styles (foreground, background), got {len(styles)}")
-            if weights is not None:
-                raise InputError("weights: cannot be combined with a mask (each region takes one style)")
-            mask_t = io.to_mask(mask).to(self.device)
+            if style_weights is not None:
+                raise InputError("style_weights: cannot be combined with a mask (each region takes one style)")
+            mask_t = images.to_mask(mask).to(self.device)
         names = ["style"] if len(styles) == 1 else [f"style[{i}]" for i in range(len(styles))]
         for s, name in zip(styles, names):
-            self._frames_per_chunk(*_target_size(io.image_size(s, what=name), style_size, crop), 1, what=name)
-        images = [
-            io.to_tensor(s, size=style_size, crop=crop, what=name).to(self.device, copy=True)[None]
+            self._frames_per_chunk(*_target_size(images.image_size(s, what=name), style_size, crop), 1, what=name)
+        tensors = [
+            images.to_tensor(s, size=style_size, crop=crop, what=name).to(self.device, copy=True)[None]
             for s, name in zip(styles, names)
         ]
-        stats = None if color else [self._encode_stats(img) for img in images]
-        self._style = _StyleSpec(images, norm_weights, mask_t, color, stats)
+        stats = None if color else [self._encode_stats(img) for img in tensors]
+        self._style = _StyleSpec(tensors, norm_weights, mask_t, color, stats)
         return self
 
     def _encode_stats(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """``(1, 3, h, w)`` style image -> float32 (mean, std) of its relu4_1 features."""
         h, w = image.shape[-2:]
-        feat = self._encode(prep.min_encodable(image))
-        return calc_mean_std(feat[..., : -(-h // prep.MULTIPLE), : -(-w // prep.MULTIPLE)], self.eps)
+        feat = self._encode(padding.min_encodable(image))
+        return calc_mean_std(feat[..., : padding.feature_side(h), : padding.feature_side(w)], self.eps)
 
     def _encode(self, x: Tensor) -> Tensor:
         x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
@@ -179,19 +185,20 @@ class Stylizer:
         """
         if self._style is None:
             raise InputError("no style set: call set_style(...) first")
-        alpha = prep.check_alpha(alpha)
+        alpha = check_alpha(alpha)
+        content_size = check_size(content_size, "content_size")
         if isinstance(content, (list, tuple)):
             return [self(c, alpha, content_size=content_size, crop=crop) for c in content]
-        h, w = _target_size(io.image_size(content, what="content"), content_size, crop)
+        h, w = _target_size(images.image_size(content, what="content"), content_size, crop)
         n = content.shape[0] if isinstance(content, Tensor) and content.dim() == 4 else 1
         chunk = self._frames_per_chunk(h, w, n)  # refuses before any large allocation
         if isinstance(content, Tensor) and content.dim() == 4:
-            batch = io.to_batch(content, size=content_size, crop=crop, what="content")
+            batch = images.to_batch(content, size=content_size, crop=crop, what="content")
             out = torch.cat([self._run(part.to(self.device), alpha) for part in batch.split(chunk)])
             return out.to(content.device)
-        image = io.to_tensor(content, size=content_size, crop=crop, what="content")
+        image = images.to_tensor(content, size=content_size, crop=crop, what="content")
         out = self._run(image.to(self.device)[None], alpha)[0]
-        return out.to(content.device) if isinstance(content, Tensor) else io.tensor_to_pil(out)
+        return out.to(content.device) if isinstance(content, Tensor) else images.tensor_to_pil(out)
 
     @torch.inference_mode()
     def _run(self, x: Tensor, alpha: float) -> Tensor:
@@ -211,26 +218,20 @@ class Stylizer:
         # Luminance only (Gatys et al. 2017, "Controlling perceptual factors"): stylize the luma as a
         # gray image, with the style's luma mean/std matched to the content's, then put the content's
         # chroma back. YIQ keeps luma and chroma separable with a fixed linear map.
-        y_c = io.luma(x)
-        c_std, c_mean = torch.std_mean(y_c)
-        styles = []
-        for img in spec.images:
-            y_s = io.luma(img)
-            s_std, s_mean = torch.std_mean(y_s)
-            matched = ((y_s - s_mean) / s_std.clamp_min(1e-6) * c_std + c_mean).clamp(0, 1)
-            styles.append(matched.expand(-1, 3, -1, -1))
+        y_c = luma(x)
+        styles = [match_luma(luma(img), y_c).expand(-1, 3, -1, -1) for img in spec.images]
         out = self._stylize(y_c.expand(-1, 3, -1, -1), styles, None, alpha)
-        return prep.yiq_to_rgb(torch.cat([io.luma(out), prep.rgb_to_yiq(x)[:, 1:]], dim=1))
+        return replace_luma(x, luma(out))
 
     def _stylize(self, x: Tensor, styles: list[Tensor], stats, alpha: float) -> Tensor:
         """Core pipeline on an ``(N, 3, H, W)`` batch: pad, encode, AdaIN, decode, crop (unclamped)."""
         spec = self._style
         h, w = x.shape[-2:]
-        f_c = self._encode(prep.pad_bottom_right(x, prep.padded_side(h), prep.padded_side(w)))
+        f_c = self._encode(padding.pad_bottom_right(x, padding.padded_side(h), padding.padded_side(w)))
         if alpha > 0:
             if stats is None:
                 stats = [self._encode_stats(img) for img in styles]
-            t = self._transfer(f_c, stats, spec.weights, spec.mask, (h, w))
+            t = self._transfer(f_c, stats, spec.style_weights, spec.mask, (h, w))
             # Same order of operations as the reference: t * alpha + f_c * (1 - alpha).
             feat = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
         else:
@@ -244,7 +245,7 @@ class Stylizer:
         The padded border repeats content near the bottom/right edges; counting it would bias the
         statistics towards those edges. On multiples of 8 (no padding) this is exactly the reference.
         """
-        hv, wv = -(-size[0] // prep.MULTIPLE), -(-size[1] // prep.MULTIPLE)
+        hv, wv = padding.feature_side(size[0]), padding.feature_side(size[1])
         if mask is None:
             valid = f_c[..., :hv, :wv] if hv * wv > 1 else f_c  # a lone position has no spread
             c_stats = calc_mean_std(valid, self.eps)
@@ -253,7 +254,7 @@ class Stylizer:
         # Binarised at full resolution, then nearest-resized to the valid feature grid (as the original
         # resizes the mask to the feature map), then extended over the padding like the image.
         fg = F.interpolate(mask[None, None].float(), size=(hv, wv), mode="nearest")
-        fg = prep.pad_bottom_right(fg, f_c.shape[-2], f_c.shape[-1]) >= 0.5
+        fg = padding.pad_bottom_right(fg, f_c.shape[-2], f_c.shape[-1]) >= 0.5
         valid = torch.zeros_like(fg)
         valid[..., :hv, :wv] = True
         out = torch.zeros(f_c.shape, dtype=torch.float32, device=f_c.device)
@@ -267,11 +268,11 @@ class Stylizer:
 
     def _frames_per_chunk(self, h: int, w: int, n: int, what: str = "content") -> int:
         """How many ``h x w`` frames fit in one forward pass; ``InputError`` if not even one does."""
-        limit = self.max_memory if self.max_memory is not None else prep.available_memory(self.device)
+        limit = memory_budget(self.device, self.max_memory)
         if limit is None:
             return n
         per_pixel = BYTES_PER_PIXEL * torch.finfo(self.dtype).bits // 32
-        per_frame = per_pixel * prep.padded_side(h) * prep.padded_side(w)
+        per_frame = per_pixel * padding.padded_side(h) * padding.padded_side(w)
         if per_frame > limit:
             fits = int(math.sqrt(limit / per_pixel * min(h, w) / max(h, w)))
             raise InputError(
@@ -298,7 +299,7 @@ def _prepared(model: AdaINModel, device: torch.device, dtype: torch.dtype, memor
 def _target_size(size: tuple[int, int], content_size: int | None, crop: bool) -> tuple[int, int]:
     h, w = size
     if content_size is not None and isinstance(content_size, int) and content_size > 0:
-        h, w = io.resized_size(h, w, content_size)
+        h, w = images.resized_size(h, w, content_size)
     if crop:
         h = w = min(h, w)
     return h, w
@@ -313,8 +314,8 @@ def stylize(
     content_size: int | None = DEFAULT_SIZE,
     style_size: int | None = DEFAULT_SIZE,
     crop: bool = False,
-    preserve_color: bool | str = False,
-    weights: Sequence[float] | None = None,
+    preserve_color: bool | str | None = None,
+    style_weights: Sequence[float] | None = None,
     mask=None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
@@ -332,18 +333,20 @@ def stylize(
         model: an ``AdaINModel``; default ``adain.load_pretrained()``.
         content_size, style_size: new shorter side (aspect kept); ``None`` keeps the size.
         crop: centre square crop of content and style.
-        preserve_color: ``False``, ``True``/``"coral"`` (the reference's CORAL) or ``"luminance"``.
-        weights: interpolation weights, one per style, normalised to sum 1 (default equal).
+        preserve_color: ``None``/``False``, ``"coral"`` (or ``True``; the reference's CORAL) or
+            ``"luminance"``.
+        style_weights: interpolation weights, one per style, normalised to sum 1 (default equal).
         mask: two styles only: foreground where the mask's luma >= 0.5 gets the first style.
         device: default CUDA when available, else CPU. dtype: see ``Stylizer``.
         method: ``"adain"`` (a trained decoder, milliseconds) or ``"gatys"`` (image optimisation,
             ``adain.gatys``; seconds to minutes, reference quality on a GPU). With ``"gatys"``, ``alpha``
             must be 1 (use ``style_weight``), and any further keyword is a ``adain.gatys`` option.
-        max_memory: see ``Stylizer``; with ``"gatys"`` the memory limit of its estimate.
+        max_memory: bytes the call may use (default 80% of the free memory); see ``adain.runtime``.
     Returns:
         An RGB ``PIL.Image`` of exactly the (resized, cropped) content size.
     """
-    prep.check_alpha(alpha)
+    check_alpha(alpha)
+    style_weights = pop_deprecated(gatys_options, "weights", "style_weights", style_weights, "stylize")
     if isinstance(content, Tensor) and content.dim() == 4 and content.shape[0] != 1:
         raise InputError(
             f"content: stylize takes one image, got a batch of shape {tuple(content.shape)}; use a Stylizer"
@@ -352,54 +355,22 @@ def stylize(
     if method == "adain":
         if gatys_options:
             raise InputError(f"unexpected argument(s) {sorted(gatys_options)} for method='adain'")
-        if model is None:
-            from .pretrained import load_pretrained
-
-            model = load_pretrained()
-        stylizer = Stylizer(model, device, dtype, max_memory=max_memory)
-        stylizer.set_style(
-            style, style_size=style_size, crop=crop, weights=weights, mask=mask, preserve_color=preserve_color
-        )
+        stylizer = Stylizer(model if model is not None else load_pretrained(), device, dtype, max_memory=max_memory)
+        stylizer.set_style(style, style_size=style_size, crop=crop, style_weights=style_weights, mask=mask,
+                           preserve_color=preserve_color)
         result = stylizer(content, alpha, content_size=content_size, crop=crop)
-        return result if isinstance(result, Image.Image) else io.tensor_to_pil(result)
+        return result if isinstance(result, Image.Image) else images.tensor_to_pil(result)
     if method == "gatys":
-        return _stylize_gatys(
-            content, style, alpha, model=model, content_size=content_size, style_size=style_size, crop=crop,
-            preserve_color=preserve_color, weights=weights, mask=mask, device=device, dtype=dtype,
-            max_memory=max_memory, options=gatys_options,
-        )
+        if alpha != 1:
+            raise InputError(
+                f"alpha: method='gatys' has no alpha (got {alpha}); pass style_weight= (or content_weight=) instead"
+            )
+        if crop:  # gatys has no crop of its own: crop (and resize) first, then keep that size
+            content = images.to_tensor(content, size=content_size, crop=True, what="content")
+            style = [images.to_tensor(s, size=style_size, crop=True, what=f"style[{i}]")
+                     for i, s in enumerate(style if isinstance(style, (list, tuple)) else [style])]
+            content_size = style_size = None
+        return gatys(content, style, model=model, content_size=content_size, style_size=style_size,
+                     preserve_color=preserve_color, style_weights=style_weights, mask=mask, device=device,
+                     dtype=dtype, max_memory=max_memory, **gatys_options)
     raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
-
-
-# stylize()'s colour modes -> adain.gatys's: CORAL recolours the style, which is gatys's "match".
-_GATYS_COLOR = {False: None, None: None, True: "match", "coral": "match", "luminance": "luminance"}
-
-
-def _stylize_gatys(content, style, alpha, *, model, content_size, style_size, crop, preserve_color, weights, mask,
-                   device, dtype, max_memory, options) -> Image.Image:
-    """``stylize(method="gatys")``: translate stylize's arguments into ``adain.gatys`` options."""
-    from .optimization import gatys
-
-    if alpha != 1:
-        raise InputError(
-            f"alpha: method='gatys' has no alpha (got {alpha}); pass style_weight= (or content_weight=) instead"
-        )
-    if preserve_color not in _GATYS_COLOR:
-        raise InputError(f"preserve_color: expected False, True, 'coral' or 'luminance', got {preserve_color!r}")
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    if crop:  # gatys has no crop of its own: crop (and resize) first, then keep that size
-        content = io.to_tensor(content, size=content_size, crop=True, what="content")
-        styles = [io.to_tensor(s, size=style_size, crop=True, what=f"style[{i}]") for i, s in enumerate(styles)]
-        content_size = style_size = None
-    if mask is not None:
-        if len(styles) != 2:
-            raise InputError(f"mask: needs exactly two styles, got {len(styles)}")
-        fg = io.to_mask(mask).float()[None]
-        options = {**options, "masks": [fg, 1 - fg]}
-    if weights is not None:
-        options = {**options, "style_blend": list(weights)}
-    if max_memory is not None:
-        options = {**options, "memory_limit": max_memory}
-    return gatys(content, styles if len(styles) > 1 else styles[0], model=model, content_size=content_size,
-                 style_size=style_size, preserve_color=_GATYS_COLOR[preserve_color], device=device, dtype=dtype,
-                 **options)

@@ -20,14 +20,11 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
 from .download import DownloadProgress, sha256_of
-from .errors import CorruptWeightsError, WeightsNotFoundError, WeightsOfflineError
-from .model import CONFIG_NAME, WEIGHTS_NAME
-
-if TYPE_CHECKING:
-    from .model import AdaINModel
+from .format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model_dir
 
 __all__ = ["hub_offline", "hub_endpoint", "download_model_dir", "push_to_hub", "REPO_ID_PATTERN"]
 
@@ -180,8 +177,12 @@ def _short(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+class _Saveable(Protocol):
+    def save_pretrained(self, directory: str | os.PathLike, *, model_card: str | None = None) -> Path: ...
+
+
 def push_to_hub(
-    model_or_dir: AdaINModel | str | os.PathLike,
+    model_or_dir: _Saveable | str | os.PathLike,
     repo_id: str,
     *,
     revision: str | None = None,
@@ -189,8 +190,12 @@ def push_to_hub(
     private: bool | None = None,
     token: str | None = None,
     model_card: str | None = None,
+    verify: bool = True,
 ) -> str:
     """Publish a model in the package format (``config.json``, ``model.safetensors``, ``README.md``).
+
+    The one way this package uploads weights (the trainer's ``--push-to-hub`` and
+    ``weights/publish.py`` use it too).
 
     Arguments:
         model_or_dir: an ``AdaINModel`` (saved with ``save_pretrained`` into a temporary folder) or a
@@ -198,28 +203,44 @@ def push_to_hub(
         repo_id: ``"user/name"``; created (public unless ``private``) if it does not exist.
         revision: branch to commit to (default ``main``).
         model_card: README text for a model object (default: the generated card).
+        verify: download the two files back from the new commit and check that they are byte for byte
+            what was uploaded.
     Returns:
-        The commit URL. Load it back with ``adain.load_pretrained(repo_id, revision=<commit>)``.
+        The commit URL (ending in the commit sha). Load it back with
+        ``adain.load_pretrained(repo_id, revision=<commit>)``.
     """
     from huggingface_hub import HfApi
 
-    from .model import AdaINModel
-
     if not REPO_ID_PATTERN.fullmatch(repo_id):
-        raise ValueError(f"repo_id must look like 'user/name', got {repo_id!r}")
+        raise InputError(f"repo_id must look like 'user/name', got {repo_id!r}")
     api = HfApi(endpoint=hub_endpoint(), token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="adain-push-") as tmp:
-        if isinstance(model_or_dir, AdaINModel):
-            folder = model_or_dir.save_pretrained(tmp, model_card=model_card)
-        else:
+        if isinstance(model_or_dir, (str, os.PathLike)):
             folder = Path(model_or_dir)
-            AdaINModel.from_pretrained(folder)  # never publish a folder that would not load
+            load_model_dir(folder)  # never publish a folder that would not load
+        else:
+            folder = model_or_dir.save_pretrained(tmp, model_card=model_card)
         commit = api.upload_folder(
             repo_id=repo_id,
             folder_path=str(folder),
             revision=revision,
             commit_message=commit_message,
-            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md"],
+            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME],
         )
-    return str(getattr(commit, "commit_url", commit))
+        url = str(getattr(commit, "commit_url", commit))
+        if verify:
+            _verify_upload(folder, repo_id, url.rstrip("/").rsplit("/", 1)[-1], token)
+    return url
+
+
+def _verify_upload(folder: Path, repo_id: str, commit: str, token: str | None) -> None:
+    """Download ``config.json`` and ``model.safetensors`` at ``commit`` and compare them with ``folder``'s."""
+    from huggingface_hub import hf_hub_download
+
+    with tempfile.TemporaryDirectory(prefix="adain-verify-") as cache:
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            remote = hf_hub_download(repo_id, name, revision=commit, cache_dir=cache, token=token,
+                                     endpoint=hub_endpoint())
+            if sha256_of(remote) != sha256_of(folder / name):
+                raise WeightsError(f"{repo_id}@{commit}: {name} on the Hub differs from {folder / name}")

@@ -15,7 +15,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from .io import save_image
+from ..images import tensor_to_pil
+from ..io import save_image
 
 __all__ = ["ScalarLog", "read_log", "sample_grid", "draw_loss_curve", "LOG_FIELDS"]
 
@@ -74,7 +75,7 @@ def sample_grid(content: Tensor, style: Tensor, output: Tensor, path: str | os.P
     """Save rows of ``content | style | output`` (each ``(B, 3, H, W)``, about [0, 1]) as one PNG."""
     rows = [torch.cat([c, s, o.clamp(0, 1)], dim=2) for c, s, o in zip(content.float().cpu(), style.float().cpu(),
                                                                      output.float().cpu())]
-    return save_image(torch.cat(rows, dim=1), path)
+    return save_image(tensor_to_pil(torch.cat(rows, dim=1)), path)
 
 
 _COLOURS = {"loss": (20, 20, 20), "content": (31, 119, 180), "style": (214, 39, 40)}

@@ -1,6 +1,9 @@
-"""The reference PyTorch port's positional layout, and conversion from it.
+"""The reference PyTorch port's positional layout, the normalised VGG's fingerprint, and conversion.
 
-This is the one module that knows the legacy ``nn.Sequential`` indices. ``vgg_normalised.pth`` is the
+This is the one module that knows the legacy ``nn.Sequential`` indices, and the one loader of the port's
+files: every path that reads a legacy VGG (``AdaINModel.from_original``, ``adain convert``, named
+weights, ``adain train --vgg``, ``adain gatys --vgg``) goes through ``legacy_vgg_to_named``, which checks
+the fingerprint. ``vgg_normalised.pth`` is the
 state dict of a 53-module Sequential (to relu5_4); ``decoder.pth`` that of the decoder Sequential. Both
 are read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is refused,
 never run.
@@ -16,20 +19,30 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .decoder import DECODER_CONVS
-from .encoder import VGG_CONVS
-from .errors import CorruptWeightsError, WeightsNotFoundError
+from ..errors import CorruptWeightsError, WeightsNotFoundError
+from ..modeling.config import ModelConfig
+from ..modeling.decoder import DECODER_CONVS
+from ..modeling.encoder import VGG_CONVS
 
 __all__ = [
     "LEGACY_VGG_CONV_INDICES",
     "LEGACY_DECODER_CONV_INDICES",
     "read_legacy_state_dict",
+    "read_legacy_vgg",
+    "read_legacy_decoder",
     "legacy_vgg_to_named",
     "legacy_decoder_to_named",
     "named_to_legacy_vgg",
     "named_to_legacy_decoder",
-    "load_original",
+    "load_reference_port",
+    "check_vgg_fingerprint",
+    "CAFFE_MEAN_BGR",
 ]
+
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+"""The Caffe ImageNet mean in BGR order, 0-255 scale; minus it is the preprocessing conv's bias."""
+
+_FINGERPRINT_ATOL = 1e-2  # the released values are exact (0, 255, -103.939, ...) up to float32 rounding
 
 # Sequential index of each conv. Encoder: index 0 is the 1x1 preprocessing conv, then (pad, conv, relu)
 # triples with a pool after each block; the file goes on to conv5_4 (index 51).
@@ -98,10 +111,46 @@ def _vgg_shapes() -> dict[str, tuple[int, int, int]]:
     return shapes | {name: (cin, cout, 3) for name, (cin, cout) in _VGG_EXTRA_CONVS.items()}
 
 
+def check_vgg_fingerprint(weight: Tensor, bias: Tensor, source: str) -> None:
+    """Raise ``CorruptWeightsError`` unless the 1x1 conv is the normalised VGG's preprocessing.
+
+    Expected: ``weight[i, 2 - i] = 255`` and every other entry 0 (RGB -> BGR, x255), ``bias = -(103.939,
+    116.779, 123.68)``, each within 0.01. ``weight`` is ``(3, 3, 1, 1)``, ``bias`` ``(3,)``. The Torch7
+    release has the same first conv as the PyTorch port (the port was converted from it).
+    """
+    expected_w = torch.zeros(3, 3, 1, 1)
+    for i in range(3):
+        expected_w[i, 2 - i] = 255.0
+    expected_b = -torch.tensor(CAFFE_MEAN_BGR)
+    w, b = weight.detach().float().cpu(), bias.detach().float().cpu()
+    if tuple(w.shape) != (3, 3, 1, 1) or tuple(b.shape) != (3,):
+        raise CorruptWeightsError(f"{source}: first conv has shape {tuple(w.shape)}, expected (3, 3, 1, 1)")
+    if not (torch.allclose(w, expected_w, atol=_FINGERPRINT_ATOL) and torch.allclose(b, expected_b, atol=_FINGERPRINT_ATOL)):
+        raise CorruptWeightsError(
+            f"{source}: the first 1x1 conv is not the normalised VGG's RGB->BGR x255 minus the Caffe mean "
+            f"(weight {w.flatten().tolist()}, bias {b.tolist()}); not the vgg_normalised weights"
+        )
+
+
 def legacy_vgg_to_named(state: dict[str, Tensor], source: str = "vgg") -> dict[str, Tensor]:
-    """The 53-module VGG state dict -> ``VGGEncoder`` keys up to conv5_1 (conv5_2..5_4 checked, dropped)."""
+    """The 53-module VGG state dict -> ``VGGEncoder`` keys up to conv5_1 (conv5_2..5_4 checked, dropped).
+
+    Keys, shapes and finiteness are checked, and so is the fingerprint (``check_vgg_fingerprint``).
+    """
     keep = {"preprocess"} | {name for name, _, _ in VGG_CONVS}
-    return _rename(state, LEGACY_VGG_CONV_INDICES, _vgg_shapes(), source, keep)
+    named = _rename(state, LEGACY_VGG_CONV_INDICES, _vgg_shapes(), source, keep)
+    check_vgg_fingerprint(named["preprocess.weight"], named["preprocess.bias"], source)
+    return named
+
+
+def read_legacy_vgg(path: str | os.PathLike) -> dict[str, Tensor]:
+    """``vgg_normalised.pth`` -> ``VGGEncoder`` state (to relu5_1), every check applied."""
+    return legacy_vgg_to_named(read_legacy_state_dict(path, "VGG"), str(path))
+
+
+def read_legacy_decoder(path: str | os.PathLike) -> dict[str, Tensor]:
+    """``decoder.pth`` -> ``Decoder`` state, every check applied."""
+    return legacy_decoder_to_named(read_legacy_state_dict(path, "decoder"), str(path))
 
 
 def legacy_decoder_to_named(state: dict[str, Tensor], source: str = "decoder") -> dict[str, Tensor]:
@@ -120,13 +169,13 @@ def named_to_legacy_vgg(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {f"{LEGACY_VGG_CONV_INDICES[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in state.items()}
 
 
-def load_original(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike):
-    """``AdaINModel`` from the reference port's ``vgg_normalised.pth`` and ``decoder.pth`` (encoder to relu5_1)."""
-    from .model import AdaINModel, ModelConfig
+def load_reference_port(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *,
+                        description: str = "") -> tuple[ModelConfig, dict[str, Tensor]]:
+    """``(config, state)`` of a model from the port's ``vgg_normalised.pth`` + ``decoder.pth`` (encoder to relu5_1).
 
-    vgg = legacy_vgg_to_named(read_legacy_state_dict(vgg_path, "VGG"), str(vgg_path))
-    dec = legacy_decoder_to_named(read_legacy_state_dict(decoder_path, "decoder"), str(decoder_path))
-    model = AdaINModel(ModelConfig(encoder_last_layer="relu5_1"))
+    Read with ``torch.load(weights_only=True)`` only; keys, shapes, finiteness and the VGG fingerprint
+    are checked.
+    """
+    vgg, dec = read_legacy_vgg(vgg_path), read_legacy_decoder(decoder_path)
     state = {f"encoder.{k}": v for k, v in vgg.items()} | {f"decoder.{k}": v for k, v in dec.items()}
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    return ModelConfig(encoder_last_layer="relu5_1", description=description), state

@@ -1,8 +1,8 @@
-"""The decoder training engine: ``TrainConfig`` (every option and its default) and ``train(config)``.
+"""The decoder training loop: ``train(config)``.
 
 ``train`` runs the loop -- data, step, logs, samples, checkpoints, final export -- and reports what
-happens through a callback; it never prints. The command line (``adain train``, ``python -m train``)
-is ``main(argv)``, whose argparse flags are derived from ``TrainConfig`` so each default exists once.
+happens through a callback; it never prints. Options and defaults are ``TrainConfig`` (``config``);
+the command line (``adain train``, ``python -m train``) lives in ``adain.cli.train``.
 
 Data-parallel runs (``torchrun --nproc_per_node N -m train ...``) are detected from the ``WORLD_SIZE``
 environment variable: every rank trains on its own positions of the data order, DistributedDataParallel
@@ -18,7 +18,7 @@ import signal
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,67 +26,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import AdaINError
+from ..modeling.decoder import Decoder
+from ..modeling.encoder import CONTENT_LAYER
+from ..modeling.ops import adain
+from ..runtime import resolve_device
+from ..weights.hub import push_to_hub
 from .checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
+from .config import TrainConfig
 from .data import Batch, ImageStream, PairDataset, StepBatchSampler, collate_pairs, ignore_stop_signals
-from .decoder import Decoder
-from .errors import AdaINError, InputError
-from .train_report import ScalarLog, draw_loss_curve, sample_grid
-from .train_step import LossWeights, StepResult, frozen, learning_rate, make_optimizer, train_step
-from .train_weights import export_final, load_decoder, load_encoder, push_to_hub
+from .report import ScalarLog, draw_loss_curve, sample_grid
+from .setup import export_final, load_decoder, load_encoder
+from .step import LossWeights, StepResult, frozen, learning_rate, make_optimizer, train_step
 
-__all__ = ["TrainConfig", "TrainingError", "Interrupted", "train", "load_encoder", "load_decoder", "find_resume_state",
-           "config_from", "main"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every training option. Defaults follow the paper/reference-port recipe (DESIGN.md)."""
-
-    content_dir: str = field(default="", metadata={"help": 'folder of content images (searched recursively), e.g. MS-COCO train2014'})
-    style_dir: str = field(default="", metadata={"help": 'folder of style images, e.g. WikiArt'})
-    vgg: str = field(default="default", metadata={"help": 'encoder weights: a named weight, a package-format directory, or vgg_normalised.pth'})
-    out: str = field(default="runs/adain", metadata={"help": 'RUN_DIR: checkpoints, logs, samples, final/'})
-    max_iter: int = field(default=160_000, metadata={"help": 'optimisation steps'})
-    batch_size: int = field(default=8, metadata={"help": 'image pairs per step (per process in data-parallel runs)'})
-    lr: float = field(default=1e-4, metadata={"help": 'Adam learning rate at step 0'})
-    lr_decay: float = field(default=5e-5, metadata={"help": 'inverse-time decay: lr / (1 + lr_decay * step)'})
-    content_weight: float = field(default=1.0, metadata={"help": "weight of the content loss"})
-    style_weight: float = field(default=10.0, metadata={"help": 'weight of the style loss (mean reduction, like the reference port)'})
-    style_layer_weights: tuple[float, ...] = field(default=(1.0, 1.0, 1.0, 1.0), metadata={"help": 'factors for relu1_1..relu4_1'})
-    image_size: int = field(default=512, metadata={"help": 'shorter side after resizing (aspect kept), pixels'})
-    crop_size: int = field(default=256, metadata={"help": 'random square crop, pixels'})
-    min_image_side: int = field(default=64, metadata={"help": 'images with a shorter side below this are skipped as too small'})
-    max_bad_fraction: float = field(default=0.05, metadata={"help": 'stop if more than this fraction of either folder is unreadable'})
-    max_nonfinite: int = field(default=20, metadata={"help": 'stop after this many non-finite losses in a row'})
-    save_every: int = field(default=1000, metadata={"help": 'steps between checkpoints (a SIGKILL loses at most this many)'})
-    keep_checkpoints: int = field(default=3, metadata={"help": 'newest checkpoints kept'})
-    sample_every: int = field(default=1000, metadata={"help": 'steps between sample grids (0: none)'})
-    log_every: int = field(default=10, metadata={"help": 'steps averaged per log row'})
-    seed: int = field(default=0, metadata={"help": 'fixes initialisation, data order and crops'})
-    device: str = field(default="auto", metadata={"help": '"auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...'})
-    workers: int = field(default=4, metadata={"help": 'data-loading processes (0: load in the training process)'})
-    resume: bool = field(default=False, metadata={"help": 'continue from the newest valid checkpoint in RUN_DIR'})
-    init_decoder: str = field(default="", metadata={"help": 'start from these decoder weights (directory, decoder.pth or name) to fine-tune'})
-    push_to_hub: str = field(default="", metadata={"help": 'upload RUN_DIR/final to this Hugging Face Hub repo at the end'})
-    compile: bool = field(default=False, metadata={"help": 'torch.compile the decoder and encoder'})
-    dtype: str = field(default="auto", metadata={"help": '"auto" (bfloat16 autocast on CUDA, float32 elsewhere), "float32", "bfloat16"'})
-
-    def validate(self) -> TrainConfig:
-        for name in ("content_dir", "style_dir"):
-            if not getattr(self, name):
-                raise InputError(f"--{name.replace('_', '-')} is required (a folder of images)")
-        for name in ("max_iter", "batch_size", "image_size", "crop_size", "save_every", "log_every", "max_nonfinite"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.crop_size > self.image_size or self.crop_size % 8:
-            raise InputError(f"--crop-size must be a multiple of 8 and at most --image-size, got {self.crop_size}")
-        if len(self.style_layer_weights) != 4:
-            raise InputError("--style-layer-weights needs 4 numbers (relu1_1, relu2_1, relu3_1, relu4_1)")
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            raise InputError(f"--dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
-        if not 0 <= self.max_bad_fraction <= 1:
-            raise InputError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
-        return self
+__all__ = ["TrainingError", "Interrupted", "train", "find_resume_state"]
 
 
 class TrainingError(AdaINError, RuntimeError):
@@ -126,16 +79,9 @@ def _init_distributed(device_spec: str) -> _Dist:
 
 
 def _device(spec: str, dist_info: _Dist) -> torch.device:
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda":  # one GPU per process in data-parallel runs
-        spec = f"cuda:{dist_info.local_rank}"
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise InputError(f"--device: unknown device {spec!r} (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: CUDA is not available here; use --device cpu")
+    device = resolve_device(spec)
+    if device.type == "cuda" and device.index is None:  # one GPU per process in data-parallel runs
+        device = torch.device("cuda", dist_info.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
@@ -292,7 +238,7 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
             f"{config.content_dir}, style {config.style_dir}, style weight {config.style_weight}."))
         draw_loss_curve(run_dir / "log.csv", run_dir / "loss_curve.png")
         if config.push_to_hub:
-            push_to_hub(final, config.push_to_hub)
+            push_to_hub(final, config.push_to_hub, commit_message="adain train: final decoder")
         emit("done", {"final": final, "nonfinite_skipped": nonfinite_total, "bad_images": len(bad)})
     return final
 
@@ -335,9 +281,6 @@ def _log_row(step: int, window: list[StepResult], images_per_s: float, nonfinite
 
 @torch.no_grad()
 def _write_samples(decoder: nn.Module, encoder: nn.Module, samples: Batch, device: torch.device, path: Path) -> None:
-    from .encoder import CONTENT_LAYER
-    from .ops import adain
-
     c, s = samples.content.to(device), samples.style.to(device)
     out = decoder(adain(encoder(c)[CONTENT_LAYER], encoder(s)[CONTENT_LAYER]))
     sample_grid(c, s, out, path)
@@ -347,23 +290,3 @@ def find_resume_state(run_dir: str | os.PathLike, on_invalid: Callable[[Path, st
     """The newest valid checkpoint's state in ``run_dir`` (``None`` if none); invalid newer ones reported."""
     found = load_latest_checkpoint(run_dir, on_invalid)
     return None if found is None else found[1]
-
-
-def config_from(base: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """``base`` with ``overrides`` (keys are field names; unknown keys raise ``InputError``)."""
-    known = {f.name: f for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise InputError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-    values = dict(overrides)
-    if "style_layer_weights" in values:
-        values["style_layer_weights"] = tuple(float(v) for v in values["style_layer_weights"])
-    return replace(base, **values)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``adain train`` / ``python -m train``: parse flags (and ``--config`` TOML), train, return an exit code."""
-    from .cli.train import main as cli_main
-
-    return cli_main(argv)
-

@@ -23,8 +23,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .errors import ImageReadError, InputError
-from .io import list_images, read_image, resized_size
+from ..errors import ImageReadError, InputError
+from ..images import resized_size
+from ..io import IMAGE_EXTENSIONS, list_images, read_image
 
 __all__ = ["ImageStream", "PairDataset", "StepBatchSampler", "Batch", "collate_pairs", "positions_for_step",
            "ignore_stop_signals"]
@@ -53,7 +54,7 @@ class ImageStream:
         self.root = Path(root)
         self.paths: list[Path] = list_images(root)
         if not self.paths:
-            raise InputError(f"{root}: no images found (looked recursively for {', '.join(_extensions())})")
+            raise InputError(f"{root}: no images found (looked recursively for {', '.join(sorted(IMAGE_EXTENSIONS))})")
         self.image_size, self.crop_size = image_size, crop_size
         self.seed, self.stream, self.min_side = seed, stream, min_side
         self._perm_epoch, self._perm = -1, np.empty(0, dtype=np.int64)
@@ -109,12 +110,6 @@ class ImageStream:
         crop = img.resize((self.crop_size, self.crop_size), Image.Resampling.BILINEAR, box=box)
         arr = np.asarray(crop, dtype=np.uint8)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
-def _extensions() -> list[str]:
-    from .io import IMAGE_EXTENSIONS
-
-    return sorted(IMAGE_EXTENSIONS)
 
 
 class PairDataset(torch.utils.data.Dataset):

@@ -1,0 +1,50 @@
+"""Padding images to sizes the encoder and decoder can take, so outputs keep the exact input size.
+
+The encoder pools three times and the decoder upsamples three times, so sides are padded to a multiple
+of 8; every block's feature map must also be at least 2x2 for its reflection padding.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["MULTIPLE", "MIN_SIDE", "MIN_STYLE_SIDE", "padded_side", "pad_bottom_right", "min_encodable",
+           "feature_side"]
+
+MULTIPLE = 8  # the encoder pools three times; the decoder upsamples three times
+MIN_SIDE = 16  # block 4 of the encoder runs at H/8 and its reflection padding needs a map of at least 2x2
+MIN_STYLE_SIDE = 9  # the same condition without rounding up to a multiple of 8: ceil(side / 8) >= 2
+
+
+def padded_side(side: int) -> int:
+    """The side an image of ``side`` pixels is padded to: a multiple of 8, at least 16."""
+    return max(MIN_SIDE, -(-side // MULTIPLE) * MULTIPLE)
+
+
+def feature_side(side: int) -> int:
+    """Cells of the relu4_1 grid that cover ``side`` image pixels (``ceil(side / 8)``)."""
+    return -(-side // MULTIPLE)
+
+
+def pad_bottom_right(x: Tensor, height: int, width: int) -> Tensor:
+    """Extend ``(N, C, H, W)`` to ``(N, C, height, width)`` by reflection at the bottom and right.
+
+    Padding only at the far edges keeps the feature grid aligned with the reference (feature cell i
+    covers pixels 8i..8i+7), so the output is cropped from the top-left. Reflection needs the pad to be
+    smaller than the side, so tiny images are reflected repeatedly; a 1-pixel side is replicated.
+    """
+    while x.shape[-2] < height or x.shape[-1] < width:
+        h, w = x.shape[-2:]
+        dh, dw = min(height - h, h - 1), min(width - w, w - 1)
+        mode = "reflect"
+        if (height > h and dh == 0) or (width > w and dw == 0):
+            dh, dw, mode = height - h, width - w, "replicate"
+        x = F.pad(x, (0, dw, 0, dh), mode=mode)
+    return x
+
+
+def min_encodable(x: Tensor) -> Tensor:
+    """Pad an image only as much as the encoder needs (styles have no output size to keep)."""
+    h, w = x.shape[-2:]
+    return pad_bottom_right(x, max(h, MIN_STYLE_SIDE), max(w, MIN_STYLE_SIDE))

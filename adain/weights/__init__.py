@@ -1,0 +1,1 @@
+"""Weights on disk and on the network: the package format, named weights and their sources, the Hub, downloads, and the legacy formats (the reference port's ``.pth``, Torch7, torchvision). Works on ``(ModelConfig, state dict)`` pairs; ``adain.AdaINModel`` builds on it."""

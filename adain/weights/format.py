@@ -1,0 +1,128 @@
+"""The package's own weight format: a folder with ``config.json``, ``model.safetensors`` and ``README.md``.
+
+``config.json`` holds a ``ModelConfig``; ``model.safetensors`` the named tensors (``encoder.conv1_1.weight``,
+``decoder.conv4_1.weight``, ...); ``README.md`` a model card. Loading is strict: every expected key with
+its exact shape, nothing extra, every value finite. Only safetensors is read, so loading weights can
+never run code. Works on ``(ModelConfig, state dict)`` pairs; ``adain.AdaINModel`` builds on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..atomic import atomic_path
+from ..errors import CorruptWeightsError, WeightsNotFoundError
+from ..modeling.config import ARCHITECTURE, FORMAT_VERSION, ModelConfig
+from ..modeling.decoder import Decoder
+from ..modeling.encoder import VGGEncoder
+from .card import model_card
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "config_from_dict", "expected_state", "check_state_dict",
+           "save_model_dir", "load_model_dir"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+
+
+def config_from_dict(data: dict, source: str = "config") -> ModelConfig:
+    """A ``ModelConfig`` from parsed ``config.json`` data; unknown keys or bad values raise ``CorruptWeightsError``."""
+    known = {f.name for f in fields(ModelConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CorruptWeightsError(f"{source}: unknown config keys {unknown}; known keys are {sorted(known)}")
+    try:
+        config = ModelConfig(**data)
+    except TypeError as exc:
+        raise CorruptWeightsError(f"{source}: {exc}") from None
+    if config.architecture != ARCHITECTURE:
+        raise CorruptWeightsError(f"{source}: architecture {config.architecture!r} is not {ARCHITECTURE!r}")
+    if isinstance(config.format_version, int) and config.format_version > FORMAT_VERSION:
+        raise CorruptWeightsError(
+            f"{source}: format_version {config.format_version} is newer than this package understands "
+            f"({FORMAT_VERSION}); upgrade adain"
+        )
+    return config
+
+
+def expected_state(config: ModelConfig) -> dict[str, Tensor]:
+    """The keys and shapes (meta tensors, no memory) of a model's state dict for ``config``."""
+    with torch.device("meta"):
+        encoder, decoder = VGGEncoder(config.encoder_last_layer), Decoder()
+    return {f"encoder.{k}": v for k, v in encoder.state_dict().items()} | {
+        f"decoder.{k}": v for k, v in decoder.state_dict().items()
+    }
+
+
+def check_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], source: str) -> None:
+    """Raise ``CorruptWeightsError`` unless ``state`` has exactly ``expected``'s keys and shapes, all finite.
+
+    The message names the first offending key and the shape it should have.
+    """
+    for key, ref in expected.items():
+        if key not in state:
+            raise CorruptWeightsError(f"{source}: missing key {key!r} (expected shape {tuple(ref.shape)})")
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise CorruptWeightsError(
+                f"{source}: key {key!r} has shape {tuple(state[key].shape)}, expected {tuple(ref.shape)}"
+            )
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise CorruptWeightsError(f"{source}: unexpected key {extra[0]!r} ({len(extra)} unexpected in all)")
+    for key, value in state.items():
+        if not value.is_floating_point():
+            raise CorruptWeightsError(f"{source}: key {key!r} has dtype {value.dtype}, expected a float tensor")
+        if not bool(torch.isfinite(value).all()):
+            raise CorruptWeightsError(f"{source}: key {key!r} contains NaN or infinite values")
+
+
+def save_model_dir(config: ModelConfig, state: dict[str, Tensor], directory: str | os.PathLike, *,
+                   card: str | None = None) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and ``README.md`` (``card``, default: the generated
+    model card) to ``directory``, each atomically. Returns the directory."""
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    with atomic_path(out / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    with atomic_path(out / CONFIG_NAME) as tmp:
+        tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
+    with atomic_path(out / CARD_NAME) as tmp:
+        tmp.write_text(card if card is not None else model_card(config))
+    return out
+
+
+def load_model_dir(directory: str | os.PathLike) -> tuple[ModelConfig, dict[str, Tensor]]:
+    """Read and strictly check a folder written by ``save_model_dir``; returns ``(config, state)``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    root = Path(directory)
+    config_path, weights_path = root / CONFIG_NAME, root / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"{path} not found: a model directory needs {CONFIG_NAME} and {WEIGHTS_NAME} "
+                "(written by AdaINModel.save_pretrained)"
+            )
+    try:
+        data = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptWeightsError(f"{config_path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CorruptWeightsError(f"{config_path}: expected a JSON object")
+    config = config_from_dict(data, str(config_path))
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CorruptWeightsError(f"{weights_path}: not a readable safetensors file ({exc})") from None
+    check_state_dict(state, expected_state(config), str(weights_path))
+    return config, state
