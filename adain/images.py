@@ -226,6 +226,10 @@ def to_mask(source: ImageLike, *, what: str = "mask") -> Tensor:
     Binarised here, at full resolution, so that resizing it to a feature grid later cannot create
     in-between values that would belong to neither region.
     """
+    if isinstance(source, np.ndarray) and source.dtype == np.bool_:
+        source = torch.from_numpy(source)
+    if isinstance(source, Tensor) and source.dtype == torch.bool:
+        source = source.float()  # True = inside
     if isinstance(source, Tensor) and source.dim() == 2:
         source = source[None]
     return luma(to_tensor(source, what=what))[0] >= 0.5

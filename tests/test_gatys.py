@@ -118,7 +118,7 @@ def test_colour_match_moves_the_style_colours_to_the_content(model):
     red[0] = 0.9
     red += 0.1 * torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(1))
     plain = _run(model, style=red, style_weight=1000.0, iterations=8)
-    matched = _run(model, style=red, preserve_color="match", style_weight=1000.0, iterations=8)
+    matched = _run(model, style=red, preserve_color="coral", style_weight=1000.0, iterations=8)
 
     def mean_gap(img):
         return float((img.clamp(0, 1).mean(dim=(1, 2)) - c.mean(dim=(1, 2))).abs().sum())
@@ -154,9 +154,9 @@ def test_pyramid_reaches_the_target_size_through_growing_scales(model):
 def test_blend_weights_select_styles(model):
     c, s = _images()
     other = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(9))
-    only_first = _run(model, style=[s, other], style_blend=(1.0, 0.0), iterations=3)
+    only_first = _run(model, style=[s, other], style_weights=(1.0, 0.0), iterations=3)
     alone = _run(model, style=s, iterations=3)
-    mixed = _run(model, style=[s, other], style_blend=(1.0, 1.0), iterations=3)
+    mixed = _run(model, style=[s, other], style_weights=(1.0, 1.0), iterations=3)
     torch.testing.assert_close(only_first, alone)
     assert not torch.allclose(mixed, alone)
 
@@ -335,10 +335,10 @@ def test_memory_estimate_is_within_a_factor_of_two_of_measured_peak(tmp_path):
 def test_run_that_does_not_fit_is_refused_or_shrunk(model):
     c, s = _images(h=64, w=64)
     with pytest.raises(adain.InputError, match="content_size"):
-        gatys_tensor(c, s, model=model, content_size=None, iterations=1, memory_limit=20_000_000)
+        gatys_tensor(c, s, model=model, content_size=None, iterations=1, max_memory=20_000_000)
     sizes = []
     out = gatys_tensor(c, s, model=model, content_size=None, iterations=1, pyramid=False,
-                       memory_limit=15_000_000, on_oom="shrink", callback=lambda p: sizes.append(p.size))
+                       max_memory=15_000_000, on_oom="shrink", callback=lambda p: sizes.append(p.size))
     assert out.shape == (3, 64, 64)
     assert sizes[0][0] < 64
 

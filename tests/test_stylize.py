@@ -72,7 +72,7 @@ def test_crop_takes_the_centre_square_of_content_and_style(model, reference_mode
 def test_interpolation_weights_are_normalised_and_match_reference(model, reference_models):
     content = _smooth(32, 40, seed=7)
     styles = [_smooth(32, 32, seed=8), _smooth(32, 32, seed=9) ** 2]
-    out = adain.stylize(content, styles, model=model, content_size=None, style_size=None, weights=[1, 3], device="cpu")
+    out = adain.stylize(content, styles, model=model, content_size=None, style_size=None, style_weights=[1, 3], device="cpu")
     _assert_within_2_levels(out, _reference(reference_models, content, styles, weights=[0.25, 0.75]))
 
 
@@ -255,7 +255,7 @@ def test_alpha_outside_unit_interval_is_rejected(model, alpha):
 @pytest.mark.parametrize("weights", [[1, -1], [1, float("nan")], [0, 0], [1], [1, 2, 3], ["a", 1]])
 def test_bad_style_weights_are_rejected(model, weights):
     with pytest.raises(InputError, match="weights"):
-        adain.stylize(_rand(3, 8, 8), [_rand(3, 8, 8), _rand(3, 8, 8)], model=model, weights=weights, device="cpu")
+        adain.stylize(_rand(3, 8, 8), [_rand(3, 8, 8), _rand(3, 8, 8)], model=model, style_weights=weights, device="cpu")
 
 
 def test_mask_needs_exactly_two_styles(model):
@@ -313,7 +313,7 @@ def test_method_gatys_equals_calling_gatys_with_the_same_options(model):
     via_stylize = adain.stylize(c, s, model=model, method="gatys", content_size=None, style_size=36,
                                 device="cpu", preserve_color="coral", **_GATYS_FAST)
     direct = adain.gatys(c, s, model=model, content_size=None, style_size=36, device="cpu",
-                         preserve_color="match", **_GATYS_FAST)
+                         preserve_color="coral", **_GATYS_FAST)
     assert via_stylize.size == (40, 32)
     assert np.array_equal(np.asarray(via_stylize), np.asarray(direct))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 import sys
 
+from tqdm import tqdm
+
 from ..errors import WeightsError
 from ..model import load_pretrained
 from ..weights.resolve import list_pretrained, pretrained_info
@@ -36,8 +38,6 @@ class _Bars:
         self.bars: dict = {}
 
     def __call__(self, report) -> None:
-        from tqdm import tqdm
-
         bar = self.bars.get(report.filename)
         if bar is None:
             bar = self.bars[report.filename] = tqdm(

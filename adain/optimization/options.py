@@ -10,6 +10,7 @@ import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
 from typing import Any, Union
 
 import torch
@@ -205,8 +206,6 @@ def _validate(opts: GatysOptions) -> None:
     for name, choices in CHOICES.items():
         _choice(opts, name, choices)
     if isinstance(opts.init, str) and opts.init not in ("content", "noise"):
-        from pathlib import Path
-
         if not Path(opts.init).is_file():
             _fail("init", f"must be 'content', 'noise' or an image (path, PIL image, array, tensor); got {opts.init!r}")
     if opts.dtype not in (None, "float32", "bfloat16", torch.float32, torch.bfloat16):

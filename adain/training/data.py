@@ -14,6 +14,7 @@ with the batch, so the caller can count, list and, past a limit, stop.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +174,5 @@ def ignore_stop_signals(worker_id: int) -> None:
     would make the next batch fail before the training process could write its checkpoint. The workers
     exit when the training process shuts the loader down (or dies).
     """
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -14,6 +14,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from ..atomic import atomic_path
@@ -86,8 +88,6 @@ def save_model_dir(config: ModelConfig, state: dict[str, Tensor], directory: str
                    card: str | None = None) -> Path:
     """Write ``config.json``, ``model.safetensors`` and ``README.md`` (``card``, default: the generated
     model card) to ``directory``, each atomically. Returns the directory."""
-    from safetensors.torch import save_file
-
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
@@ -102,9 +102,6 @@ def save_model_dir(config: ModelConfig, state: dict[str, Tensor], directory: str
 
 def load_model_dir(directory: str | os.PathLike) -> tuple[ModelConfig, dict[str, Tensor]]:
     """Read and strictly check a folder written by ``save_model_dir``; returns ``(config, state)``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     root = Path(directory)
     config_path, weights_path = root / CONFIG_NAME, root / WEIGHTS_NAME
     for path in (config_path, weights_path):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from ..errors import CorruptWeightsError
+from ..errors import CorruptWeightsError, InputError
 from ..modeling.config import ModelConfig
 from ..modeling.decoder import Decoder
 from ..modeling.encoder import VGG_CONVS, VGGEncoder
@@ -61,8 +61,11 @@ def encoder_from_torchvision(
         decoders do not work with it: its features live on another scale.
     """
     if state is None:
-        from torchvision.models import VGG19_Weights
-
+        try:  # optional: only this converter needs torchvision (pip install 'adain[torchvision]')
+            from torchvision.models import VGG19_Weights
+        except ImportError:
+            raise InputError("encoder_from_torchvision without a state dict needs torchvision: "
+                             "pip install 'adain[torchvision]', or pass the vgg19 weights file") from None
         state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True, weights_only=True)
     encoder = VGGEncoder(last_layer)
     named = torchvision_vgg19_to_named(state, last_layer)
