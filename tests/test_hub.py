@@ -6,6 +6,8 @@ import), so these tests set them with ``monkeypatch.setenv`` in-process.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from http_servers import HubServer
@@ -122,7 +124,7 @@ def test_push_to_hub_uploads_a_loadable_package_folder(model, monkeypatch):
             calls["reloaded"] = adain.AdaINModel.from_pretrained(folder_path)
             return "https://hub.example/org/repo/commit/abc"
 
-    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    monkeypatch.setattr("adain.weights.hub.HfApi", FakeApi)
     url = push_to_hub(model, "org/repo", verify=False)
     assert url.endswith("/commit/abc")
     assert calls["created"] == "org/repo"
@@ -157,3 +159,25 @@ def test_blob_not_matching_its_sha256_is_refused_and_removed(hub, repo_folder, t
     with pytest.raises(adain.CorruptWeightsError, match="sha256"):
         adain.load_pretrained("org/repo", cache_dir=tmp_path)
     assert not [p for p in (tmp_path / "hub").rglob("*") if p.is_file() and p.stat().st_size > 1000]
+
+
+def test_push_to_hub_verifies_what_the_hub_serves_back(model, tmp_path, monkeypatch):
+    other = adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu1_1")).save_pretrained(tmp_path / "other")
+    with HubServer() as hub:
+
+        class CorruptingApi:  # the Hub ends up holding different weights from the ones uploaded
+            def __init__(self, endpoint=None, token=None):
+                pass
+
+            def create_repo(self, repo_id, private=None, exist_ok=False):
+                pass
+
+            def upload_folder(self, *, repo_id, folder_path, **kwargs):
+                commit = hub.add_repo(repo_id, Path(other))
+                return f"{hub.url}/{repo_id}/commit/{commit}"
+
+        monkeypatch.setattr("adain.weights.hub.HfApi", CorruptingApi)
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        with pytest.raises(adain.WeightsError, match="differs"):
+            push_to_hub(model, "org/repo")

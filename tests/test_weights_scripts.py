@@ -65,7 +65,7 @@ def test_publish_uploads_and_verifies_from_the_hub(tmp_path, monkeypatch):
                 commit = hub.add_repo(repo_id, Path(folder_path))
                 return f"{hub.url}/{repo_id}/commit/{commit}"
 
-        monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+        monkeypatch.setattr("adain.weights.hub.HfApi", FakeApi)
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         commit = _script("publish").publish(folder, "org/adain-reference")

@@ -22,6 +22,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from tqdm.auto import tqdm
+
 from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
 from .download import DownloadProgress, sha256_of
 from .format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model_dir
@@ -38,22 +49,16 @@ _TRUE = {"1", "on", "yes", "true"}
 
 def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` is set (now, or when huggingface_hub was imported)."""
-    from huggingface_hub import constants
-
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or bool(constants.HF_HUB_OFFLINE)
 
 
 def hub_endpoint() -> str:
     """The Hub address: ``HF_ENDPOINT`` as set now, else huggingface_hub's configured endpoint."""
-    from huggingface_hub import constants
-
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 def _silent_tqdm(progress: Callable[[DownloadProgress], None] | None):
     """A tqdm class for huggingface_hub that draws nothing and forwards byte counts to ``progress``."""
-    from tqdm.auto import tqdm
-
     class _Forwarding(tqdm):
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True  # the library never draws; the CLI owns progress bars
@@ -88,16 +93,6 @@ def download_model_dir(
         WeightsNotFoundError: the Hub cannot be reached, or the repo, revision or a file is missing.
         CorruptWeightsError: a downloaded file does not match its sha256.
     """
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
     offline = local_files_only or hub_offline()
     unreachable = False
     endpoint = hub_endpoint()
@@ -209,8 +204,6 @@ def push_to_hub(
         The commit URL (ending in the commit sha). Load it back with
         ``adain.load_pretrained(repo_id, revision=<commit>)``.
     """
-    from huggingface_hub import HfApi
-
     if not REPO_ID_PATTERN.fullmatch(repo_id):
         raise InputError(f"repo_id must look like 'user/name', got {repo_id!r}")
     api = HfApi(endpoint=hub_endpoint(), token=token)
@@ -236,8 +229,6 @@ def push_to_hub(
 
 def _verify_upload(folder: Path, repo_id: str, commit: str, token: str | None) -> None:
     """Download ``config.json`` and ``model.safetensors`` at ``commit`` and compare them with ``folder``'s."""
-    from huggingface_hub import hf_hub_download
-
     with tempfile.TemporaryDirectory(prefix="adain-verify-") as cache:
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             remote = hf_hub_download(repo_id, name, revision=commit, cache_dir=cache, token=token,
