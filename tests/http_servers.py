@@ -170,3 +170,21 @@ class HubServer(_Server):
         commit = hashlib.sha1(b"".join(blobs[n] for n in sorted(blobs)) + repo_id.encode()).hexdigest()
         self.state.repos[repo_id] = (commit, blobs)
         return commit
+
+    def api_class(self, serve_instead: Path | None = None) -> type:
+        """A stand-in for ``huggingface_hub.HfApi`` whose uploads land on this Hub (which then serves them
+        back); ``serve_instead`` makes the Hub hold that folder instead of what was uploaded."""
+        hub = self
+
+        class LoopbackApi:
+            def __init__(self, endpoint=None, token=None):
+                pass
+
+            def create_repo(self, repo_id, private=None, exist_ok=False):
+                pass
+
+            def upload_folder(self, *, repo_id, folder_path, **kwargs):
+                commit = hub.add_repo(repo_id, Path(serve_instead or folder_path))
+                return f"{hub.url}/{repo_id}/commit/{commit}"
+
+        return LoopbackApi

@@ -6,8 +6,6 @@ import), so these tests set them with ``monkeypatch.setenv`` in-process.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from http_servers import HubServer
@@ -164,19 +162,8 @@ def test_blob_not_matching_its_sha256_is_refused_and_removed(hub, repo_folder, t
 def test_push_to_hub_verifies_what_the_hub_serves_back(model, tmp_path, monkeypatch):
     other = adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu1_1")).save_pretrained(tmp_path / "other")
     with HubServer() as hub:
-
-        class CorruptingApi:  # the Hub ends up holding different weights from the ones uploaded
-            def __init__(self, endpoint=None, token=None):
-                pass
-
-            def create_repo(self, repo_id, private=None, exist_ok=False):
-                pass
-
-            def upload_folder(self, *, repo_id, folder_path, **kwargs):
-                commit = hub.add_repo(repo_id, Path(other))
-                return f"{hub.url}/{repo_id}/commit/{commit}"
-
-        monkeypatch.setattr("adain.weights.hub.HfApi", CorruptingApi)
+        # The Hub ends up holding different weights from the ones uploaded.
+        monkeypatch.setattr("adain.weights.hub.HfApi", hub.api_class(serve_instead=other))
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         with pytest.raises(adain.WeightsError, match="differs"):

@@ -51,21 +51,7 @@ def test_publish_uploads_and_verifies_from_the_hub(tmp_path, monkeypatch):
     torch.manual_seed(0)
     folder = adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu1_1")).save_pretrained(tmp_path / "small")
     with HubServer() as hub:
-
-        class FakeApi:  # the upload lands on the loopback Hub, which then serves it back
-            def __init__(self, endpoint=None, token=None):
-                pass
-
-            def create_repo(self, repo_id, private=None, exist_ok=False):
-                pass
-
-            def upload_folder(self, *, repo_id, folder_path, **kwargs):
-                from pathlib import Path
-
-                commit = hub.add_repo(repo_id, Path(folder_path))
-                return f"{hub.url}/{repo_id}/commit/{commit}"
-
-        monkeypatch.setattr("adain.weights.hub.HfApi", FakeApi)
+        monkeypatch.setattr("adain.weights.hub.HfApi", hub.api_class())  # uploads land on the loopback Hub
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         commit = _script("publish").publish(folder, "org/adain-reference")
