@@ -18,7 +18,6 @@ from adain.errors import InputError
 from adain.training.step import LossWeights, adain_losses, frozen, learning_rate
 from adain.training.config import TrainConfig, config_from
 from adain.training.setup import load_encoder
-from conftest import REPO_ROOT
 from reference_port import ref_adain, ref_calc_mean_std
 
 
