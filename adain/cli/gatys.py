@@ -1,30 +1,40 @@
 """``adain gatys CONTENT STYLE [STYLE ...] -o OUT``: optimisation-based style transfer with a progress bar.
 
-Every option and its default comes from ``adain.gatys``'s signature, so the command line and the
-library cannot disagree.
+The flags shared with ``adain stylize`` (``--weights``, ``--style-weights``, ``--preserve-color``, sizes,
+``--device``, ``--dtype``, ``--max-memory``, ``--mask``) and folder mode come from ``common``; every
+other option is generated from ``adain.gatys``'s signature, so the command line and the library cannot
+disagree. Old spellings (``--model``, ``--style-blend``, ``--memory-limit``, ``--preserve-color match``)
+still work and print a one-line notice naming the new one.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..io import save_image
-from ..model import AdaINModel, load_pretrained
+from ..io import read_image
+from ..model import AdaINModel
 from ..optimization.api import gatys
 from ..optimization.options import CHOICES, LAYER_WEIGHTINGS
 from ..weights.legacy import read_legacy_vgg
+from .common import (SHARED_OPTIONS, HelpFormatter, add_inputs, add_renamed, add_shared, load_model, plan_pairs,
+                     run_pairs, signature_defaults)
 
 __all__ = ["register"]
 
-# Options not offered on the command line (Python objects) or given their own flags below.
-_SPECIAL = {"content", "style", "model", "callback", "mask", "masks", "init", "layer_weights", "style_weights",
-            "content_layers", "style_layers", "device", "dtype", "preserve_color"}
+# Options not offered on the command line (Python objects), shared (``common``) or given their own flags below.
+_SPECIAL = {"content", "style", "model", "callback", "masks", "init", "layer_weights", "content_layers",
+            "style_layers", *SHARED_OPTIONS}
 # Options whose default is None but which take a number on the command line.
-_NUMERIC_NONE = {"coarse_iterations": int, "content_size": int, "style_size": int, "lr": float, "average_decay": float, "max_memory": int}
+_NUMERIC_NONE = {"coarse_iterations": int, "lr": float, "average_decay": float}
+_RENAMED = {"--model": "--weights", "--style-blend": "--style-weights", "--memory-limit": "--max-memory"}
+_NOTES = {
+    "--style-size": "in gatys, 0 or 'none' (the default) means --style-scale x the content's shorter side instead",
+    "--mask": "or --masks, one guide per style",
+    "--dtype": "float16 is refused (it overflows in VGG)",
+}
 
 
 def _flag(name: str) -> str:
@@ -32,32 +42,23 @@ def _flag(name: str) -> str:
 
 
 def register(subparsers) -> None:
-    params = inspect.signature(gatys).parameters
-    default = {name: p.default for name, p in params.items()}
+    default = signature_defaults(gatys)
     parser = subparsers.add_parser(
         "gatys", help="stylize by optimising the image (Gatys et al.; slow, reference quality)",
         description="Optimise an image so its VGG features match the content's and the style(s)' statistics.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("content", help="content image")
-    parser.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
-    parser.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg, ...)")
-    parser.add_argument("--vgg", default=None, help="use the encoder from a legacy vgg_normalised.pth instead of --model")
+    add_inputs(parser)
+    add_shared(parser, default, notes=_NOTES, old_colors=("match",))
+    add_renamed(parser, default, _RENAMED)
+    parser.add_argument("--vgg", default=None,
+                        help="use the encoder of a legacy vgg_normalised.pth instead of --weights")
     parser.add_argument("--masks", nargs="+", default=None, help="one region mask per style (white = that style)")
     parser.add_argument("--init", default=default["init"], help="'content', 'noise' or an image path")
     parser.add_argument("--layer-weights", nargs="+", default=[default["layer_weights"]],
                         help=f"one of {', '.join(LAYER_WEIGHTINGS)}, or one number per style layer")
-    parser.add_argument("--style-weights", nargs="+", type=float, default=default["style_weights"],
-                        help="one blend weight per style")
-    parser.add_argument("--mask", default=None, help="with two styles: the first where the mask is white, the second elsewhere")
     parser.add_argument("--content-layers", nargs="+", default=list(default["content_layers"]))
     parser.add_argument("--style-layers", nargs="+", default=list(default["style_layers"]))
-    parser.add_argument("--device", default=default["device"], help="e.g. cpu, cuda, cuda:1 (default: CUDA if available)")
-    parser.add_argument("--dtype", default=default["dtype"], choices=["float32", "bfloat16"],
-                        help="encoder precision (default: bf16 on CUDA, float32 on CPU)")
-    parser.add_argument("--preserve-color", default=default["preserve_color"],
-                        choices=[c for c in CHOICES["preserve_color"] if c])
-    parser.add_argument("--weights", default="default", help="model weights: a name, a directory or a Hub repo")
     for name, value in default.items():
         if name in _SPECIAL:
             continue
@@ -70,7 +71,8 @@ def register(subparsers) -> None:
         else:
             parser.add_argument(_flag(name), type=type(value), default=value)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=_run, _option_names=[n for n in default if n not in ("content", "style", "model", "callback")])
+    parser.set_defaults(func=_run,
+                        _option_names=[n for n in default if n not in ("content", "style", "model", "callback")])
 
 
 def _layer_weights(values: list[str]):
@@ -89,41 +91,63 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _load_model(args):
+def _load_model(args) -> AdaINModel:
     if args.vgg is not None:
+        if args.weights is not None:
+            raise InputError("--vgg and --weights: give only one (the encoder comes from either)")
         model = AdaINModel()
         model.encoder.load_state_dict(read_legacy_vgg(args.vgg))
         return model.eval()
-    return load_pretrained(args.weights)
+    return load_model(args.weights)
 
 
-def _run(args) -> int:
+def _options(args) -> dict:
     options = {name: getattr(args, name) for name in args._option_names}
     options["layer_weights"] = _layer_weights(args.layer_weights)
     options["content_layers"] = tuple(args.content_layers)
     options["style_layers"] = tuple(args.style_layers)
     if options["style_weights"] is not None:
         options["style_weights"] = tuple(options["style_weights"])
-    model = _load_model(args)
-    bar = None
+    return options
 
-    def progress(p) -> None:
-        nonlocal bar
-        if args.quiet:
+
+class _Bars:
+    """One tqdm bar per pyramid scale (none with ``--quiet`` or when stderr is not a terminal)."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self.quiet, self.label, self.bar = quiet, label, None
+
+    def __call__(self, p) -> None:
+        if self.quiet:
             return
-        if p.step == 1:  # one bar per pyramid scale
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=p.steps, unit="step", dynamic_ncols=True,
-                       desc=f"scale {p.scale + 1}/{p.scales} {p.size[1]}x{p.size[0]}")
-        bar.set_postfix(loss=f"{p.losses['total']:.4g}", mem=f"{p.peak_memory / 2**20:.0f}MiB", refresh=False)
-        bar.update(1)
+        if p.step == 1:
+            self.close()
+            self.bar = tqdm(total=p.steps, unit="step", dynamic_ncols=True, disable=None,
+                            desc=f"{self.label}scale {p.scale + 1}/{p.scales} {p.size[1]}x{p.size[0]}")
+        self.bar.set_postfix(loss=f"{p.losses['total']:.4g}", mem=f"{p.peak_memory / 2**20:.0f}MiB", refresh=False)
+        self.bar.update(1)
 
-    try:
-        image = gatys(args.content, args.styles if len(args.styles) > 1 else args.styles[0],
-                      model=model, callback=progress, **options)
-    finally:
-        if bar is not None:
-            bar.close()
-    save_image(image, args.output)
-    return 0
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _run(args) -> int:
+    options = _options(args)
+    combine = args.style_weights is not None or args.mask is not None or args.masks is not None
+    plan = plan_pairs(args, combine=combine)
+    model = _load_model(args)
+
+    def prepare(style):  # read once per style, not once per content
+        images = [read_image(path) for path in style.sources]
+        return images if len(images) > 1 else images[0]
+
+    def render(content, style, styles):
+        bars = _Bars(args.quiet, f"{content.name} x {style.label}: " if plan.total > 1 else "")
+        try:
+            return gatys(str(content), styles, model=model, callback=bars, **options)
+        finally:
+            bars.close()
+
+    return run_pairs(plan, prepare, render, bar=False)
