@@ -19,6 +19,7 @@ from ..arguments import COLOR_MODES
 from ..errors import InputError
 from ..images import ImageLike
 from ..modeling.encoder import LAYER_NAMES, VGG_CONVS
+from ..runtime import resolve_dtype
 from .losses import STYLE_LOSSES
 
 __all__ = ["GatysOptions", "options_signature", "LAYER_WEIGHTINGS", "CHOICES"]
@@ -208,8 +209,8 @@ def _validate(opts: GatysOptions) -> None:
     if isinstance(opts.init, str) and opts.init not in ("content", "noise"):
         if not Path(opts.init).is_file():
             _fail("init", f"must be 'content', 'noise' or an image (path, PIL image, array, tensor); got {opts.init!r}")
-    if opts.dtype not in (None, "float32", "bfloat16", torch.float32, torch.bfloat16):
-        _fail("dtype", f"must be None, 'float32' or 'bfloat16' (float16 overflows in VGG); got {opts.dtype!r}")
+    # Names as adain.runtime reads them ("auto", "bf16", torch dtypes); float16 overflows in VGG.
+    resolve_dtype(opts.dtype, torch.device("cpu"), allowed=("float32", "bfloat16"))
 
 
 def options_signature(func, leading: Sequence[inspect.Parameter]) -> inspect.Signature:
