@@ -88,7 +88,88 @@ def download_model_dir(
         WeightsNotFoundError: the Hub cannot be reached, or the repo, revision or a file is missing.
         CorruptWeightsError: a downloaded file does not match its sha256.
     """
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    offline = local_files_only or hub_offline()
+    endpoint = hub_endpoint()
+    where = f"{repo_id}@{revision or 'main'} on {endpoint}"
+    common = dict(
+        repo_id=repo_id, revision=revision, cache_dir=cache_dir, endpoint=endpoint, tqdm_class=_silent_tqdm(progress)
+    )
+    if not offline and revision is not None and _COMMIT.fullmatch(revision):
+        cached = _cached_commit(common, where)
+        if cached is not None:
+            return cached
+    unreachable = False
+    try:
+        unreachable = not offline and not _hub_answers(repo_id, revision, endpoint)
+        config, weights = _download(common, cache_only=offline or unreachable)
+    except Exception as exc:  # noqa: BLE001 -- _weights_error picks the failures it explains; others go through
+        error = _weights_error(exc, where, repo_id, unreachable=unreachable)
+        if error is None:
+            raise
+        raise error from None
+    # Outside the try: WeightsNotFoundError is an OSError, which _weights_error would explain again.
+    if config.parent != weights.parent:
+        raise WeightsNotFoundError(f"{where}: {CONFIG_NAME} and {WEIGHTS_NAME} resolved to different commits")
+    _check_lfs_digest(weights, where)
+    return config.parent
+
+
+def _cached_commit(common: dict, where: str) -> Path | None:
+    """The snapshot folder of a pinned commit when both files are cached (``None`` when not), with no request:
+    a commit never changes."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=True, **common))
+        weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=True, **common))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        return None
+    _check_lfs_digest(weights, where)
+    return config.parent
+
+
+def _hub_answers(repo_id: str, revision: str | None, endpoint: str) -> bool:
+    """One metadata request for ``config.json``: ``False`` (and a warning) when the Hub cannot be reached.
+
+    An HTTP answer -- no such repository, revision or file, or another error status -- is raised, for
+    ``_weights_error`` to explain.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        url = hf_hub_url(repo_id, CONFIG_NAME, revision=revision, endpoint=endpoint)
+        get_hf_file_metadata(url, endpoint=endpoint)
+    except (HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+        raise
+    except Exception as exc:  # noqa: BLE001 -- any transport failure means "unreachable"
+        logger.warning("Hub %s unreachable (%s); trying the local cache", endpoint, _short(exc))
+        return False
+    return True
+
+
+def _download(common: dict, *, cache_only: bool) -> tuple[Path, Path]:
+    """``config.json`` and ``model.safetensors`` through huggingface_hub's cache (only from it when ``cache_only``)."""
+    from huggingface_hub import hf_hub_download
+
+    config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=cache_only, **common))
+    # Pin the weights to the commit the config came from (its snapshot folder's name).
+    pinned = {**common, "revision": config.parent.name}
+    weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=cache_only, **pinned))
+    return config, weights
+
+
+def _weights_error(exc: Exception, where: str, repo_id: str, *, unreachable: bool) -> WeightsError | None:
+    """This package's error for a failed Hub download of ``where`` (``None``: not one it explains).
+
+    ``unreachable``: the probe found no Hub, so a file missing from the cache is "not found", not "offline".
+    """
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -98,64 +179,32 @@ def download_model_dir(
         RevisionNotFoundError,
     )
 
-    offline = local_files_only or hub_offline()
-    unreachable = False
-    endpoint = hub_endpoint()
-    where = f"{repo_id}@{revision or 'main'} on {endpoint}"
-    common = dict(
-        repo_id=repo_id, revision=revision, cache_dir=cache_dir, endpoint=endpoint, tqdm_class=_silent_tqdm(progress)
-    )
-    if not offline and revision is not None and _COMMIT.fullmatch(revision):
-        # A pinned commit never changes: when it is cached, no request is needed at all.
-        try:
-            config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=True, **common))
-            weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=True, **common))
-            _check_lfs_digest(weights, where)
-            return config.parent
-        except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-            pass
-    try:
-        if not offline:
-            try:
-                url = hf_hub_url(repo_id, CONFIG_NAME, revision=revision, endpoint=endpoint)
-                get_hf_file_metadata(url, endpoint=endpoint)
-            except (HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
-                raise
-            except Exception as exc:  # noqa: BLE001 -- any transport failure means "unreachable"
-                logger.warning("Hub %s unreachable (%s); trying the local cache", endpoint, _short(exc))
-                unreachable = True
-        cache_only = offline or unreachable
-        config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=cache_only, **common))
-        # Pin the weights to the commit the config came from (its snapshot folder's name).
-        common["revision"] = config.parent.name
-        weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=cache_only, **common))
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+    # Most specific first: LocalEntryNotFoundError is an EntryNotFoundError, and the not-found errors are
+    # HfHubHTTPErrors, which are OSErrors.
+    if isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
         if unreachable:
-            raise WeightsNotFoundError(
+            return WeightsNotFoundError(
                 f"{where}: unreachable and not in the local cache; check the network and HF_ENDPOINT, or load a "
                 "local folder written by save_pretrained"
-            ) from None
-        raise WeightsOfflineError(
+            )
+        return WeightsOfflineError(
             f"{where}: not in the local cache and offline (HF_HUB_OFFLINE or local_files_only); fetch it once "
             f"while online (`adain download {repo_id}`), or load a local folder written by save_pretrained"
-        ) from None
-    except RepositoryNotFoundError:
-        raise WeightsNotFoundError(f"{where}: no such repository (or it is private: log in with `hf auth login`)") from None
-    except RevisionNotFoundError:
-        raise WeightsNotFoundError(f"{where}: no such revision") from None
-    except EntryNotFoundError as exc:
-        raise WeightsNotFoundError(
+        )
+    if isinstance(exc, RepositoryNotFoundError):
+        return WeightsNotFoundError(f"{where}: no such repository (or it is private: log in with `hf auth login`)")
+    if isinstance(exc, RevisionNotFoundError):
+        return WeightsNotFoundError(f"{where}: no such revision")
+    if isinstance(exc, EntryNotFoundError):
+        return WeightsNotFoundError(
             f"{where}: the repo lacks {CONFIG_NAME} or {WEIGHTS_NAME}; is it in the adain format "
             f"(written by AdaINModel.save_pretrained / adain.hub.push_to_hub)? ({_short(exc)})"
-        ) from None
-    except HfHubHTTPError as exc:
-        raise WeightsNotFoundError(f"{where}: {_short(exc)}") from None
-    except (OSError, ValueError) as exc:
-        raise WeightsNotFoundError(f"{where}: {type(exc).__name__}: {_short(exc)}") from None
-    if config.parent != weights.parent:
-        raise WeightsNotFoundError(f"{where}: {CONFIG_NAME} and {WEIGHTS_NAME} resolved to different commits")
-    _check_lfs_digest(weights, where)
-    return config.parent
+        )
+    if isinstance(exc, HfHubHTTPError):
+        return WeightsNotFoundError(f"{where}: {_short(exc)}")
+    if isinstance(exc, (OSError, ValueError)):
+        return WeightsNotFoundError(f"{where}: {type(exc).__name__}: {_short(exc)}")
+    return None
 
 
 def _check_lfs_digest(pointer: Path, where: str) -> None:
