@@ -11,11 +11,12 @@ import copy
 import inspect
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..arguments import color_mode, normalize_style_weights, pop_deprecated
 from ..color import luma, match_luma, replace_luma
@@ -204,7 +205,18 @@ def _region_guides(opts: GatysOptions, size: tuple[int, int]) -> list[Tensor] | 
     return [resize(to_mask(m, what=f"masks[{i}]").float()[None, None], size) for i, m in enumerate(opts.masks)]
 
 
+@dataclass(frozen=True)
+class _Targets:
+    """What the style terms are measured from, at every scale: the style images on the device (luma-matched
+    with ``preserve_color='luminance'``), their blend weights, and the region guides (``None``: no masks)."""
+
+    styles: list[Tensor]
+    blend: list[float]
+    masks: list[Tensor] | None
+
+
 def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size, style_sizes, callback) -> Tensor:
+    """Optimise the image scale by scale, smallest first (one scale without ``pyramid``), at ``size``."""
     start = time.perf_counter()
     luminance = opts.preserve_color == "luminance"
     content = content_t[None].to(device)
@@ -214,11 +226,9 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
         content_y = luma(content)
         styles = [match_luma(luma(s), content_y).expand(-1, 3, -1, -1) for s in styles]
         content = content_y
-    blend = normalize_style_weights(opts.style_weights, len(styles))
     masks = _region_guides(opts, size)
-    masks = [m.to(device) for m in masks] if masks is not None else None
-    layer_weights = opts.layer_weight_values()
-    loss_cls = STYLE_LOSSES[opts.style_loss]
+    targets = _Targets(styles, normalize_style_weights(opts.style_weights, len(styles)),
+                       [m.to(device) for m in masks] if masks is not None else None)
     sizes = pyramid_sizes(*size, min_size=opts.min_size) if opts.pyramid else [size]
     lr, decay = opts.resolved_lr(), opts.resolved_decay()
     gen = torch.Generator().manual_seed(opts.seed)
@@ -228,30 +238,9 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
         final = index == len(sizes) - 1
         steps = opts.iterations if final or opts.coarse_iterations is None else opts.coarse_iterations
         content_s = resize(content, hw)
-        grey = content_s.expand(-1, 3, -1, -1)
         if pool_scale is None and opts.pooling == "avg":
-            pool_scale = _pool_scale(encoder, grey, autocast)
-        probe = Objective(encoder, [], [], tv_weight=0, normalize=False, pooling=opts.pooling,
-                          pool_scale=pool_scale, autocast_dtype=autocast)
-        probe.layers = tuple(dict.fromkeys(list(opts.content_layers) + list(opts.style_layers)))
-        with torch.no_grad():
-            c_feats = probe.features(content_s)
-            s_feats = [probe.features(resize(s, sh)) for s, sh in zip(styles, style_sizes(*hw))]
-        content_terms = [(layer, ContentLoss(c_feats[layer]), opts.content_weight) for layer in opts.content_layers]
-        style_terms = []
-        for layer, lw in zip(opts.style_layers, layer_weights):
-            if masks is None:
-                loss = loss_cls.from_features([f[layer] for f in s_feats], blend)
-                style_terms.append((layer, loss, opts.style_weight * lw))
-                continue
-            for k, mask in enumerate(masks):
-                region = resize(resize(mask, hw), tuple(c_feats[layer].shape[-2:]))
-                loss = loss_cls.from_features([s_feats[k][layer]], [1.0], weight=region)
-                style_terms.append((layer, loss, opts.style_weight * lw))
-        del c_feats, s_feats
-        objective = Objective(encoder, content_terms, style_terms, tv_weight=opts.tv_weight,
-                              normalize=opts.normalize_gradients, pooling=opts.pooling,
-                              pool_scale=pool_scale, autocast_dtype=autocast)
+            pool_scale = _pool_scale(encoder, content_s.expand(-1, 3, -1, -1), autocast)
+        objective = _scale_objective(encoder, opts, content_s, targets, hw, style_sizes(*hw), pool_scale, autocast)
         if x is None:
             x = _initial(opts, content_s, hw, gen, luminance).to(device)
         else:
@@ -277,6 +266,43 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
     if luminance:
         x = replace_luma(resize(content_rgb, size), x)
     return x
+
+
+def _scale_objective(encoder, opts: GatysOptions, content_s: Tensor, targets: _Targets, hw: tuple[int, int],
+                     style_hw: list[tuple[int, int]], pool_scale: dict[str, float] | None,
+                     autocast: torch.dtype | None) -> Objective:
+    """The loss at one pyramid scale: content and style targets measured from ``content_s`` (of size ``hw``)
+    and the styles resized to ``style_hw``. The features are freed on return; the loss terms keep only
+    their targets."""
+    probe = Objective(encoder, [], [], tv_weight=0, normalize=False, pooling=opts.pooling,
+                      pool_scale=pool_scale, autocast_dtype=autocast)
+    probe.layers = tuple(dict.fromkeys(list(opts.content_layers) + list(opts.style_layers)))
+    with torch.no_grad():
+        c_feats = probe.features(content_s)
+        s_feats = [probe.features(resize(s, sh)) for s, sh in zip(targets.styles, style_hw)]
+    content_terms = [(layer, ContentLoss(c_feats[layer]), opts.content_weight) for layer in opts.content_layers]
+    style_terms = _style_terms(opts, c_feats, s_feats, targets, hw)
+    return Objective(encoder, content_terms, style_terms, tv_weight=opts.tv_weight,
+                     normalize=opts.normalize_gradients, pooling=opts.pooling,
+                     pool_scale=pool_scale, autocast_dtype=autocast)
+
+
+def _style_terms(opts: GatysOptions, c_feats: dict[str, Tensor], s_feats: list[dict[str, Tensor]],
+                 targets: _Targets, hw: tuple[int, int]) -> list[tuple[str, nn.Module, float]]:
+    """``(layer, loss, weight)`` per style layer: one loss of the blended styles, or with masks one per
+    style, weighted by its region resized to the layer's feature map."""
+    loss_cls = STYLE_LOSSES[opts.style_loss]
+    terms = []
+    for layer, lw in zip(opts.style_layers, opts.layer_weight_values()):
+        if targets.masks is None:
+            loss = loss_cls.from_features([f[layer] for f in s_feats], targets.blend)
+            terms.append((layer, loss, opts.style_weight * lw))
+            continue
+        for k, mask in enumerate(targets.masks):
+            region = resize(resize(mask, hw), tuple(c_feats[layer].shape[-2:]))
+            loss = loss_cls.from_features([s_feats[k][layer]], [1.0], weight=region)
+            terms.append((layer, loss, opts.style_weight * lw))
+    return terms
 
 
 def _initial(opts: GatysOptions, content_s: Tensor, hw: tuple[int, int], gen: torch.Generator,

@@ -1,7 +1,8 @@
 """The decoder training loop: ``train(config)``.
 
-``train`` runs the loop -- data, step, logs, samples, checkpoints, final export -- and reports what
-happens through a callback; it never prints. Options and defaults are ``TrainConfig`` (``config``);
+``train`` sets the run up (process, models, resumed state, data), runs the loop (steps, logs, samples,
+checkpoints, signals) and finishes it (final export, loss curve, Hub upload), reporting what happens
+through a callback; it never prints. Process and weight setup lives in ``setup``. Options and defaults are ``TrainConfig`` (``config``);
 the command line (``adain train``, ``python -m train``) lives in ``adain.cli.train``.
 
 Data-parallel runs (``torchrun --nproc_per_node N -m train ...``) are detected from the ``WORLD_SIZE``
@@ -13,16 +14,12 @@ from __future__ import annotations
 
 import math
 import os
-import random
-import signal
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -30,13 +27,23 @@ from ..errors import AdaINError
 from ..modeling.decoder import Decoder
 from ..modeling.encoder import CONTENT_LAYER
 from ..modeling.ops import adain
-from ..runtime import resolve_device
 from ..weights.hub import push_to_hub
 from .checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
 from .data import Batch, ImageStream, PairDataset, StepBatchSampler, collate_pairs, ignore_stop_signals
 from .report import ScalarLog, draw_loss_curve, sample_grid
-from .setup import export_final, load_decoder, load_encoder
+from .setup import (
+    Distributed,
+    data_parallel,
+    export_final,
+    init_distributed,
+    load_decoder,
+    load_encoder,
+    seed_everything,
+    should_stop,
+    stop_on_signals,
+    training_device,
+)
 from .step import LossWeights, StepResult, frozen, learning_rate, make_optimizer, train_step
 
 __all__ = ["TrainingError", "Interrupted", "train", "find_resume_state"]
@@ -57,61 +64,6 @@ class Interrupted(AdaINError):
 Callback = Callable[[str, dict[str, Any]], None]
 
 
-# ---- process setup ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-
-def _init_distributed(device_spec: str) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        use_nccl = device_spec != "cpu" and torch.cuda.is_available()
-        dist.init_process_group("nccl" if use_nccl else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _device(spec: str, dist_info: _Dist) -> torch.device:
-    device = resolve_device(spec)
-    if device.type == "cuda" and device.index is None:  # one GPU per process in data-parallel runs
-        device = torch.device("cuda", dist_info.local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return device
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@contextmanager
-def _stop_on_signals(stop: dict):
-    """SIGINT/SIGTERM only set a flag; the loop saves a checkpoint and returns at the end of the step."""
-    def handler(signum, frame):
-        stop["signal"] = signum
-
-    try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: signals cannot be caught here
-        previous = {}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-# ---- the loop ----------------------------------------------------------------------------------------
-
 def train(config: TrainConfig, callback: Callback | None = None, *, resume_state: dict | None = None) -> Path:
     """Train a decoder as ``config`` says; returns ``RUN_DIR/final`` (a ``save_pretrained`` directory).
 
@@ -120,155 +72,233 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
     ``resume_state`` is a checkpoint dict (``main`` finds it with ``--resume``). Raises ``Interrupted``
     after saving a checkpoint when SIGINT/SIGTERM arrives, ``TrainingError`` when training cannot go on.
     """
-    config = config.validate()
-    emit = callback or (lambda event, info: None)
-    dist_info = _init_distributed(config.device)
+    run = _setup(config.validate(), callback or (lambda event, info: None), resume_state)
+    _loop(run)
+    return _finish(run)
+
+
+# ---- setup -----------------------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """One run's pieces: built by ``_setup``, used by ``_loop`` and ``_finish``.
+
+    ``bad`` (unreadable images) and ``nonfinite`` (skipped steps) grow as the loop goes; every
+    checkpoint saves them so that a resumed run goes on counting.
+    """
+
+    config: TrainConfig
+    emit: Callback
+    dist: Distributed
+    device: torch.device
+    run_dir: Path
+    encoder: nn.Module
+    decoder: nn.Module
+    optimizer: torch.optim.Optimizer
+    step_encoder: nn.Module  # the encoder and decoder as train_step calls them: compiled, and DDP-wrapped
+    step_model: nn.Module
+    average: Callable[[torch.Tensor], torch.Tensor] | None
+    autocast_dtype: torch.dtype | None
+    content: ImageStream
+    style: ImageStream
+    loader: torch.utils.data.DataLoader
+    samples: Batch | None  # rank 0 only, as are the log and every file written
+    log: ScalarLog | None
+    weights: LossWeights
+    start_step: int
+    bad: set[str]
+    nonfinite: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.rank == 0
+
+
+def _setup(config: TrainConfig, emit: Callback, resume_state: dict | None) -> _Run:
+    """Join the process group, build the models and the optimizer, restore ``resume_state``, open the data."""
+    dist_info = init_distributed(config.device)
     is_main = dist_info.rank == 0
-    device = _device(config.device, dist_info)
+    device = training_device(config.device, dist_info)
     run_dir = Path(config.out)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    _seed_everything(config.seed)  # same on every rank: identical initial decoders
+    seed_everything(config.seed)  # same on every rank: identical initial decoders
+    encoder, decoder, optimizer = _models(config, device)
+    start_step, bad, nonfinite = _restore(resume_state, decoder, optimizer)
+    on_cuda = device.type == "cuda"
+    autocast_dtype = torch.bfloat16 if config.dtype == "bfloat16" or (config.dtype == "auto" and on_cuda) else None
+    model, average = data_parallel(decoder, device, dist_info)
+    step_encoder = torch.compile(encoder) if config.compile else encoder
+    step_model = torch.compile(model) if config.compile else model
+    content, style, loader = _data(config, start_step, dist_info, pin_memory=on_cuda)
+    run = _Run(
+        config=config, emit=emit, dist=dist_info, device=device, run_dir=run_dir, encoder=encoder, decoder=decoder,
+        optimizer=optimizer, step_encoder=step_encoder, step_model=step_model, average=average,
+        autocast_dtype=autocast_dtype, content=content, style=style, loader=loader,
+        samples=collate_pairs([loader.dataset[k] for k in range(min(4, config.batch_size))]) if is_main else None,
+        log=ScalarLog(run_dir, start_step) if is_main else None,
+        weights=LossWeights(config.content_weight, config.style_weight, tuple(config.style_layer_weights)),
+        start_step=start_step, bad=bad, nonfinite=nonfinite,
+    )
+    emit("start", {"start_step": start_step, "max_iter": config.max_iter, "device": str(device),
+                   "world_size": dist_info.world, "content_images": len(content), "style_images": len(style),
+                   "autocast": str(autocast_dtype) if autocast_dtype else "float32"})
+    return run
 
+
+def _models(config: TrainConfig, device: torch.device) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer]:
+    """The frozen encoder, the decoder to train (fresh, or ``--init-decoder``) and its optimizer."""
     encoder = frozen(load_encoder(config.vgg)).to(device)
     torch.manual_seed(config.seed)  # the initial decoder depends on the seed alone, not on how the encoder was built
     decoder = (load_decoder(config.init_decoder) if config.init_decoder else Decoder()).to(device)
-    on_cuda = device.type == "cuda"
     # channels_last: faster convolutions with cuDNN and, measured here, 5-10% faster with oneDNN on CPU too.
     encoder, decoder = encoder.to(memory_format=torch.channels_last), decoder.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(decoder.parameters(), config.lr)
-    start_step, bad, nonfinite_total = 0, set(), 0
-    if resume_state is not None:
-        decoder.load_state_dict(resume_state["decoder"], strict=True)
-        optimizer.load_state_dict(resume_state["optimizer"])
-        restore_rng_state(resume_state["rng"])
-        start_step = int(resume_state["step"])
-        bad = set(resume_state["data"].get("bad", []))
-        nonfinite_total = int(resume_state["data"].get("nonfinite", 0))
-    autocast_dtype = torch.bfloat16 if config.dtype == "bfloat16" or (config.dtype == "auto" and on_cuda) else None
+    return encoder, decoder, make_optimizer(decoder.parameters(), config.lr)
 
-    model = decoder
-    average = None
-    if dist_info.world > 1:
-        import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(decoder, device_ids=[device.index] if on_cuda else None)
+def _restore(state: dict | None, decoder: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, set[str], int]:
+    """Load a checkpoint's weights, optimizer and RNG states; returns its step, bad images and skipped steps."""
+    if state is None:
+        return 0, set(), 0
+    decoder.load_state_dict(state["decoder"], strict=True)
+    optimizer.load_state_dict(state["optimizer"])
+    restore_rng_state(state["rng"])
+    return int(state["step"]), set(state["data"].get("bad", [])), int(state["data"].get("nonfinite", 0))
 
-        def average(values: torch.Tensor) -> torch.Tensor:
-            dist.all_reduce(values)  # a NaN on any rank makes the sum NaN: every rank skips together
-            return values / dist_info.world
-    step_encoder = torch.compile(encoder) if config.compile else encoder
-    step_model = torch.compile(model) if config.compile else model
 
+def _data(config: TrainConfig, start_step: int, dist_info: Distributed, *, pin_memory: bool
+          ) -> tuple[ImageStream, ImageStream, torch.utils.data.DataLoader]:
+    """The content and style streams and a loader giving this rank its batches from ``start_step`` on."""
     content = ImageStream(config.content_dir, image_size=config.image_size, crop_size=config.crop_size,
                           seed=config.seed, stream=0, min_side=config.min_image_side)
     style = ImageStream(config.style_dir, image_size=config.image_size, crop_size=config.crop_size,
                         seed=config.seed, stream=1, min_side=config.min_image_side)
-    dataset = PairDataset(content, style)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=StepBatchSampler(start_step, config.batch_size, dist_info.rank, dist_info.world),
-        num_workers=config.workers, collate_fn=collate_pairs, pin_memory=on_cuda, worker_init_fn=ignore_stop_signals,
+        PairDataset(content, style),
+        batch_sampler=StepBatchSampler(start_step, config.batch_size, dist_info.rank, dist_info.world),
+        num_workers=config.workers, collate_fn=collate_pairs, pin_memory=pin_memory, worker_init_fn=ignore_stop_signals,
         prefetch_factor=4 if config.workers > 0 else None, persistent_workers=False,
     )
-    samples = collate_pairs([dataset[k] for k in range(min(4, config.batch_size))]) if is_main else None
-    log = ScalarLog(run_dir, start_step) if is_main else None
-    weights = LossWeights(config.content_weight, config.style_weight, tuple(config.style_layer_weights))
-    emit("start", {"start_step": start_step, "max_iter": config.max_iter, "device": str(device),
-                   "world_size": dist_info.world, "content_images": len(content), "style_images": len(style),
-                   "autocast": str(autocast_dtype) if autocast_dtype else "float32"})
+    return content, style, loader
 
-    def checkpoint(step: int) -> Path | None:
-        if not is_main:
-            return None
-        state = {"step": step, "decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(),
-                 "rng": capture_rng_state(), "config": asdict(config),
-                 "data": {"seed": config.seed, "next_step": step, "bad": sorted(bad), "nonfinite": nonfinite_total}}
-        path = save_checkpoint(run_dir, state, keep=config.keep_checkpoints)
-        emit("checkpoint", {"step": step, "path": path})
-        return path
 
+# ---- the loop --------------------------------------------------------------------------------------
+
+@dataclass
+class _Window:
+    """The steps since the last log row, and when the first of them began (for images per second)."""
+
+    results: list[StepResult] = field(default_factory=list)
+    since: float = field(default_factory=time.perf_counter)
+
+
+def _loop(run: _Run) -> None:
+    """Steps ``start_step`` to ``max_iter``, with logs, samples and checkpoints; a signal checkpoints and stops."""
+    config = run.config
     stop: dict = {}
-    in_a_row, window, last_saved, last_path = 0, [], start_step, None
-    tick = time.perf_counter()
-    batches = iter(loader)
-    with _stop_on_signals(stop):
-        for step in range(start_step, config.max_iter):
-            batch: Batch = next(batches)
-            _note_bad(batch.bad, bad, content, style, config, run_dir if is_main else None, emit)
-            c = batch.content.to(device, non_blocking=True)
-            s = batch.style.to(device, non_blocking=True)
-            c, s = c.contiguous(memory_format=torch.channels_last), s.contiguous(memory_format=torch.channels_last)
-            lr = learning_rate(config.lr, config.lr_decay, step)
-            result = train_step(step_encoder, step_model, optimizer, c, s, weights, lr,
-                                autocast_dtype=autocast_dtype, average=average)
+    in_a_row, last_saved, last_path = 0, run.start_step, None
+    window = _Window()
+    batches = iter(run.loader)
+    with stop_on_signals(stop):
+        for step in range(run.start_step, config.max_iter):
+            result = _step(run, next(batches), step)
             in_a_row = 0 if result.applied else in_a_row + 1
-            nonfinite_total += 0 if result.applied else 1
+            run.nonfinite += 0 if result.applied else 1
             if in_a_row >= config.max_nonfinite:
                 raise TrainingError(
                     f"the loss was NaN or infinite for {in_a_row} steps in a row (step {step}): the learning rate "
                     f"may be too high (--lr {config.lr}), or the --vgg weights are not the normalised VGG-19 "
                     "(check the file; a random or wrong encoder gives exploding features)")
             done = step + 1
-            window.append(result)
-            emit("step", {"step": done, "result": result, "images": config.batch_size * dist_info.world})
-            if is_main and (done % config.log_every == 0 or done == config.max_iter):
-                now = time.perf_counter()
-                row = _log_row(done, window, len(window) * config.batch_size * dist_info.world / (now - tick),
-                               nonfinite_total, len(bad))
-                log.write(row)
-                emit("log", row)
-                window, tick = [], now
-            if is_main and config.sample_every and done % config.sample_every == 0:
-                _write_samples(decoder, encoder, samples, device, run_dir / "samples" / f"step-{done:08d}.png")
+            _report(run, done, result, window)
             if done % config.save_every == 0:
-                last_saved, last_path = done, checkpoint(done)
-            if _should_stop(stop, dist_info, device):
-                path = checkpoint(done) if last_saved != done else last_path
-                if log:
-                    log.close()
+                last_saved, last_path = done, _checkpoint(run, done)
+            if should_stop(stop, run.dist, run.device):
+                path = _checkpoint(run, done) if last_saved != done else last_path
+                if run.log:
+                    run.log.close()
                 raise Interrupted(done, path)
-    if last_saved != config.max_iter and start_step < config.max_iter:
-        checkpoint(config.max_iter)
-    final = run_dir / "final"
-    if is_main:
-        log.close()
-        export_final(encoder, decoder, final, description=(
+    if last_saved != config.max_iter and run.start_step < config.max_iter:
+        _checkpoint(run, config.max_iter)
+
+
+def _step(run: _Run, batch: Batch, step: int) -> StepResult:
+    """One optimisation step on ``batch`` (its unreadable images noted first)."""
+    _note_bad(run, batch.bad)
+    c = batch.content.to(run.device, non_blocking=True)
+    s = batch.style.to(run.device, non_blocking=True)
+    c, s = c.contiguous(memory_format=torch.channels_last), s.contiguous(memory_format=torch.channels_last)
+    lr = learning_rate(run.config.lr, run.config.lr_decay, step)
+    return train_step(run.step_encoder, run.step_model, run.optimizer, c, s, run.weights, lr,
+                      autocast_dtype=run.autocast_dtype, average=run.average)
+
+
+def _report(run: _Run, done: int, result: StepResult, window: _Window) -> None:
+    """The ``"step"`` event; on rank 0, a log row every ``log_every`` steps and samples every ``sample_every``."""
+    config = run.config
+    window.results.append(result)
+    run.emit("step", {"step": done, "result": result, "images": config.batch_size * run.dist.world})
+    if run.is_main and (done % config.log_every == 0 or done == config.max_iter):
+        now = time.perf_counter()
+        images_per_s = len(window.results) * config.batch_size * run.dist.world / (now - window.since)
+        row = _log_row(done, window.results, images_per_s, run.nonfinite, len(run.bad))
+        run.log.write(row)
+        run.emit("log", row)
+        window.results, window.since = [], now
+    if run.is_main and config.sample_every and done % config.sample_every == 0:
+        _write_samples(run.decoder, run.encoder, run.samples, run.device,
+                       run.run_dir / "samples" / f"step-{done:08d}.png")
+
+
+def _checkpoint(run: _Run, step: int) -> Path | None:
+    """Save everything a resumed run needs at ``step`` (rank 0 only; other ranks return ``None``)."""
+    if not run.is_main:
+        return None
+    config = run.config
+    state = {"step": step, "decoder": run.decoder.state_dict(), "optimizer": run.optimizer.state_dict(),
+             "rng": capture_rng_state(), "config": asdict(config),
+             "data": {"seed": config.seed, "next_step": step, "bad": sorted(run.bad), "nonfinite": run.nonfinite}}
+    path = save_checkpoint(run.run_dir, state, keep=config.keep_checkpoints)
+    run.emit("checkpoint", {"step": step, "path": path})
+    return path
+
+
+# ---- the finish ------------------------------------------------------------------------------------
+
+def _finish(run: _Run) -> Path:
+    """On rank 0: export ``RUN_DIR/final``, draw the loss curve, push to the Hub if asked. Returns ``final``."""
+    config = run.config
+    final = run.run_dir / "final"
+    if run.is_main:
+        run.log.close()
+        export_final(run.encoder, run.decoder, final, description=(
             f"Decoder trained with adain train: {config.max_iter} steps, batch {config.batch_size}, content "
             f"{config.content_dir}, style {config.style_dir}, style weight {config.style_weight}."))
-        draw_loss_curve(run_dir / "log.csv", run_dir / "loss_curve.png")
+        draw_loss_curve(run.run_dir / "log.csv", run.run_dir / "loss_curve.png")
         if config.push_to_hub:
             push_to_hub(final, config.push_to_hub, commit_message="adain train: final decoder")
-        emit("done", {"final": final, "nonfinite_skipped": nonfinite_total, "bad_images": len(bad)})
+        run.emit("done", {"final": final, "nonfinite_skipped": run.nonfinite, "bad_images": len(run.bad)})
     return final
 
 
-def _note_bad(messages, bad: set, content: ImageStream, style: ImageStream, config: TrainConfig,
-              run_dir: Path | None, emit: Callback) -> None:
-    new = [m for m in messages if m not in bad]
+def _note_bad(run: _Run, messages) -> None:
+    """Record newly found unreadable images (``RUN_DIR/skipped.txt``); too many of them stop the run."""
+    new = [m for m in messages if m not in run.bad]
     if not new:
         return
-    bad.update(new)
+    run.bad.update(new)
     for m in new:
-        emit("bad_image", {"message": m})
+        run.emit("bad_image", {"message": m})
+    run_dir = run.run_dir if run.is_main else None
     if run_dir is not None:
-        (run_dir / "skipped.txt").write_text("".join(f"{m}\n" for m in sorted(bad)))
-    for stream in (content, style):
-        count = sum(1 for m in bad if m.startswith(str(stream.root)))
+        (run_dir / "skipped.txt").write_text("".join(f"{m}\n" for m in sorted(run.bad)))
+    config = run.config
+    for stream in (run.content, run.style):
+        count = sum(1 for m in run.bad if m.startswith(str(stream.root)))
         if count > config.max_bad_fraction * len(stream):
             raise TrainingError(
                 f"{stream.root}: {count} of {len(stream)} images are unreadable or too small (over "
                 f"--max-bad-fraction {config.max_bad_fraction}); see {run_dir or 'RUN_DIR'}/skipped.txt")
-
-
-def _should_stop(stop: dict, dist_info: _Dist, device: torch.device) -> bool:
-    if dist_info.world == 1:
-        return bool(stop)
-    import torch.distributed as dist
-
-    flag = torch.tensor([1 if stop else 0], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # one rank signalled: every rank stops at the same step
-    return bool(flag.item())
 
 
 def _log_row(step: int, window: list[StepResult], images_per_s: float, nonfinite: int, bad: int) -> dict:

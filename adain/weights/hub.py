@@ -49,11 +49,13 @@ _TRUE = {"1", "on", "yes", "true"}
 
 def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` is set (now, or when huggingface_hub was imported)."""
+
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or bool(constants.HF_HUB_OFFLINE)
 
 
 def hub_endpoint() -> str:
     """The Hub address: ``HF_ENDPOINT`` as set now, else huggingface_hub's configured endpoint."""
+
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
@@ -94,63 +96,104 @@ def download_model_dir(
         CorruptWeightsError: a downloaded file does not match its sha256.
     """
     offline = local_files_only or hub_offline()
-    unreachable = False
     endpoint = hub_endpoint()
     where = f"{repo_id}@{revision or 'main'} on {endpoint}"
     common = dict(
         repo_id=repo_id, revision=revision, cache_dir=cache_dir, endpoint=endpoint, tqdm_class=_silent_tqdm(progress)
     )
     if not offline and revision is not None and _COMMIT.fullmatch(revision):
-        # A pinned commit never changes: when it is cached, no request is needed at all.
-        try:
-            config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=True, **common))
-            weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=True, **common))
-            _check_lfs_digest(weights, where)
-            return config.parent
-        except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-            pass
+        cached = _cached_commit(common, where)
+        if cached is not None:
+            return cached
+    unreachable = False
     try:
-        if not offline:
-            try:
-                url = hf_hub_url(repo_id, CONFIG_NAME, revision=revision, endpoint=endpoint)
-                get_hf_file_metadata(url, endpoint=endpoint)
-            except (HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
-                raise
-            except Exception as exc:  # noqa: BLE001 -- any transport failure means "unreachable"
-                logger.warning("Hub %s unreachable (%s); trying the local cache", endpoint, _short(exc))
-                unreachable = True
-        cache_only = offline or unreachable
-        config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=cache_only, **common))
-        # Pin the weights to the commit the config came from (its snapshot folder's name).
-        common["revision"] = config.parent.name
-        weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=cache_only, **common))
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        if unreachable:
-            raise WeightsNotFoundError(
-                f"{where}: unreachable and not in the local cache; check the network and HF_ENDPOINT, or load a "
-                "local folder written by save_pretrained"
-            ) from None
-        raise WeightsOfflineError(
-            f"{where}: not in the local cache and offline (HF_HUB_OFFLINE or local_files_only); fetch it once "
-            f"while online (`adain download {repo_id}`), or load a local folder written by save_pretrained"
-        ) from None
-    except RepositoryNotFoundError:
-        raise WeightsNotFoundError(f"{where}: no such repository (or it is private: log in with `hf auth login`)") from None
-    except RevisionNotFoundError:
-        raise WeightsNotFoundError(f"{where}: no such revision") from None
-    except EntryNotFoundError as exc:
-        raise WeightsNotFoundError(
-            f"{where}: the repo lacks {CONFIG_NAME} or {WEIGHTS_NAME}; is it in the adain format "
-            f"(written by AdaINModel.save_pretrained / adain.hub.push_to_hub)? ({_short(exc)})"
-        ) from None
-    except HfHubHTTPError as exc:
-        raise WeightsNotFoundError(f"{where}: {_short(exc)}") from None
-    except (OSError, ValueError) as exc:
-        raise WeightsNotFoundError(f"{where}: {type(exc).__name__}: {_short(exc)}") from None
+        unreachable = not offline and not _hub_answers(repo_id, revision, endpoint)
+        config, weights = _download(common, cache_only=offline or unreachable)
+    except Exception as exc:  # noqa: BLE001 -- _weights_error picks the failures it explains; others go through
+        error = _weights_error(exc, where, repo_id, unreachable=unreachable)
+        if error is None:
+            raise
+        raise error from None
+    # Outside the try: WeightsNotFoundError is an OSError, which _weights_error would explain again.
     if config.parent != weights.parent:
         raise WeightsNotFoundError(f"{where}: {CONFIG_NAME} and {WEIGHTS_NAME} resolved to different commits")
     _check_lfs_digest(weights, where)
     return config.parent
+
+
+def _cached_commit(common: dict, where: str) -> Path | None:
+    """The snapshot folder of a pinned commit when both files are cached (``None`` when not), with no request:
+    a commit never changes."""
+
+    try:
+        config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=True, **common))
+        weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=True, **common))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        return None
+    _check_lfs_digest(weights, where)
+    return config.parent
+
+
+def _hub_answers(repo_id: str, revision: str | None, endpoint: str) -> bool:
+    """One metadata request for ``config.json``: ``False`` (and a warning) when the Hub cannot be reached.
+
+    An HTTP answer -- no such repository, revision or file, or another error status -- is raised, for
+    ``_weights_error`` to explain.
+    """
+
+    try:
+        url = hf_hub_url(repo_id, CONFIG_NAME, revision=revision, endpoint=endpoint)
+        get_hf_file_metadata(url, endpoint=endpoint)
+    except (HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+        raise
+    except Exception as exc:  # noqa: BLE001 -- any transport failure means "unreachable"
+        logger.warning("Hub %s unreachable (%s); trying the local cache", endpoint, _short(exc))
+        return False
+    return True
+
+
+def _download(common: dict, *, cache_only: bool) -> tuple[Path, Path]:
+    """``config.json`` and ``model.safetensors`` through huggingface_hub's cache (only from it when ``cache_only``)."""
+
+    config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=cache_only, **common))
+    # Pin the weights to the commit the config came from (its snapshot folder's name).
+    pinned = {**common, "revision": config.parent.name}
+    weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=cache_only, **pinned))
+    return config, weights
+
+
+def _weights_error(exc: Exception, where: str, repo_id: str, *, unreachable: bool) -> WeightsError | None:
+    """This package's error for a failed Hub download of ``where`` (``None``: not one it explains).
+
+    ``unreachable``: the probe found no Hub, so a file missing from the cache is "not found", not "offline".
+    """
+
+    # Most specific first: LocalEntryNotFoundError is an EntryNotFoundError, and the not-found errors are
+    # HfHubHTTPErrors, which are OSErrors.
+    if isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
+        if unreachable:
+            return WeightsNotFoundError(
+                f"{where}: unreachable and not in the local cache; check the network and HF_ENDPOINT, or load a "
+                "local folder written by save_pretrained"
+            )
+        return WeightsOfflineError(
+            f"{where}: not in the local cache and offline (HF_HUB_OFFLINE or local_files_only); fetch it once "
+            f"while online (`adain download {repo_id}`), or load a local folder written by save_pretrained"
+        )
+    if isinstance(exc, RepositoryNotFoundError):
+        return WeightsNotFoundError(f"{where}: no such repository (or it is private: log in with `hf auth login`)")
+    if isinstance(exc, RevisionNotFoundError):
+        return WeightsNotFoundError(f"{where}: no such revision")
+    if isinstance(exc, EntryNotFoundError):
+        return WeightsNotFoundError(
+            f"{where}: the repo lacks {CONFIG_NAME} or {WEIGHTS_NAME}; is it in the adain format "
+            f"(written by AdaINModel.save_pretrained / adain.hub.push_to_hub)? ({_short(exc)})"
+        )
+    if isinstance(exc, HfHubHTTPError):
+        return WeightsNotFoundError(f"{where}: {_short(exc)}")
+    if isinstance(exc, (OSError, ValueError)):
+        return WeightsNotFoundError(f"{where}: {type(exc).__name__}: {_short(exc)}")
+    return None
 
 
 def _check_lfs_digest(pointer: Path, where: str) -> None:
@@ -204,6 +247,7 @@ def push_to_hub(
         The commit URL (ending in the commit sha). Load it back with
         ``adain.load_pretrained(repo_id, revision=<commit>)``.
     """
+
     if not REPO_ID_PATTERN.fullmatch(repo_id):
         raise InputError(f"repo_id must look like 'user/name', got {repo_id!r}")
     api = HfApi(endpoint=hub_endpoint(), token=token)
@@ -229,6 +273,7 @@ def push_to_hub(
 
 def _verify_upload(folder: Path, repo_id: str, commit: str, token: str | None) -> None:
     """Download ``config.json`` and ``model.safetensors`` at ``commit`` and compare them with ``folder``'s."""
+
     with tempfile.TemporaryDirectory(prefix="adain-verify-") as cache:
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             remote = hf_hub_download(repo_id, name, revision=commit, cache_dir=cache, token=token,
