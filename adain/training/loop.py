@@ -27,6 +27,7 @@ from ..errors import AdaINError
 from ..modeling.decoder import Decoder
 from ..modeling.encoder import CONTENT_LAYER
 from ..modeling.ops import adain
+from ..runtime import resolve_dtype
 from ..weights.hub import push_to_hub
 from .checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
@@ -126,7 +127,9 @@ def _setup(config: TrainConfig, emit: Callback, resume_state: dict | None) -> _R
     encoder, decoder, optimizer = _models(config, device)
     start_step, bad, nonfinite = _restore(resume_state, decoder, optimizer)
     on_cuda = device.type == "cuda"
-    autocast_dtype = torch.bfloat16 if config.dtype == "bfloat16" or (config.dtype == "auto" and on_cuda) else None
+    # "auto" means what dtype=None means everywhere (adain.runtime): bf16 on CUDA with bf16, else float32.
+    dtype = resolve_dtype(config.dtype, device, allowed=("float32", "bfloat16"))
+    autocast_dtype = None if dtype == torch.float32 else dtype
     model, average = data_parallel(decoder, device, dist_info)
     step_encoder = torch.compile(encoder) if config.compile else encoder
     step_model = torch.compile(model) if config.compile else model

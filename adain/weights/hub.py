@@ -124,7 +124,6 @@ def download_model_dir(
 def _cached_commit(common: dict, where: str) -> Path | None:
     """The snapshot folder of a pinned commit when both files are cached (``None`` when not), with no request:
     a commit never changes."""
-
     try:
         config = Path(hf_hub_download(filename=CONFIG_NAME, local_files_only=True, **common))
         weights = Path(hf_hub_download(filename=WEIGHTS_NAME, local_files_only=True, **common))
