@@ -36,11 +36,11 @@ SHARED = Path("/work/shared/data/images")
 
 def build_model(vgg: str | None, seed: int = 0):
     import adain
-    from adain.weights.legacy import legacy_vgg_to_named, read_legacy_state_dict
+    from adain.weights.legacy import read_legacy_vgg
 
     model = adain.AdaINModel()
     if vgg:
-        model.encoder.load_state_dict(legacy_vgg_to_named(read_legacy_state_dict(vgg, "VGG"), vgg))
+        model.encoder.load_state_dict(read_legacy_vgg(vgg))
         return model.eval()
     # Random He-initialised convs behind the real preprocessing conv (speed does not depend on values).
     gen = torch.Generator().manual_seed(seed)
@@ -205,10 +205,11 @@ def _child(target, cfg):
 def largest_size(device, dtype, probe_max, threads):
     """(c): the largest square the memory estimate admits with default options, and a real 1-step try."""
     from adain.optimization.api import plan_memory
-    from adain.optimization.memory import available_memory, largest_fitting_size
+    from adain.optimization.memory import largest_fitting_size
     from adain.optimization.options import GatysOptions
+    from adain.runtime import memory_budget
 
-    budget = available_memory(device)
+    budget = memory_budget(device) or 1 << 62  # what adain.gatys admits by default (80% of the free memory)
     opts = GatysOptions(dtype=dtype)
     feature_bytes = 2 if (dtype == "bfloat16") else 4
     fits = largest_fitting_size(16384, 16384, budget, lambda h, w: plan_memory(opts, h, w, [(h, w)], feature_bytes))
