@@ -140,6 +140,12 @@ def build(args, device):
             nn.init.kaiming_normal_(m.weight)
             nn.init.normal_(m.bias, std=0.01)
     with torch.no_grad():
+        # The real preprocessing conv (RGB->BGR, x255, minus the Caffe mean): the package's legacy loader
+        # refuses a VGG without it, as it should.
+        vgg[0].weight.zero_()
+        for i in range(3):
+            vgg[0].weight[i, 2 - i] = 255.0
+        vgg[0].bias.copy_(-torch.tensor((103.939, 116.779, 123.68)))
         vgg[2].weight.div_(100)  # keep random features O(1) behind the x255 preprocessing scale
     ref = RefNet(vgg, dec).to(device)
     ref_opt = torch.optim.Adam(ref.decoder.parameters(), lr=1e-4)
