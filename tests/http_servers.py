@@ -7,12 +7,14 @@ The Hub server speaks what ``huggingface_hub.hf_hub_download`` (2.x) needs, read
 ``HEAD`` then ``GET`` on ``/{repo_id}/resolve/{revision}/{filename}``; the answer carries
 ``X-Repo-Commit`` (40-hex commit), ``ETag`` (the blob id: sha256 for LFS files, git sha1 otherwise) and
 ``Content-Length``. Errors are 404s with ``X-Error-Code`` = ``RepoNotFound`` / ``RevisionNotFound`` /
-``EntryNotFound``, which huggingface_hub maps to its exception types.
+``EntryNotFound``, which huggingface_hub maps to its exception types. ``GET /api/whoami-v2`` answers for
+the tokens added with ``HubServer.add_user`` (``Authorization: Bearer <token>``) and 401 for any other.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +36,7 @@ class _State:
     routes: dict[str, Route] = field(default_factory=dict)
     repos: dict[str, tuple[str, dict[str, bytes]]] = field(default_factory=dict)  # repo_id -> (commit, files)
     tampered: dict[str, bytes] = field(default_factory=dict)  # "repo_id/filename" -> bytes sent instead
+    users: dict[str, dict] = field(default_factory=dict)  # token -> whoami-v2 answer
     requests: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -146,7 +149,22 @@ class _HubHandler(BaseHTTPRequestHandler):
         self._resolve(head=True)
 
     def do_GET(self):
+        if self.path.split("?")[0] == "/api/whoami-v2":
+            return self._whoami()
         self._resolve(head=False)
+
+    def _whoami(self) -> None:
+        self.server_state.requests.append(("GET", self.path))
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        info = self.server_state.users.get(token)
+        if info is None:
+            return self._error(401, "Unauthorized")
+        body = json.dumps(info).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 class HubServer(_Server):
@@ -170,6 +188,11 @@ class HubServer(_Server):
         commit = hashlib.sha1(b"".join(blobs[n] for n in sorted(blobs)) + repo_id.encode()).hexdigest()
         self.state.repos[repo_id] = (commit, blobs)
         return commit
+
+    def add_user(self, token: str, name: str, *, orgs: tuple[str, ...] = (), role: str = "write") -> None:
+        """Make ``token`` a valid token of user ``name`` (member of ``orgs``; ``role`` "read" or "write")."""
+        self.state.users[token] = {"type": "user", "name": name, "orgs": [{"name": org} for org in orgs],
+                                   "auth": {"type": "access_token", "accessToken": {"role": role}}}
 
     def api_class(self, serve_instead: Path | None = None) -> type:
         """A stand-in for ``huggingface_hub.HfApi`` whose uploads land on this Hub (which then serves them

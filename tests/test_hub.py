@@ -11,7 +11,7 @@ import torch
 from http_servers import HubServer
 
 import adain
-from adain.weights.hub import push_to_hub
+from adain.weights.hub import check_push_access, push_to_hub
 
 
 @pytest.fixture
@@ -168,3 +168,54 @@ def test_push_to_hub_verifies_what_the_hub_serves_back(model, tmp_path, monkeypa
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         with pytest.raises(adain.WeightsError, match="differs"):
             push_to_hub(model, "org/repo")
+
+
+# ---- check_push_access: what `adain train --push-to-hub` asks before training --------------------------
+
+
+def test_push_access_with_a_write_token_names_the_user(hub, monkeypatch):
+    hub.add_user("hf_alice", "alice", orgs=("lab",))
+    monkeypatch.setenv("HF_TOKEN", "hf_alice")
+    assert check_push_access("alice/decoder") == "alice"
+    assert check_push_access("lab/decoder") == "alice"
+    assert ("GET", "/api/whoami-v2") in hub.requests
+
+
+@pytest.mark.parametrize("token, repo, match", [
+    ("hf_wrong", "alice/decoder", "refused the token"),
+    ("hf_reader", "alice/decoder", "read-only"),
+    ("hf_alice", "someone-else/decoder", "logged in as alice, who is not someone-else"),
+])
+def test_push_access_problems_are_one_line_naming_the_repo(hub, monkeypatch, token, repo, match):
+    hub.add_user("hf_alice", "alice")
+    hub.add_user("hf_reader", "alice", role="read")
+    monkeypatch.setenv("HF_TOKEN", token)
+    with pytest.raises(adain.WeightsError, match=match) as info:
+        check_push_access(repo)
+    assert str(info.value).startswith(f"cannot push to {repo} on {hub.url}") and "\n" not in str(info.value)
+
+
+def test_push_access_without_any_token_says_how_to_log_in(hub, monkeypatch):
+    monkeypatch.setattr("adain.weights.hub.get_token", lambda: None)
+    with pytest.raises(adain.WeightsError, match="not logged in.*hf auth login"):
+        check_push_access("alice/decoder")
+    assert hub.requests == []
+
+
+def test_push_access_to_an_unreachable_hub_fails_at_once(monkeypatch):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_alice")
+    start = time.monotonic()
+    with pytest.raises(adain.WeightsError, match="cannot be reached"):
+        check_push_access("alice/decoder")
+    assert time.monotonic() - start < 5
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(adain.WeightsError, match="HF_HUB_OFFLINE"):
+        check_push_access("alice/decoder")

@@ -4,12 +4,14 @@ A checkpoint is ``RUN_DIR/checkpoints/step-00001000.pt``, a ``torch.save`` dict 
 optimizer state, the step, the RNG states (Python, NumPy, torch CPU and CUDA), the data-order state
 and the run's config. Each is written to a temporary file, fsynced, then renamed over the final name
 (and the directory fsynced), so a killed process leaves either the previous set or a complete new
-file, never a half-written one under a real name. Files are read with ``weights_only=True``: loading a
-checkpoint can never run code.
+file, never a half-written one under a real name. A write that fails (a full disk) removes its temporary
+file and raises ``CheckpointWriteError``, one line naming the checkpoint that is still there to resume from.
+Files are read with ``weights_only=True``: loading a checkpoint can never run code.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -21,13 +23,18 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
+from ..errors import AdaINError
 
-__all__ = ["CHECKPOINT_DIR", "save_checkpoint", "list_checkpoints", "load_latest_checkpoint",
+__all__ = ["CHECKPOINT_DIR", "CheckpointWriteError", "save_checkpoint", "list_checkpoints", "load_latest_checkpoint",
            "capture_rng_state", "restore_rng_state"]
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
 _REQUIRED = ("step", "decoder", "optimizer", "rng", "data", "config")
+
+
+class CheckpointWriteError(AdaINError, OSError):
+    """A checkpoint could not be written (e.g. the disk is full); the previous checkpoints are intact."""
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -57,16 +64,35 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], *, keep: int = 3) -> Path:
     """Atomically write ``state`` (must hold ``step``) as the newest checkpoint; keep only the last ``keep``.
 
-    Returns the checkpoint's path.
+    Returns the checkpoint's path. Raises ``CheckpointWriteError`` when the file cannot be written; the
+    checkpoints written before are then left as they were.
     """
     directory = Path(run_dir) / CHECKPOINT_DIR
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step-{int(state['step']):08d}.pt"
-    with atomic_path(path, durable=True) as tmp:
-        torch.save(state, tmp)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        # Through a Python file object: a full disk is then an OSError (ENOSPC), not torch's C++ message.
+        with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
+            torch.save(state, f)
+    except (OSError, RuntimeError) as exc:
+        raise _write_error(path, exc) from None
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
+
+
+def _write_error(path: Path, exc: Exception) -> CheckpointWriteError:
+    """One line: which checkpoint could not be written, why, and which one a resumed run will use."""
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    else:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    advice = "free some space and continue with --resume" if full else "continue with --resume"
+    previous = [p for p in list_checkpoints(path.parent.parent) if p != path]
+    kept = (f"the previous checkpoint {previous[-1]} is intact: {advice}" if previous
+            else "no checkpoint of this run was written yet")
+    return CheckpointWriteError(f"cannot write checkpoint {path}: {reason}; {kept}")
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:

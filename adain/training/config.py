@@ -3,11 +3,15 @@
 A recipe is a TOML file of ``TrainConfig`` fields. The ones shipped with the package (``paper``,
 ``reference_port``, ``torch_original``) live in ``adain/training/recipes/`` and are found by name from
 any working directory; a path to any other TOML file works too. Values are type-checked against the
-fields, and errors name the file and the key.
+fields' types (an integer is accepted where a number is expected, ``true``/``false`` only where a switch
+is), and each error is one line naming the file and the key.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import typing
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -36,7 +40,7 @@ class TrainConfig:
     image_size: int = field(default=512, metadata={"help": 'shorter side after resizing (aspect kept), pixels'})
     crop_size: int = field(default=256, metadata={"help": 'random square crop, pixels'})
     min_image_side: int = field(default=64, metadata={"help": 'images with a shorter side below this are skipped as too small'})
-    max_bad_fraction: float = field(default=0.05, metadata={"help": 'stop if more than this fraction of either folder is unreadable'})
+    max_bad_fraction: float = field(default=0.05, metadata={"help": 'stop if more than this fraction of either folder is unreadable (at least 3 bad files are always tolerated, more than half a folder never)'})
     max_nonfinite: int = field(default=20, metadata={"help": 'stop after this many non-finite losses in a row'})
     save_every: int = field(default=1000, metadata={"help": 'steps between checkpoints (a SIGKILL loses at most this many)'})
     keep_checkpoints: int = field(default=3, metadata={"help": 'newest checkpoints kept'})
@@ -115,6 +119,34 @@ def read_toml(name_or_path: str) -> dict[str, Any]:
         raise InputError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"--config {path}: not valid TOML ({exc})") from None
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    return {key.replace("-", "_"): _typed(value, key, path) for key, value in data.items()}
+
+
+_EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string in quotes"}
+
+
+def _typed(value: Any, key: str, path: Path) -> Any:
+    """``value`` of TOML key ``key`` checked against its ``TrainConfig`` field (ints become floats where
+    numbers are expected, lists tuples); a wrong type is an ``InputError`` naming the file and the key."""
+    hints = typing.get_type_hints(TrainConfig)
+    name = key.replace("-", "_")
+    if name not in hints:
+        close = difflib.get_close_matches(name, list(hints), n=1)
+        hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(hints)}"
+        raise InputError(f"--config {path}: unknown key {key!r} ({hint})")
+    kind = hints[name]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typing.get_origin(kind) is tuple:
+        if isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                     for v in value):
+            return tuple(float(v) for v in value)
+        expected = "a list of numbers, e.g. [1.0, 1.0, 1.0, 1.0]"
+    elif kind is float and number:
+        return float(value)
+    elif (kind is int and number and isinstance(value, int)) or (kind in (bool, str) and isinstance(value, kind)):
+        return value
+    else:
+        expected = _EXPECTED.get(kind, str(kind))
+    raise InputError(f"--config {path}: {key} = {json.dumps(value, default=str)} must be {expected}")
 
 

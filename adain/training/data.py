@@ -6,9 +6,9 @@ crop at position ``k`` is drawn from a generator seeded by ``(seed, k)``. A run 
 therefore sees exactly the images and crops it would have seen, whatever the number of worker
 processes, and data-parallel ranks read disjoint positions (``(step * world + rank) * batch + b``).
 
-Bad files (unreadable, empty, truncated, not an image, decompression bomb, or too small) are never
-fatal here: the next position of the same permutation is tried instead and the bad path is reported
-with the batch, so the caller can count, list and, past a limit, stop.
+Bad files (unreadable, empty, truncated, not an image, decompression bomb, or too small: ``badfiles``) are
+never fatal here: the next position of the same permutation is tried instead and the bad path is reported
+with the batch, so the caller can count, list and, past the limit ``badfiles`` sets, stop.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..errors import ImageReadError, InputError
+from ..errors import InputError
 from ..images import resized_size
-from ..io import IMAGE_EXTENSIONS, list_images, read_image
+from .badfiles import failure_message, find_images, open_usable
 
 __all__ = ["ImageStream", "PairDataset", "StepBatchSampler", "Batch", "collate_pairs", "positions_for_step",
            "ignore_stop_signals"]
@@ -50,12 +50,8 @@ class ImageStream:
                  min_side: int = 0) -> None:
         if crop_size > image_size:
             raise InputError(f"crop_size ({crop_size}) must not exceed image_size ({image_size})")
-        if not Path(root).is_dir():
-            raise InputError(f"{root}: not a directory of images")
         self.root = Path(root)
-        self.paths: list[Path] = list_images(root)
-        if not self.paths:
-            raise InputError(f"{root}: no images found (looked recursively for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        self.paths, self.problems = find_images(root)  # problems: entries below root that cannot be read
         self.image_size, self.crop_size = image_size, crop_size
         self.seed, self.stream, self.min_side = seed, stream, min_side
         self._perm_epoch, self._perm = -1, np.empty(0, dtype=np.int64)
@@ -88,19 +84,15 @@ class ImageStream:
             path = self.paths[int(perm[(position + attempt) % n])]
             try:
                 return self._load_crop(path, rng), bad
-            except ImageReadError as exc:
-                bad.append(str(exc))
             except MemoryError:
                 raise
             except Exception as exc:  # noqa: BLE001 -- a malformed file can fail deep in a decoder; skip it, listed
-                bad.append(f"{path}: cannot read image ({type(exc).__name__}: {exc})")
+                bad.append(failure_message(path, exc))
         raise InputError(f"{self.root}: none of the {n} images could be used ({bad[0] if bad else ''})")
 
     def _load_crop(self, path: Path, rng: np.random.Generator) -> Tensor:
-        img = read_image(path)
+        img = open_usable(path, self.min_side)
         w, h = img.size
-        if min(w, h) < self.min_side:
-            raise ImageReadError(f"{path}: {w}x{h} is too small (shorter side under {self.min_side} px)")
         rh, rw = resized_size(h, w, self.image_size)
         top = int(rng.integers(0, rh - self.crop_size + 1))
         left = int(rng.integers(0, rw - self.crop_size + 1))

@@ -28,10 +28,12 @@ from ..modeling.decoder import Decoder
 from ..modeling.encoder import CONTENT_LAYER
 from ..modeling.ops import adain
 from ..runtime import resolve_dtype
-from ..weights.hub import push_to_hub
+from ..weights.hub import check_push_access, push_to_hub
+from .badfiles import count_under, too_many_bad
 from .checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
 from .data import Batch, ImageStream, PairDataset, StepBatchSampler, collate_pairs, ignore_stop_signals
+from .lock import lock_run_dir
 from .report import ScalarLog, draw_loss_curve, sample_grid
 from .setup import (
     Distributed,
@@ -51,7 +53,8 @@ __all__ = ["TrainingError", "Interrupted", "train", "find_resume_state"]
 
 
 class TrainingError(AdaINError, RuntimeError):
-    """Training cannot go on: too many bad images, or the loss keeps being non-finite."""
+    """Training cannot go on (too many bad images, the loss keeps being non-finite), or its model could not be
+    published (``--push-to-hub``; the model is kept in ``RUN_DIR/final``)."""
 
 
 class Interrupted(AdaINError):
@@ -69,13 +72,19 @@ def train(config: TrainConfig, callback: Callback | None = None, *, resume_state
     """Train a decoder as ``config`` says; returns ``RUN_DIR/final`` (a ``save_pretrained`` directory).
 
     ``callback(event, info)`` receives ``"start"``, ``"step"`` (every step, with a ``StepResult``),
-    ``"log"``, ``"checkpoint"``, ``"invalid_checkpoint"``, ``"bad_image"`` and ``"done"`` events.
-    ``resume_state`` is a checkpoint dict (``main`` finds it with ``--resume``). Raises ``Interrupted``
-    after saving a checkpoint when SIGINT/SIGTERM arrives, ``TrainingError`` when training cannot go on.
+    ``"log"``, ``"checkpoint"``, ``"invalid_checkpoint"``, ``"bad_image"``, ``"done"`` and ``"pushed"`` events.
+    ``resume_state`` is a checkpoint dict (``main`` finds it with ``--resume``). The run directory is locked
+    for the whole run (``lock.RunDirInUseError`` if another process trains there), and ``--push-to-hub``
+    credentials are checked before anything is loaded. Raises ``Interrupted`` after saving a checkpoint when
+    SIGINT/SIGTERM arrives, ``TrainingError`` when training cannot go on or the final push fails.
     """
-    run = _setup(config.validate(), callback or (lambda event, info: None), resume_state)
-    _loop(run)
-    return _finish(run)
+    config = config.validate()
+    with lock_run_dir(config.out):
+        if config.push_to_hub and int(os.environ.get("RANK", "0")) == 0:
+            check_push_access(config.push_to_hub)  # fail now, not after days of training
+        run = _setup(config, callback or (lambda event, info: None), resume_state)
+        _loop(run)
+        return _finish(run)
 
 
 # ---- setup -----------------------------------------------------------------------------------------
@@ -146,6 +155,7 @@ def _setup(config: TrainConfig, emit: Callback, resume_state: dict | None) -> _R
     emit("start", {"start_step": start_step, "max_iter": config.max_iter, "device": str(device),
                    "world_size": dist_info.world, "content_images": len(content), "style_images": len(style),
                    "autocast": str(autocast_dtype) if autocast_dtype else "float32"})
+    _note_bad(run, content.problems + style.problems)  # entries of the folders that could not be read
     return run
 
 
@@ -278,14 +288,25 @@ def _finish(run: _Run) -> Path:
             f"Decoder trained with adain train: {config.max_iter} steps, batch {config.batch_size}, content "
             f"{config.content_dir}, style {config.style_dir}, style weight {config.style_weight}."))
         draw_loss_curve(run.run_dir / "log.csv", run.run_dir / "loss_curve.png")
-        if config.push_to_hub:
-            push_to_hub(final, config.push_to_hub, commit_message="adain train: final decoder")
         run.emit("done", {"final": final, "nonfinite_skipped": run.nonfinite, "bad_images": len(run.bad)})
+        if config.push_to_hub:
+            run.emit("pushed", {"repo": config.push_to_hub, "url": _push(final, config.push_to_hub)})
     return final
 
 
+def _push(final: Path, repo_id: str) -> str:
+    """Upload ``final`` to ``repo_id``; any failure is one ``TrainingError`` line saying where the model is."""
+    try:
+        return push_to_hub(final, repo_id, commit_message="adain train: final decoder")
+    except Exception as exc:  # noqa: BLE001 -- HTTP, transport and verification errors alike: the model is safe
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrainingError(
+            f"training finished but the push to {repo_id} failed ({type(exc).__name__}: {reason}); the final model "
+            f"is in {final}: push it later with adain.weights.hub.push_to_hub({str(final)!r}, {repo_id!r})") from None
+
+
 def _note_bad(run: _Run, messages) -> None:
-    """Record newly found unreadable images (``RUN_DIR/skipped.txt``); too many of them stop the run."""
+    """Record newly found unreadable images (``RUN_DIR/skipped.txt``); more than ``badfiles`` tolerates stop the run."""
     new = [m for m in messages if m not in run.bad]
     if not new:
         return
@@ -295,13 +316,10 @@ def _note_bad(run: _Run, messages) -> None:
     run_dir = run.run_dir if run.is_main else None
     if run_dir is not None:
         (run_dir / "skipped.txt").write_text("".join(f"{m}\n" for m in sorted(run.bad)))
-    config = run.config
     for stream in (run.content, run.style):
-        count = sum(1 for m in run.bad if m.startswith(str(stream.root)))
-        if count > config.max_bad_fraction * len(stream):
-            raise TrainingError(
-                f"{stream.root}: {count} of {len(stream)} images are unreadable or too small (over "
-                f"--max-bad-fraction {config.max_bad_fraction}); see {run_dir or 'RUN_DIR'}/skipped.txt")
+        reason = too_many_bad(stream.root, count_under(stream.root, run.bad), len(stream), run.config.max_bad_fraction)
+        if reason is not None:
+            raise TrainingError(f"{reason}; see {run_dir or 'RUN_DIR'}/skipped.txt")
 
 
 def _log_row(step: int, window: list[StepResult], images_per_s: float, nonfinite: int, bad: int) -> dict:

@@ -6,6 +6,10 @@ as in every other Hub library. Two things are read from the environment *at call
 import time (huggingface_hub freezes them when it is imported): ``HF_ENDPOINT`` (a mirror or a private
 Hub) and ``HF_HUB_OFFLINE``.
 
+Before a long job that ends in an upload (``adain train --push-to-hub``), ``check_push_access`` asks the Hub
+who the token belongs to (one request, the same timeout as the probe below) so that a missing or read-only
+token, or an unreachable Hub, fails at once instead of after the job.
+
 Timeouts: a single metadata request (``HEAD`` of ``config.json``, ``HF_HUB_ETAG_TIMEOUT`` seconds,
 default 10, no retries) first checks that the Hub answers; only then does ``hf_hub_download`` run,
 with its own read timeout (``HF_HUB_DOWNLOAD_TIMEOUT``, default 10 s). Without that probe,
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+from huggingface_hub import HfApi, constants, get_hf_file_metadata, get_session, get_token, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -31,13 +35,14 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 from tqdm.auto import tqdm
 
 from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
 from .download import DownloadProgress, sha256_of
 from .format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model_dir
 
-__all__ = ["hub_offline", "hub_endpoint", "download_model_dir", "push_to_hub", "REPO_ID_PATTERN"]
+__all__ = ["hub_offline", "hub_endpoint", "download_model_dir", "push_to_hub", "check_push_access", "REPO_ID_PATTERN"]
 
 logger = logging.getLogger(__name__)
 
@@ -279,3 +284,54 @@ def _verify_upload(folder: Path, repo_id: str, commit: str, token: str | None) -
                                      endpoint=hub_endpoint())
             if sha256_of(remote) != sha256_of(folder / name):
                 raise WeightsError(f"{repo_id}@{commit}: {name} on the Hub differs from {folder / name}")
+
+
+def check_push_access(repo_id: str, *, token: str | None = None) -> str:
+    """Check now that ``push_to_hub(..., repo_id)`` can succeed later; returns the user name the token is for.
+
+    One request (``/api/whoami-v2``, ``HF_HUB_ETAG_TIMEOUT`` seconds, no retries). Raises ``InputError`` for a
+    malformed ``repo_id`` and ``WeightsError`` (one line) when offline, not logged in, when the Hub refuses the
+    token, cannot be reached, the token is read-only, or the repo's namespace is neither the user nor one of
+    their organisations.
+    """
+    if not REPO_ID_PATTERN.fullmatch(repo_id):
+        raise InputError(f"repo_id must look like 'user/name', got {repo_id!r}")
+    endpoint = hub_endpoint()
+    where = f"cannot push to {repo_id} on {endpoint}"
+    if hub_offline():
+        raise WeightsError(f"{where}: HF_HUB_OFFLINE is set")
+    token = token or get_token()
+    if not token:
+        raise WeightsError(f"{where}: not logged in (run `hf auth login`, or set HF_TOKEN to a write token)")
+    info = _whoami(endpoint, token, where)
+    role = ((info.get("auth") or {}).get("accessToken") or {}).get("role")
+    if role == "read":
+        raise WeightsError(f"{where}: the token is read-only; use a token with write access")
+    name = info.get("name")
+    namespaces = {name} | {org.get("name") for org in info.get("orgs") or [] if isinstance(org, dict)}
+    if repo_id.split("/")[0] not in namespaces:
+        raise WeightsError(f"{where}: logged in as {name}, who is not {repo_id.split('/')[0]} nor one of its members")
+    return str(name)
+
+
+def _whoami(endpoint: str, token: str, where: str) -> dict:
+    """The Hub's ``whoami-v2`` answer for ``token``; any failure is a one-line ``WeightsError`` led by ``where``."""
+    try:
+        response = get_session().get(f"{endpoint}/api/whoami-v2", headers=build_hf_headers(token=token),
+                                     timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        hf_raise_for_status(response)
+    except HfHubHTTPError as exc:
+        status = getattr(exc.response, "status_code", None)
+        if status == 401:
+            raise WeightsError(f"{where}: the Hub refused the token (invalid or expired: check HF_TOKEN, or run "
+                               "`hf auth login`)") from None
+        raise WeightsError(f"{where}: {_short(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 -- any transport failure: DNS, refused, timeout, TLS
+        raise WeightsError(f"{where}: the Hub cannot be reached ({type(exc).__name__}: {_short(exc)})") from None
+    try:
+        info = response.json()
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise WeightsError(f"{where}: the Hub's answer to whoami is not what huggingface_hub expects")
+    return info
