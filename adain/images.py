@@ -1,5 +1,8 @@
 """Image-likes to tensors and back: paths, ``PIL.Image``, numpy arrays and tensors in; ``(3, H, W)`` float
 tensors in [0, 1] out; masks (one convention for both backends); and tensors back to ``PIL.Image``.
+
+``image_size`` / ``mask_size`` check an image-like without decoding it (files: the header), so callers can
+refuse bad inputs before any work; ``to_tensor`` makes the same checks, then reads the pixels.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from .arguments import check_size
 from .color import luma
 from .errors import ImageReadError, InputError
 from .io import read_image, read_size, to_rgb
 
-__all__ = ["ImageLike", "to_tensor", "to_batch", "to_mask", "tensor_to_pil", "resized_size", "image_size"]
+__all__ = ["ImageLike", "to_tensor", "to_batch", "to_mask", "tensor_to_pil", "resized_size", "image_size", "mask_size",
+           "check_mask_aspect", "fit_mask"]
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
 
@@ -30,34 +35,41 @@ def resized_size(h: int, w: int, size: int) -> tuple[int, int]:
     return int(size * h / w), size
 
 
-def _check_size_arg(size: int | None, what: str) -> None:
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise InputError(f"{what}: size must be a positive integer or None, got {size!r}")
+def _check_array(arr: np.ndarray, what: str) -> None:
+    """Shape and dtype of a numpy image (either byte order), without reading its pixels."""
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise InputError(f"{what}: a numpy image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}")
+    native = arr.dtype.newbyteorder("=")
+    if native not in (np.dtype(np.uint8), np.dtype(np.uint16)) and native.kind != "f":
+        raise InputError(f"{what}: numpy images must be uint8, uint16 or float in [0, 1], got dtype {arr.dtype}")
 
 
-def _array_to_tensor(arr: np.ndarray, what: str) -> Tensor:
+def _check_tensor(t: Tensor, what: str) -> None:
+    """Shape, dtype and storage of a ``(C, H, W)`` or ``(N, C, H, W)`` image tensor, without reading its values."""
+    if t.dim() not in (3, 4) or t.shape[-3] not in (1, 3, 4):
+        raise InputError(f"{what}: tensors must be CxHxW or NxCxHxW with C in 1, 3, 4; got shape {tuple(t.shape)}")
+    if t.is_meta or t.layout != torch.strided:
+        kind = "meta" if t.is_meta else str(t.layout).replace("torch.", "")
+        raise InputError(f"{what}: a {kind} tensor holds no pixels this package can read; pass an ordinary tensor")
+    if t.dtype != torch.uint8 and not t.is_floating_point():
+        raise InputError(f"{what}: tensors must be float in [0, 1] or uint8, got dtype {t.dtype}")
+
+
+def _array_to_tensor(arr: np.ndarray) -> Tensor:
+    """A checked numpy image (``_check_array``) -> ``(C, H, W)`` float32 tensor in its own range."""
+    arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)  # big-endian data read in native order
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise InputError(f"{what}: a numpy image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {arr.shape}")
     if arr.dtype == np.uint8:
-        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
-    elif arr.dtype == np.uint16:
-        t = torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1) / 65535.0
-    elif arr.dtype.kind == "f":
-        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)
-    else:
-        raise InputError(f"{what}: numpy images must be uint8, uint16 or float in [0, 1], got dtype {arr.dtype}")
-    return t
+        return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0
+    if arr.dtype == np.uint16:
+        return torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1) / 65535.0
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)
 
 
-def _tensor_to_float(t: Tensor, what: str) -> Tensor:
-    """uint8 (0-255) or floating tensor -> float32 in its own range; anything else is refused."""
-    if t.dtype == torch.uint8:
-        return t.float() / 255.0
-    if not t.is_floating_point():
-        raise InputError(f"{what}: tensors must be float in [0, 1] or uint8, got dtype {t.dtype}")
-    return t.float()
+def _tensor_to_float(t: Tensor) -> Tensor:
+    """A checked (``_check_tensor``) uint8 (0-255) or floating tensor -> float32 in its own range."""
+    return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
 
 
 def _check_float_image(t: Tensor, what: str) -> Tensor:
@@ -99,39 +111,28 @@ def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False,
     Files, PIL images and uint8 arrays are resized in Pillow on 8-bit data, exactly like the
     reference's ``transforms.Resize`` + ``ToTensor``; float arrays and tensors are resized in torch.
     """
-    _check_size_arg(size, what)
+    size = check_size(size, f"{what} size")
     if isinstance(source, (str, os.PathLike)):
         return _pil_to_tensor(read_image(source), size, crop)
+    if isinstance(source, Tensor) and source.dim() == 4 and source.shape[0] != 1:
+        raise InputError(
+            f"{what}: a 4-D tensor must have batch size 1 here, got shape {tuple(source.shape)} "
+            "(a Stylizer takes batches)"
+        )
+    image_size(source, what=what)  # shape, dtype, storage and at least one pixel, before any conversion
     if isinstance(source, Image.Image):
         try:
             return _pil_to_tensor(to_rgb(source), size, crop)
         except (OSError, ValueError) as exc:
             raise ImageReadError(f"{what}: cannot convert PIL image of mode {source.mode!r}: {exc}") from None
     if isinstance(source, np.ndarray):
-        if 0 in source.shape[:2]:
-            raise InputError(f"{what}: image has no pixels (shape {source.shape})")
-        if source.dtype == np.uint8 and source.ndim in (2, 3) and (source.ndim == 2 or source.shape[2] in (1, 3, 4)):
+        if source.dtype == np.uint8:
             arr = source[:, :, 0] if source.ndim == 3 and source.shape[2] == 1 else source
             return _pil_to_tensor(to_rgb(Image.fromarray(np.ascontiguousarray(arr))), size, crop)
-        t = _array_to_tensor(source, what)
-    elif isinstance(source, Tensor):
-        t = source.detach()
-        if t.dim() == 4:
-            if t.shape[0] != 1:
-                raise InputError(
-                    f"{what}: a 4-D tensor must have batch size 1 here, got shape {tuple(t.shape)} "
-                    "(a Stylizer takes batches)"
-                )
-            t = t[0]
-        if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
-            raise InputError(f"{what}: tensors must be CxHxW or 1xCxHxW with C in 1, 3, 4; got shape {tuple(source.shape)}")
-        t = _tensor_to_float(t, what)
+        t = _array_to_tensor(source)
     else:
-        raise InputError(
-            f"{what}: expected a path, PIL.Image, numpy array or torch tensor, got {type(source).__name__}"
-        )
-    if t.shape[-1] < 1 or t.shape[-2] < 1:
-        raise InputError(f"{what}: image has no pixels (shape {tuple(t.shape)})")
+        t = source.detach()
+        t = _tensor_to_float(t[0] if t.dim() == 4 else t)
     t = _tensor_channels_to_rgb(_check_float_image(t, what), what)
     return _resize_crop_tensor(t, size, crop)
 
@@ -183,22 +184,27 @@ def tensor_to_pil(t: Tensor) -> Image.Image:
 def image_size(source: ImageLike, *, what: str = "image") -> tuple[int, int]:
     """``(H, W)`` of an image without decoding its pixels (files: the header only).
 
-    Lets callers refuse work that would not fit in memory before any large allocation. For files the
-    EXIF orientation is taken into account (a rotated photo swaps H and W).
+    Makes every check of ``to_tensor`` that needs no pixel values (the file opens, a supported shape and
+    dtype, a tensor with data, at least one pixel), so callers can refuse bad inputs and work that would
+    not fit in memory before anything large is done. For files the EXIF orientation is taken into account
+    (a rotated photo swaps H and W). Tensors may be ``(N, C, H, W)`` batches of any N.
     """
     if isinstance(source, (str, os.PathLike)):
         return read_size(source)
     if isinstance(source, Image.Image):
-        return source.height, source.width
-    if isinstance(source, np.ndarray):
-        if source.ndim not in (2, 3):
-            raise InputError(f"{what}: a numpy image must be HxW or HxWxC, got shape {source.shape}")
-        return int(source.shape[0]), int(source.shape[1])
-    if isinstance(source, Tensor):
-        if source.dim() not in (3, 4):
-            raise InputError(f"{what}: tensors must be CxHxW or NxCxHxW, got shape {tuple(source.shape)}")
-        return int(source.shape[-2]), int(source.shape[-1])
-    raise InputError(f"{what}: expected a path, PIL.Image, numpy array or torch tensor, got {type(source).__name__}")
+        shape, size = (source.height, source.width), (source.height, source.width)
+    elif isinstance(source, np.ndarray):
+        _check_array(source, what)
+        shape, size = source.shape, source.shape[:2]
+    elif isinstance(source, Tensor):
+        _check_tensor(source, what)
+        shape, size = tuple(source.shape), source.shape[-2:]
+    else:
+        kind = type(source).__name__
+        raise InputError(f"{what}: expected a path, PIL.Image, numpy array or torch tensor, got {kind}")
+    if 0 in shape:
+        raise InputError(f"{what}: image has no pixels (shape {shape})")
+    return int(size[0]), int(size[1])
 
 
 def to_batch(source: Tensor, *, size: int | None = None, crop: bool = False, what: str = "content") -> Tensor:
@@ -206,18 +212,30 @@ def to_batch(source: Tensor, *, size: int | None = None, crop: bool = False, wha
 
     Same checks and resizing as ``to_tensor``, for a batch such as video frames; stays on its device.
     """
-    _check_size_arg(size, what)
+    size = check_size(size, f"{what} size")
     if not isinstance(source, Tensor) or source.dim() != 4 or source.shape[1] not in (1, 3, 4):
         shape = tuple(source.shape) if isinstance(source, Tensor) else type(source).__name__
         raise InputError(f"{what}: a batch must be an (N, C, H, W) tensor with C in 1, 3, 4; got {shape}")
     if 0 in source.shape:
         raise InputError(f"{what}: batch has no images or no pixels (shape {tuple(source.shape)})")
-    t = _check_float_image(_tensor_to_float(source.detach(), what), what)
+    _check_tensor(source, what)
+    t = _check_float_image(_tensor_to_float(source.detach()), what)
     if t.shape[1] == 1:
         t = t.expand(-1, 3, -1, -1)
     elif t.shape[1] == 4:
         t = t[:, :3] * t[:, 3:] + (1 - t[:, 3:])
     return _resize_crop_tensor(t, size, crop)
+
+
+def _mask_image(source: ImageLike) -> ImageLike:
+    """A mask as an image-like: boolean arrays/tensors (True = inside) as float, 2-D tensors as 1xHxW."""
+    if isinstance(source, np.ndarray) and source.dtype == np.bool_:
+        source = torch.from_numpy(np.ascontiguousarray(source))  # torch refuses negative strides (mask[:, ::-1])
+    if isinstance(source, Tensor) and source.dtype == torch.bool:
+        source = source.float()
+    if isinstance(source, Tensor) and source.dim() == 2:
+        source = source[None]
+    return source
 
 
 def to_mask(source: ImageLike, *, what: str = "mask") -> Tensor:
@@ -226,10 +244,30 @@ def to_mask(source: ImageLike, *, what: str = "mask") -> Tensor:
     Binarised here, at full resolution, so that resizing it to a feature grid later cannot create
     in-between values that would belong to neither region.
     """
-    if isinstance(source, np.ndarray) and source.dtype == np.bool_:
-        source = torch.from_numpy(source)
-    if isinstance(source, Tensor) and source.dtype == torch.bool:
-        source = source.float()  # True = inside
-    if isinstance(source, Tensor) and source.dim() == 2:
-        source = source[None]
-    return luma(to_tensor(source, what=what))[0] >= 0.5
+    return luma(to_tensor(_mask_image(source), what=what))[0] >= 0.5
+
+
+def mask_size(source: ImageLike, *, what: str = "mask") -> tuple[int, int]:
+    """``(H, W)`` of a mask without decoding it, checked as ``image_size`` checks images."""
+    return image_size(_mask_image(source), what=what)
+
+
+def check_mask_aspect(mask_hw: tuple[int, int], content_hw: tuple[int, int], what: str = "mask") -> None:
+    """Refuse a mask whose aspect ratio is not the content's (beyond rounding of one pixel): resizing it
+    to the content would stretch its regions. Masks of another resolution with the same aspect are fine."""
+    (mh, mw), (h, w) = mask_hw, content_hw
+    pairs = ((mw, mh * w / h), (mh, mw * h / w), (w, h * mw / mh), (h, w * mh / mw))
+    if not any(abs(side - expected) <= 1 for side, expected in pairs):
+        raise InputError(f"{what}: a {mw}x{mh} mask does not have the aspect ratio of the {w}x{h} content; "
+                         "give a mask of the content's shape (any resolution)")
+
+
+def fit_mask(mask: Tensor, content_hw: tuple[int, int], *, crop: bool = False, what: str = "mask") -> Tensor:
+    """An ``(H, W)`` mask checked against the content's size as given (``check_mask_aspect``), and with
+    ``crop`` cut to its centre square as the content is."""
+    check_mask_aspect((mask.shape[-2], mask.shape[-1]), content_hw, what)
+    if crop:
+        side = min(mask.shape[-2:])
+        top, left = _centre_crop_origin(mask.shape[-2], mask.shape[-1], side)
+        mask = mask[..., top : top + side, left : left + side]
+    return mask

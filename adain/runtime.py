@@ -3,7 +3,9 @@
 Both backends (``Stylizer``/``stylize`` and ``gatys``) and the trainer resolve their ``device``,
 ``dtype`` and ``max_memory`` arguments here, so the same value means the same thing everywhere:
 
-- ``device=None`` (or ``"auto"``): CUDA when available, else the CPU.
+- ``device=None`` (or ``"auto"``): CUDA when available, else the CPU. A named device must be one this
+  machine has (``available_devices``): ``"cpu"``, ``"cuda"``/``"cuda:N"``, or ``"mps"`` on Apple silicon;
+  anything else is an ``InputError`` listing what is available.
 - ``dtype=None`` (or ``"auto"``): bfloat16 on a CUDA device that supports it, float32 elsewhere.
   Statistics and losses are float32 whatever the compute dtype.
 - ``max_memory=None``: 80% of the memory free on the device when the call starts; ``None`` again when
@@ -12,15 +14,15 @@ Both backends (``Stylizer``/``stylize`` and ``gatys``) and the trainer resolve t
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 
 import torch
 
+from .arguments import check_int
 from .errors import InputError
 
-__all__ = ["resolve_device", "resolve_dtype", "free_memory", "memory_budget", "check_max_memory", "DTYPES"]
+__all__ = ["resolve_device", "available_devices", "resolve_dtype", "free_memory", "memory_budget", "check_max_memory",
+           "DTYPES"]
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
@@ -29,16 +31,37 @@ BUDGET_FRACTION = 0.8
 for allocator fragmentation and for whatever else runs on the machine."""
 
 
+def available_devices() -> list[str]:
+    """The devices this machine offers, as ``resolve_device`` accepts them: ``cpu``, each ``cuda:N``, ``mps``."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
+def _usable(dev: torch.device) -> bool:
+    if dev.type == "cpu":
+        return dev.index is None
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and (dev.index is None or dev.index < torch.cuda.device_count())
+    if dev.type == "mps":
+        return torch.backends.mps.is_available() and dev.index in (None, 0)
+    return False  # meta, xla, ...: nothing in this package runs there
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"`` -> CUDA when available, else CPU; a name or device is checked (``InputError`` if unusable)."""
-    if device is None or device == "auto":
+    """``None``/``"auto"`` -> CUDA when available, else CPU; a name or device must be one of
+    ``available_devices()`` (``"cuda"`` without an index is accepted as is), else ``InputError``."""
+    if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device: {device!r} is not a device name such as 'cpu' or 'cuda' ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device: {device!r} requested but CUDA is not available; use device='cpu'")
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or not _usable(dev):
+        raise InputError(f"device: {device!r} is not available here (available: {', '.join(available_devices())})")
     return dev
 
 
@@ -81,14 +104,9 @@ def free_memory(device: torch.device) -> int | None:
 
 
 def check_max_memory(max_memory) -> int | None:
-    """``max_memory`` as an ``int`` number of bytes (integral floats such as ``2e9`` accepted) or ``None``."""
-    if max_memory is None:
-        return None
-    if isinstance(max_memory, numbers.Real) and not isinstance(max_memory, bool):
-        value = float(max_memory)
-        if math.isfinite(value) and value > 0 and value == int(value):
-            return int(value)
-    raise InputError(f"max_memory: expected a positive number of bytes or None, got {max_memory!r}")
+    """``max_memory`` as an ``int`` number of bytes (numpy integers and integral floats such as ``2e9``
+    accepted) or ``None``."""
+    return check_int(max_memory, "max_memory", allow_none=True, hint=" (bytes; None = 80% of the free memory)")
 
 
 def memory_budget(device: torch.device, max_memory: int | None = None) -> int | None:

@@ -3,7 +3,8 @@
 ``Stylizer`` encodes a style once (``set_style``) and then stylizes many content images or batches of
 video frames; ``stylize`` is the one-call wrapper. Everything that is not a pure tensor operation of
 the model (where tensors live, their dtype, exact output sizes, memory limits) is decided here;
-shared argument checks live in ``adain.arguments``, devices/dtypes/memory in ``adain.runtime``.
+shared argument checks live in ``adain.arguments``, the checks of a whole call before any work in
+``adain.preflight``, devices/dtypes/memory in ``adain.runtime``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from . import images
-from .arguments import check_alpha, check_size, color_mode, normalize_style_weights, pop_deprecated
+from . import images, preflight
+from .arguments import check_alpha, check_size, pop_deprecated
 from .color import luma, match_luma, replace_luma
 from .errors import InputError
 from .model import AdaINModel, load_pretrained
@@ -125,36 +126,26 @@ class Stylizer:
             crop: centre square crop of each style image.
             style_weights: one weight per style for interpolation, normalised to sum 1; default equal.
             mask: with exactly two styles: an image, foreground (luma >= 0.5) gets the first style,
-                background the second; each region's content statistics are its own.
+                background the second; each region's content statistics are its own. Its aspect ratio must
+                be the content's (checked at each call; any resolution, resized to the content).
             preserve_color: ``False``; ``True``/``"coral"`` recolours each style image to the content
                 (CORAL, as the reference); ``"luminance"`` transfers style to luminance only and keeps
                 the content's chroma. Both depend on the content, so the style is re-encoded per image.
         """
-        styles = list(style) if isinstance(style, (list, tuple)) else [style]
-        if not styles:
-            raise InputError("style: at least one style image is needed")
         style_weights = pop_deprecated(deprecated, "weights", "style_weights", style_weights, "set_style")
         if deprecated:
             raise InputError(f"set_style: unexpected argument(s) {sorted(deprecated)}")
-        style_size = check_size(style_size, "style_size")
-        norm_weights = normalize_style_weights(style_weights, len(styles))
-        color = color_mode(preserve_color)
-        mask_t = None
-        if mask is not None:
-            if len(styles) != 2:
-                raise InputError(f"mask: needs exactly two styles (foreground, background), got {len(styles)}")
-            if style_weights is not None:
-                raise InputError("style_weights: cannot be combined with a mask (each region takes one style)")
-            mask_t = images.to_mask(mask).to(self.device)
-        names = ["style"] if len(styles) == 1 else [f"style[{i}]" for i in range(len(styles))]
-        for s, name in zip(styles, names):
-            self._frames_per_chunk(*_target_size(images.image_size(s, what=name), style_size, crop), 1, what=name)
+        given = preflight.check_styles(style, style_size=style_size, style_weights=style_weights, mask=mask,
+                                       preserve_color=preserve_color)
+        for size, name in zip(given.sizes, given.names):
+            self._frames_per_chunk(*preflight.target_size(size, given.style_size, crop), 1, what=name)
+        mask_t = None if mask is None else images.to_mask(mask).to(self.device)
         tensors = [
-            images.to_tensor(s, size=style_size, crop=crop, what=name).to(self.device, copy=True)[None]
-            for s, name in zip(styles, names)
+            images.to_tensor(s, size=given.style_size, crop=crop, what=name).to(self.device, copy=True)[None]
+            for s, name in zip(given.styles, given.names)
         ]
-        stats = None if color else [self._encode_stats(img) for img in tensors]
-        self._style = _StyleSpec(tensors, norm_weights, mask_t, color, stats)
+        stats = None if given.color else [self._encode_stats(img) for img in tensors]
+        self._style = _StyleSpec(tensors, given.weights, mask_t, given.color, stats)
         return self
 
     def _encode_stats(self, image: Tensor) -> tuple[Tensor, Tensor]:
@@ -189,49 +180,52 @@ class Stylizer:
         content_size = check_size(content_size, "content_size")
         if isinstance(content, (list, tuple)):
             return [self(c, alpha, content_size=content_size, crop=crop) for c in content]
-        h, w = _target_size(images.image_size(content, what="content"), content_size, crop)
+        size = images.image_size(content, what="content")
+        mask = None if self._style.mask is None else images.fit_mask(self._style.mask, size, crop=crop)
+        h, w = preflight.target_size(size, content_size, crop)
         n = content.shape[0] if isinstance(content, Tensor) and content.dim() == 4 else 1
         chunk = self._frames_per_chunk(h, w, n)  # refuses before any large allocation
         if isinstance(content, Tensor) and content.dim() == 4:
             batch = images.to_batch(content, size=content_size, crop=crop, what="content")
-            out = torch.cat([self._run(part.to(self.device), alpha) for part in batch.split(chunk)])
+            out = torch.cat([self._run(part.to(self.device), alpha, mask) for part in batch.split(chunk)])
             return out.to(content.device)
         image = images.to_tensor(content, size=content_size, crop=crop, what="content")
-        out = self._run(image.to(self.device)[None], alpha)[0]
+        out = self._run(image.to(self.device)[None], alpha, mask)[0]
         return out.to(content.device) if isinstance(content, Tensor) else images.tensor_to_pil(out)
 
     @torch.inference_mode()
-    def _run(self, x: Tensor, alpha: float) -> Tensor:
+    def _run(self, x: Tensor, alpha: float, mask: Tensor | None) -> Tensor:
         """``(N, 3, H, W)`` float32 in [0, 1] on the device -> stylized, same shape, clamped to [0, 1]."""
         spec = self._style
         if spec.color is None:
-            return self._stylize(x, spec.images, spec.stats, alpha).clamp_(0, 1)
+            return self._stylize(x, spec.images, spec.stats, alpha, mask).clamp_(0, 1)
         # The style depends on each content image: one image at a time.
-        return torch.cat([self._stylize_dependent(frame[None], alpha) for frame in x]).clamp_(0, 1)
+        return torch.cat([self._stylize_dependent(frame[None], alpha, mask) for frame in x]).clamp_(0, 1)
 
-    def _stylize_dependent(self, x: Tensor, alpha: float) -> Tensor:
+    def _stylize_dependent(self, x: Tensor, alpha: float, mask: Tensor | None) -> Tensor:
         spec = self._style
         if spec.color == "coral":
             # Reference: the style image is recoloured to the content before encoding, not clamped.
             styles = [coral(img[0], x[0])[None] for img in spec.images]
-            return self._stylize(x, styles, None, alpha)
+            return self._stylize(x, styles, None, alpha, mask)
         # Luminance only (Gatys et al. 2017, "Controlling perceptual factors"): stylize the luma as a
         # gray image, with the style's luma mean/std matched to the content's, then put the content's
         # chroma back. YIQ keeps luma and chroma separable with a fixed linear map.
         y_c = luma(x)
         styles = [match_luma(luma(img), y_c).expand(-1, 3, -1, -1) for img in spec.images]
-        out = self._stylize(y_c.expand(-1, 3, -1, -1), styles, None, alpha)
+        out = self._stylize(y_c.expand(-1, 3, -1, -1), styles, None, alpha, mask)
         return replace_luma(x, luma(out))
 
-    def _stylize(self, x: Tensor, styles: list[Tensor], stats, alpha: float) -> Tensor:
-        """Core pipeline on an ``(N, 3, H, W)`` batch: pad, encode, AdaIN, decode, crop (unclamped)."""
+    def _stylize(self, x: Tensor, styles: list[Tensor], stats, alpha: float, mask: Tensor | None) -> Tensor:
+        """Core pipeline on an ``(N, 3, H, W)`` batch: pad, encode, AdaIN, decode, crop (unclamped); ``mask``
+        (fitted to the content) places the two styles."""
         spec = self._style
         h, w = x.shape[-2:]
         f_c = self._encode(padding.pad_bottom_right(x, padding.padded_side(h), padding.padded_side(w)))
         if alpha > 0:
             if stats is None:
                 stats = [self._encode_stats(img) for img in styles]
-            t = self._transfer(f_c, stats, spec.style_weights, spec.mask, (h, w))
+            t = self._transfer(f_c, stats, spec.style_weights, mask, (h, w))
             # Same order of operations as the reference: t * alpha + f_c * (1 - alpha).
             feat = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
         else:
@@ -296,15 +290,6 @@ def _prepared(model: AdaINModel, device: torch.device, dtype: torch.dtype, memor
     return copied.eval().requires_grad_(False)
 
 
-def _target_size(size: tuple[int, int], content_size: int | None, crop: bool) -> tuple[int, int]:
-    h, w = size
-    if content_size is not None and isinstance(content_size, int) and content_size > 0:
-        h, w = images.resized_size(h, w, content_size)
-    if crop:
-        h = w = min(h, w)
-    return h, w
-
-
 def stylize(
     content,
     style,
@@ -351,26 +336,36 @@ def stylize(
         raise InputError(
             f"content: stylize takes one image, got a batch of shape {tuple(content.shape)}; use a Stylizer"
         )
+    if method not in METHODS:
+        raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
     # The single place where a backend is chosen; further methods are added here.
-    if method == "adain":
-        if gatys_options:
-            raise InputError(f"unexpected argument(s) {sorted(gatys_options)} for method='adain'")
-        stylizer = Stylizer(model if model is not None else load_pretrained(), device, dtype, max_memory=max_memory)
-        stylizer.set_style(style, style_size=style_size, crop=crop, style_weights=style_weights, mask=mask,
-                           preserve_color=preserve_color)
-        result = stylizer(content, alpha, content_size=content_size, crop=crop)
-        return result if isinstance(result, Image.Image) else images.tensor_to_pil(result)
     if method == "gatys":
-        if alpha != 1:
-            raise InputError(
-                f"alpha: method='gatys' has no alpha (got {alpha}); pass style_weight= (or content_weight=) instead"
-            )
-        if crop:  # gatys has no crop of its own: crop (and resize) first, then keep that size
-            content = images.to_tensor(content, size=content_size, crop=True, what="content")
-            style = [images.to_tensor(s, size=style_size, crop=True, what=f"style[{i}]")
-                     for i, s in enumerate(style if isinstance(style, (list, tuple)) else [style])]
-            content_size = style_size = None
-        return gatys(content, style, model=model, content_size=content_size, style_size=style_size,
-                     preserve_color=preserve_color, style_weights=style_weights, mask=mask, device=device,
-                     dtype=dtype, max_memory=max_memory, **gatys_options)
-    raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
+        return _stylize_gatys(content, style, alpha, model=model, content_size=content_size, style_size=style_size,
+                              crop=crop, preserve_color=preserve_color, style_weights=style_weights, mask=mask,
+                              device=device, dtype=dtype, max_memory=max_memory, **gatys_options)
+    if gatys_options:
+        raise InputError(f"unexpected argument(s) {sorted(gatys_options)} for method='adain'")
+    # Everything is checked (files: their headers) before weights are loaded, let alone downloaded.
+    size = preflight.check_content(content, content_size=content_size)
+    preflight.check_styles(style, style_size=style_size, style_weights=style_weights, mask=mask,
+                           preserve_color=preserve_color, content_hw=size)
+    resolve_dtype(dtype, resolve_device(device))
+    check_max_memory(max_memory)
+    stylizer = Stylizer(model if model is not None else load_pretrained(), device, dtype, max_memory=max_memory)
+    stylizer.set_style(style, style_size=style_size, crop=crop, style_weights=style_weights, mask=mask,
+                       preserve_color=preserve_color)
+    result = stylizer(content, alpha, content_size=content_size, crop=crop)
+    return result if isinstance(result, Image.Image) else images.tensor_to_pil(result)
+
+
+def _stylize_gatys(content, style, alpha: float, *, crop: bool, content_size, style_size, mask, **options):
+    """``stylize(method="gatys")``: stylize's arguments handed to ``adain.gatys`` (which checks them all
+    before loading weights); it has no alpha, and no crop of its own: the inputs are cropped first."""
+    if alpha != 1:
+        raise InputError(
+            f"alpha: method='gatys' has no alpha (got {alpha}); pass style_weight= (or content_weight=) instead"
+        )
+    if crop:
+        content, style, mask = preflight.square_crop(content, style, mask, content_size, style_size)
+        content_size = style_size = None
+    return gatys(content, style, content_size=content_size, style_size=style_size, mask=mask, **options)

@@ -1,20 +1,33 @@
 """Padding images to sizes the encoder and decoder can take, so outputs keep the exact input size.
 
 The encoder pools three times and the decoder upsamples three times, so sides are padded to a multiple
-of 8; every block's feature map must also be at least 2x2 for its reflection padding.
+of 8; every block's feature map must also be at least 2x2 for its reflection padding. The optimisation
+backend, which reads deeper layers (relu5_1) and has no decoder, pads only to ``min_side(layers)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MULTIPLE", "MIN_SIDE", "MIN_STYLE_SIDE", "padded_side", "pad_bottom_right", "min_encodable",
-           "feature_side"]
+from .encoder import CONTENT_LAYER, LAYER_NAMES
+
+__all__ = ["MULTIPLE", "MIN_SIDE", "MIN_STYLE_SIDE", "padded_side", "pad_bottom_right", "min_side", "pad_for_layers",
+           "min_encodable", "feature_side"]
+
+
+def min_side(layers: Iterable[str]) -> int:
+    """The smallest image side from which the encoder reaches every one of ``layers``: each pooling halves
+    the map (rounding up) and each block's reflection padding needs 2 pixels, so ``2 ** pools + 1``."""
+    pools = max(sum(name.startswith("pool") for name in LAYER_NAMES[: LAYER_NAMES.index(layer)]) for layer in layers)
+    return 2**pools + 1
+
 
 MULTIPLE = 8  # the encoder pools three times; the decoder upsamples three times
 MIN_SIDE = 16  # block 4 of the encoder runs at H/8 and its reflection padding needs a map of at least 2x2
-MIN_STYLE_SIDE = 9  # the same condition without rounding up to a multiple of 8: ceil(side / 8) >= 2
+MIN_STYLE_SIDE = min_side((CONTENT_LAYER,))  # the same condition without rounding up to a multiple of 8: 9
 
 
 def padded_side(side: int) -> int:
@@ -44,7 +57,12 @@ def pad_bottom_right(x: Tensor, height: int, width: int) -> Tensor:
     return x
 
 
+def pad_for_layers(x: Tensor, layers: Iterable[str]) -> Tensor:
+    """Pad an image (bottom and right) only as much as the encoder needs to reach ``layers``."""
+    side = min_side(layers)
+    return pad_bottom_right(x, max(x.shape[-2], side), max(x.shape[-1], side))
+
+
 def min_encodable(x: Tensor) -> Tensor:
-    """Pad an image only as much as the encoder needs (styles have no output size to keep)."""
-    h, w = x.shape[-2:]
-    return pad_bottom_right(x, max(h, MIN_STYLE_SIDE), max(w, MIN_STYLE_SIDE))
+    """Pad an image only as much as the encoder needs for AdaIN (styles have no output size to keep)."""
+    return pad_for_layers(x, (CONTENT_LAYER,))

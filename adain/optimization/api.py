@@ -18,13 +18,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from ..arguments import color_mode, normalize_style_weights, pop_deprecated
+from ..arguments import check_mask_styles, color_mode, normalize_style_weights, pop_deprecated
 from ..color import luma, match_luma, replace_luma
 from ..errors import InputError
-from ..images import ImageLike, tensor_to_pil, to_mask, to_tensor
+from ..images import ImageLike, check_mask_aspect, image_size, mask_size, tensor_to_pil, to_mask, to_tensor
+from ..model import AdaINModel, load_pretrained
+from ..modeling import padding
 from ..modeling.encoder import LAYER_NAMES
-from ..model import load_pretrained
 from ..modeling.ops import coral
+from ..preflight import style_list
 from ..runtime import memory_budget, resolve_device, resolve_dtype
 from .losses import STYLE_LOSSES, ContentLoss
 from .memory import MemoryEstimate, estimate_memory, largest_fitting_size
@@ -85,8 +87,38 @@ def _autocast_dtype(opts: GatysOptions, device: torch.device) -> torch.dtype | N
     return None if dtype == torch.float32 else dtype
 
 
-def _styles(style) -> list:
-    return list(style) if isinstance(style, (list, tuple)) else [style]
+def _check_inputs(content: ImageLike, style, opts: GatysOptions) -> list:
+    """The styles as a list, after checking every image of the call without decoding it (files: their
+    headers; ``adain.images.image_size``), ``style_weights`` and the masks against the styles, and each
+    mask's aspect ratio against the content's; ``gatys`` does this before it loads any weights."""
+    styles = style_list(style)
+    normalize_style_weights(opts.style_weights, len(styles))
+    guides = {} if opts.masks is None else {f"masks[{i}]": m for i, m in enumerate(opts.masks)}
+    if opts.masks is not None and len(opts.masks) != len(styles):
+        raise InputError(f"masks: {len(opts.masks)} masks for {len(styles)} style images; give one per style")
+    if opts.masks is not None and opts.style_weights is not None:
+        raise InputError("style_weights: cannot be combined with masks (each region takes its own style)")
+    if opts.mask is not None:
+        check_mask_styles(len(styles), opts.style_weights, other="masks" if opts.masks is not None else "")
+        guides["mask"] = opts.mask
+    size = image_size(content, what="content")
+    for i, s in enumerate(styles):
+        image_size(s, what=f"style[{i}]")
+    for name, guide in guides.items():
+        check_mask_aspect(mask_size(guide, what=name), size, name)
+    if not (isinstance(opts.init, str) and opts.init in ("content", "noise")):
+        image_size(opts.init, what="init")
+    return styles
+
+
+def _encoder(model, device: torch.device) -> nn.Module:
+    """The encoder of ``model`` (``None``: ``adain.load_pretrained()``) on ``device``; the model is not changed."""
+    if model is None:
+        model = load_pretrained()
+    encoder = model.encoder
+    if next(encoder.parameters()).device != device:
+        encoder = copy.deepcopy(encoder).to(device)
+    return encoder
 
 
 def plan_memory(opts: GatysOptions, height: int, width: int, style_sizes: list[tuple[int, int]],
@@ -130,6 +162,7 @@ def _pool_scale(encoder, image: Tensor, autocast: torch.dtype | None) -> dict[st
     layer; we measure each pool's input in the max-pooling network once (on the content at the first
     scale) and scale the average-pooled output by ``mean(maxpool(a)) / mean(avgpool(a))``.
     """
+    image = padding.pad_for_layers(image, _POOLS.values())  # tiny images, as the objective pads them
     with torch.no_grad(), (torch.autocast(image.device.type, dtype=autocast) if autocast else contextlib.nullcontext()):
         taps = encoder(image, tuple(_POOLS.values()), pooling="max")
     scale = {}
@@ -144,21 +177,15 @@ def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, 
                  callback: Callback | None = None, **options) -> Tensor:
     """As ``gatys``, but returns the ``(3, H, W)`` float32 result on the CPU, unclamped (about [0, 1])."""
     opts = _make_options(options)
+    if model is not None and not isinstance(model, AdaINModel):
+        raise InputError(f"model: expected an adain.AdaINModel or None, got {type(model).__name__}")
     device = resolve_device(opts.device)
     autocast = _autocast_dtype(opts, device)
-    if model is None:
-        model = load_pretrained()
-    encoder = model.encoder
-    if next(encoder.parameters()).device != device:
-        encoder = copy.deepcopy(encoder).to(device)
+    styles = _check_inputs(content, style, opts)  # everything checked before weights are loaded
+    encoder = _encoder(model, device)
 
     content_t = to_tensor(content, size=opts.content_size, what="content")
-    styles = [to_tensor(s, size=None, what=f"style[{i}]") for i, s in enumerate(_styles(style))]
-    normalize_style_weights(opts.style_weights, len(styles))
-    if opts.masks is not None and len(opts.masks) != len(styles):
-        raise InputError(f"masks: {len(opts.masks)} masks for {len(styles)} style images; give one per style")
-    if opts.mask is not None and (len(styles) != 2 or opts.masks is not None):
-        raise InputError(f"mask: needs exactly two styles (foreground, background) and no masks=; got {len(styles)}")
+    styles = [to_tensor(s, size=None, what=f"style[{i}]") for i, s in enumerate(styles)]
     if opts.preserve_color == "coral":
         styles = [coral(s, content_t).clamp(0, 1) for s in styles]
     height, width = content_t.shape[-2:]
@@ -167,28 +194,34 @@ def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, 
     def style_sizes(h: int, w: int) -> list[tuple[int, int]]:
         return [_style_size(s, round(final_style_short * min(h, w) / min(height, width))) for s in styles]
 
-    feature_bytes = 2 if autocast else 4
-    budget = memory_budget(device, opts.max_memory)
-    estimate = plan_memory(opts, height, width, style_sizes(height, width), feature_bytes)
-    work_h, work_w = height, width
-    if budget is not None and estimate.total > budget:
-        fits = largest_fitting_size(height, width, budget,
-                                    lambda h, w: plan_memory(opts, h, w, style_sizes(h, w), feature_bytes))
-        hint = f"the largest size that fits is about {min(fits)} px (content_size={min(fits)})" if fits else \
-            "not even a 16 px image fits"
-        if opts.on_oom == "error" or fits is None:
-            raise InputError(
-                f"content_size: optimising {width}x{height} needs about {estimate.total / 2**30:.2f} GiB on {device} "
-                f"but {budget / 2**30:.2f} GiB is available; {hint}; or pass on_oom='shrink', a smaller "
-                "history_size, optimizer='adam', or dtype='bfloat16'"
-            )
-        work_h, work_w = fits
-
+    work = _working_size(opts, (height, width), style_sizes, 2 if autocast else 4, device)
     with _frozen(encoder, device):
-        out = _run(encoder, content_t, styles, opts, device, autocast, (work_h, work_w), style_sizes, callback)
-    if (work_h, work_w) != (height, width):
+        out = _run(encoder, content_t, styles, opts, device, autocast, work, style_sizes, callback)
+    if work != (height, width):
         out = resize(out, (height, width))
     return out[0].float().cpu()
+
+
+def _working_size(opts: GatysOptions, size: tuple[int, int], style_sizes, feature_bytes: int,
+                  device: torch.device) -> tuple[int, int]:
+    """The size to optimise at: ``size`` when the memory estimate fits the budget, else (``on_oom="shrink"``)
+    the largest size that does; ``InputError`` naming that size otherwise."""
+    height, width = size
+    budget = memory_budget(device, opts.max_memory)
+    estimate = plan_memory(opts, height, width, style_sizes(height, width), feature_bytes)
+    if budget is None or estimate.total <= budget:
+        return size
+    fits = largest_fitting_size(height, width, budget,
+                                lambda h, w: plan_memory(opts, h, w, style_sizes(h, w), feature_bytes))
+    hint = f"the largest size that fits is about {min(fits)} px (content_size={min(fits)})" if fits else \
+        "not even a 16 px image fits"
+    if opts.on_oom == "error" or fits is None:
+        raise InputError(
+            f"content_size: optimising {width}x{height} needs about {estimate.total / 2**30:.2f} GiB on {device} "
+            f"but {budget / 2**30:.2f} GiB is available; {hint}; or pass on_oom='shrink', a smaller "
+            "history_size, optimizer='adam', or dtype='bfloat16'"
+        )
+    return fits
 
 
 def _region_guides(opts: GatysOptions, size: tuple[int, int]) -> list[Tensor] | None:
@@ -292,6 +325,7 @@ def _style_terms(opts: GatysOptions, c_feats: dict[str, Tensor], s_feats: list[d
     """``(layer, loss, weight)`` per style layer: one loss of the blended styles, or with masks one per
     style, weighted by its region resized to the layer's feature map."""
     loss_cls = STYLE_LOSSES[opts.style_loss]
+    layers = list(opts.content_layers) + list(opts.style_layers)
     terms = []
     for layer, lw in zip(opts.style_layers, opts.layer_weight_values()):
         if targets.masks is None:
@@ -299,7 +333,8 @@ def _style_terms(opts: GatysOptions, c_feats: dict[str, Tensor], s_feats: list[d
             terms.append((layer, loss, opts.style_weight * lw))
             continue
         for k, mask in enumerate(targets.masks):
-            region = resize(resize(mask, hw), tuple(c_feats[layer].shape[-2:]))
+            # Padded like the image (see Objective.features), then resized to the layer's feature map.
+            region = resize(padding.pad_for_layers(resize(mask, hw), layers), tuple(c_feats[layer].shape[-2:]))
             loss = loss_cls.from_features([s_feats[k][layer]], [1.0], weight=region)
             terms.append((layer, loss, opts.style_weight * lw))
     return terms

@@ -211,12 +211,13 @@ class WassersteinLoss(_StyleLoss):
 
 
 class TVLoss(nn.Module):
-    """Total variation: mean squared difference between vertically and horizontally adjacent pixels."""
+    """Total variation: mean squared difference between vertically and horizontally adjacent pixels (0 along
+    a side of one pixel, which has no neighbours)."""
 
     def forward(self, image: Tensor) -> Tensor:
-        dy = (image[..., 1:, :] - image[..., :-1, :]).pow(2).mean()
-        dx = (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean()
-        return dy + dx
+        dy = image[..., 1:, :] - image[..., :-1, :]
+        dx = image[..., :, 1:] - image[..., :, :-1]
+        return sum((d.pow(2).mean() for d in (dy, dx) if d.numel()), image.new_zeros(()))
 
 
 STYLE_LOSSES: dict[str, type[_StyleLoss]] = {"gram": GramLoss, "mean_std": MeanStdLoss, "wasserstein": WassersteinLoss}

@@ -16,6 +16,7 @@ from types import MappingProxyType
 import torch
 from torch import Tensor, nn
 
+from ..modeling import padding
 from .losses import TVLoss, normalize_grad
 from .pyramid import resize
 
@@ -94,9 +95,14 @@ class Objective(nn.Module):
         self.layers = tuple(dict.fromkeys(self.content_layers + self.style_layers))
 
     def features(self, image: Tensor) -> dict[str, Tensor]:
-        """``(1, 1 or 3, h, w)`` image in [0, 1] -> encoder taps (one channel is read as grey)."""
+        """``(1, 1 or 3, h, w)`` image in [0, 1] -> encoder taps (one channel is read as grey).
+
+        An image too small for the deepest layer is reflection-padded at the bottom and right first, as
+        ``stylize`` pads (gradients flow back through the padding to the image's own pixels).
+        """
         if image.shape[1] == 1:
             image = image.expand(-1, 3, -1, -1)
+        image = padding.pad_for_layers(image, self.layers)
         if self.autocast_dtype is None:
             ctx = contextlib.nullcontext()
         else:

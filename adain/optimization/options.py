@@ -13,13 +13,14 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, Union
 
+import numpy as np
 import torch
 
-from ..arguments import COLOR_MODES
+from ..arguments import COLOR_MODES, check_int, check_number, check_size, check_style_weights, number_list
 from ..errors import InputError
 from ..images import ImageLike
 from ..modeling.encoder import LAYER_NAMES, VGG_CONVS
-from ..runtime import resolve_dtype
+from ..runtime import check_max_memory, resolve_dtype
 from .losses import STYLE_LOSSES
 
 __all__ = ["GatysOptions", "options_signature", "LAYER_WEIGHTINGS", "CHOICES"]
@@ -114,7 +115,9 @@ class GatysOptions:
     on_oom: str = "error"
 
     def __post_init__(self) -> None:
-        _validate(self)
+        # Numbers are stored as Python ints/floats whatever was given (numpy scalars, 512.0, 2e9).
+        for name, value in _validated(self).items():
+            object.__setattr__(self, name, value)
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else (1.0 if self.optimizer == "lbfgs" else 0.02)
@@ -146,20 +149,6 @@ def _fail(name: str, message: str) -> None:
     raise InputError(f"{name}: {message}")
 
 
-def _positive_int(opts: GatysOptions, name: str, allow_none: bool = False, minimum: int = 1) -> None:
-    value = getattr(opts, name)
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(name, f"must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
-
-
-def _non_negative(opts: GatysOptions, name: str) -> None:
-    value = getattr(opts, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        _fail(name, f"must be a finite number >= 0, got {value!r}")
-
-
 def _choice(opts: GatysOptions, name: str, choices: Sequence[Any]) -> None:
     value = getattr(opts, name)
     if value not in choices:
@@ -176,34 +165,51 @@ def _layers(opts: GatysOptions, name: str) -> None:
             _fail(name, f"unknown layer {layer!r}; choose from {', '.join(relus)}")
 
 
-def _validate(opts: GatysOptions) -> None:
-    _positive_int(opts, "content_size", allow_none=True)
-    _positive_int(opts, "style_size", allow_none=True)
-    _positive_int(opts, "iterations")
-    _positive_int(opts, "coarse_iterations", allow_none=True)
-    _positive_int(opts, "history_size")
-    _positive_int(opts, "min_size", minimum=16)
-    _positive_int(opts, "max_memory", allow_none=True)
-    if isinstance(opts.seed, bool) or not isinstance(opts.seed, int):
-        _fail("seed", f"must be an integer, got {opts.seed!r}")
+def _numbers(opts: GatysOptions) -> dict[str, Any]:
+    """The numeric options, checked with the shared helpers and converted to ``int``/``float``."""
+    values: dict[str, Any] = {name: check_size(getattr(opts, name), name) for name in ("content_size", "style_size")}
+    for name, minimum in (("iterations", 1), ("history_size", 1), ("min_size", 16)):
+        values[name] = check_int(getattr(opts, name), name, minimum=minimum)
+    values["coarse_iterations"] = check_int(opts.coarse_iterations, "coarse_iterations", allow_none=True)
+    values["seed"] = check_int(opts.seed, "seed", minimum=None)
+    values["max_memory"] = check_max_memory(opts.max_memory)
     for name in ("content_weight", "style_weight", "tv_weight"):
-        _non_negative(opts, name)
-    if not (isinstance(opts.style_scale, (int, float)) and math.isfinite(opts.style_scale) and opts.style_scale > 0):
-        _fail("style_scale", f"must be a number > 0, got {opts.style_scale!r}")
-    if opts.lr is not None and not (isinstance(opts.lr, (int, float)) and opts.lr > 0):
-        _fail("lr", f"must be a number > 0 or None, got {opts.lr!r}")
-    if opts.average_decay is not None and not (isinstance(opts.average_decay, float) and 0 < opts.average_decay < 1):
-        _fail("average_decay", f"must be a float in (0, 1) or None, got {opts.average_decay!r}")
-    _layers(opts, "content_layers")
-    _layers(opts, "style_layers")
+        values[name] = check_number(getattr(opts, name), name, minimum=0)
+    values["style_scale"] = check_number(opts.style_scale, "style_scale", above=0)
+    values["lr"] = check_number(opts.lr, "lr", above=0, allow_none=True)
+    values["average_decay"] = check_number(opts.average_decay, "average_decay", above=0, below=1, allow_none=True)
+    values["style_weights"] = check_style_weights(opts.style_weights)
+    return values
+
+
+def _layer_weights(opts: GatysOptions) -> str | tuple[float, ...]:
     lw = opts.layer_weights
     if isinstance(lw, str):
         _choice(opts, "layer_weights", LAYER_WEIGHTINGS)
-    elif not isinstance(lw, Sequence) or len(lw) != len(opts.style_layers) or any(
-        isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in lw
-    ) or sum(lw) <= 0:
-        _fail("layer_weights", f"must be one of {LAYER_WEIGHTINGS} or {len(opts.style_layers)} non-negative "
-                               f"numbers (one per style layer, not all 0), got {lw!r}")
+        return lw
+    message = (f"must be one of {LAYER_WEIGHTINGS} or {len(opts.style_layers)} non-negative numbers (one per "
+               f"style layer, not all 0), got {lw!r}")
+    try:
+        values = number_list(lw, "layer_weights")
+    except InputError:
+        _fail("layer_weights", message)
+    valid = all(math.isfinite(w) and w >= 0 for w in values) and sum(values) > 0
+    if len(values) != len(opts.style_layers) or not valid:
+        _fail("layer_weights", message)
+    return tuple(values)
+
+
+def _validated(opts: GatysOptions) -> dict[str, Any]:
+    """Check every option; returns the values to store instead of those given (numbers converted)."""
+    values = _numbers(opts)
+    for name in ("normalize_gradients", "pyramid", "average"):
+        flag = getattr(opts, name)
+        if not isinstance(flag, (bool, np.bool_)):
+            _fail(name, f"must be True or False, got {flag!r}")
+        values[name] = bool(flag)
+    _layers(opts, "content_layers")
+    _layers(opts, "style_layers")
+    values["layer_weights"] = _layer_weights(opts)
     for name, choices in CHOICES.items():
         _choice(opts, name, choices)
     if isinstance(opts.init, str) and opts.init not in ("content", "noise"):
@@ -211,6 +217,7 @@ def _validate(opts: GatysOptions) -> None:
             _fail("init", f"must be 'content', 'noise' or an image (path, PIL image, array, tensor); got {opts.init!r}")
     # Names as adain.runtime reads them ("auto", "bf16", torch dtypes); float16 overflows in VGG.
     resolve_dtype(opts.dtype, torch.device("cpu"), allowed=("float32", "bfloat16"))
+    return values
 
 
 def options_signature(func, leading: Sequence[inspect.Parameter]) -> inspect.Signature:
