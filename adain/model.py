@@ -17,6 +17,7 @@ from .modeling.config import ModelConfig
 from .modeling.decoder import Decoder
 from .modeling.encoder import CONTENT_LAYER, VGGEncoder
 from .modeling.ops import adain
+from .onnx_export import ONNXFiles, export_onnx
 from .weights import format as weights_format
 from .weights.download import DownloadProgress
 from .weights.legacy import load_reference_port
@@ -53,6 +54,16 @@ class AdaINModel(nn.Module):
         f_c = self.encode(content)
         t = adain(f_c, self.encode(style), self.config.eps)
         return self.decode(alpha * t + (1 - alpha) * f_c)
+
+    def export_onnx(self, path: str | os.PathLike, *, overwrite: bool = False) -> ONNXFiles:
+        """Write ONNX graphs for onnxruntime & co.: ``path`` (``.onnx``, content -> image with the style
+        statistics as inputs), ``<stem>.style.onnx`` (style -> statistics) and ``<stem>.json`` (the sidecar:
+        inputs, outputs, padding rule, versions). See README "Export to ONNX" and ``adain.onnx_export``.
+
+        An existing file is never replaced unless ``overwrite``. Both graphs are run in onnxruntime and
+        compared with PyTorch before anything is written. Needs the extra: ``pip install 'adain[export]'``.
+        """
+        return export_onnx(self, path, overwrite=overwrite)
 
     # ---- building from (config, state) pairs ---------------------------------------------------------
 
