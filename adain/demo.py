@@ -177,7 +177,8 @@ class DemoRunner:
         file the user uploaded, not Gradio's cache path.
         """
         if payload is None:
-            raise InputError(f"{what}: upload a picture" + (" or take one with the webcam" if what == "content" else ""))
+            webcam = " or take one with the webcam" if what == "content" else ""
+            raise InputError(f"{what}: upload a picture{webcam}")
         path = payload if isinstance(payload, (str, Path)) else _field(payload, "path")
         url = None if isinstance(payload, (str, Path)) else _field(payload, "url")
         name = (None if isinstance(payload, (str, Path)) else _field(payload, "orig_name")) or (

@@ -48,7 +48,7 @@ def _page_with_pictures(browser, url: str, folder: Path):
     page.locator("#content input[type=file]").set_input_files(str(content))
     page.locator("#content img").wait_for()  # one upload at a time: each re-renders its component
     page.locator("#styles input[type=file]").set_input_files(str(style))
-    page.locator("#styles").get_by_text("stripes.png").wait_for()
+    page.locator('#styles [aria-label="stripes.png"]').wait_for()  # the file list (name in spans)
     return page
 
 
@@ -111,7 +111,7 @@ def test_a_corrupt_upload_shows_the_one_line_message_in_the_page(browser, demo_s
     page.locator("#run").wait_for()
     page.locator("#content input[type=file]").set_input_files(str(broken))
     page.locator("#styles input[type=file]").set_input_files(str(picture(tmp_path / "stripes.png", 32, 32, "style")))
-    page.locator("#styles").get_by_text("stripes.png").wait_for()
+    page.locator('#styles [aria-label="stripes.png"]').wait_for()  # the file list (name in spans)
     page.locator("#run").click()
     page.get_by_text("content (broken.png): not an image file Pillow can read").wait_for()
     assert "Traceback" not in page.locator("body").inner_text()
