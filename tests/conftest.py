@@ -9,6 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from demo_server import DemoServer  # noqa: E402
 from reference_port import random_reference_models, write_legacy_weights  # noqa: E402
 
 import adain  # noqa: E402
@@ -36,3 +37,13 @@ def reference_models():
 def model(legacy_weights) -> adain.AdaINModel:
     """The package's model loaded from ``legacy_weights`` (eval mode, CPU, float32)."""
     return adain.AdaINModel.from_original(*legacy_weights)
+
+
+@pytest.fixture(scope="session")
+def demo_server(model, tmp_path_factory):
+    """``adain demo --weights DIR`` serving ``model`` (random weights) on 127.0.0.1; skipped without gradio."""
+    pytest.importorskip("gradio", reason="the web demo needs gradio: pip install -e '.[dev]'")
+    workdir = tmp_path_factory.mktemp("demo")
+    server = DemoServer.start(model.save_pretrained(workdir / "model"), workdir, REPO_ROOT)
+    yield server
+    server.stop()

@@ -19,7 +19,7 @@ from ..version import __version__
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules, in the order `adain --help` lists them.
-COMMANDS: tuple[str, ...] = ("stylize", "gatys", "train", "download", "convert", "export")
+COMMANDS: tuple[str, ...] = ("stylize", "gatys", "train", "download", "convert", "export", "demo")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
