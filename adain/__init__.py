@@ -2,6 +2,7 @@
 
 from .errors import AdaINError as AdaINError
 from .errors import CorruptWeightsError as CorruptWeightsError
+from .errors import DiskFullError as DiskFullError
 from .errors import ImageReadError as ImageReadError
 from .errors import InputError as InputError
 from .errors import WeightsError as WeightsError
@@ -22,6 +23,7 @@ __all__ = [
     "AdaINError",
     "AdaINModel",
     "CorruptWeightsError",
+    "DiskFullError",
     "ImageReadError",
     "InputError",
     "ModelConfig",

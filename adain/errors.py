@@ -15,6 +15,7 @@ __all__ = [
     "WeightsNotFoundError",
     "CorruptWeightsError",
     "WeightsOfflineError",
+    "DiskFullError",
 ]
 
 
@@ -45,3 +46,14 @@ class CorruptWeightsError(WeightsError, ValueError):
 class WeightsOfflineError(WeightsNotFoundError):
     """Weights are not in the local cache and the network may not be used (``HF_HUB_OFFLINE=1`` or
     ``local_files_only=True``)."""
+
+
+class DiskFullError(AdaINError, OSError):
+    """A file could not be written for lack of space (``ENOSPC``) or quota (``EDQUOT``).
+
+    The message names the file and, where known, the bytes it needed; nothing half-written is left under
+    its name. ``errno`` and ``filename`` are set as on the ``OSError`` it replaces.
+    """
+
+    def __str__(self) -> str:  # setting ``errno`` would make OSError format the message as "[Errno 28] ..."
+        return str(self.args[0]) if self.args else ""

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
-from .errors import ImageReadError, InputError
+from .errors import DiskFullError, ImageReadError, InputError
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "read_image", "read_size", "to_rgb", "save_image",
            "list_images"]
@@ -116,7 +116,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def save_image(image: Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
     """Write ``image`` to ``path`` (format from the extension), atomically: a temporary file, then rename.
 
-    Parent directories are created. Raises ``InputError`` for an extension Pillow cannot write.
+    Parent directories are created. Raises ``InputError`` for an extension Pillow cannot write, and
+    ``DiskFullError`` when the disk is full (no partial file is left).
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -128,6 +129,8 @@ def save_image(image: Image.Image, path: str | os.PathLike, *, quality: int = 95
     try:
         with atomic_path(path) as tmp:
             image.save(tmp, format=fmt, **options)
+    except DiskFullError:
+        raise  # one line naming the file already; not the image's fault
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"{path}: cannot write image: {exc}") from None
     return path

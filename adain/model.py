@@ -141,6 +141,7 @@ def load_pretrained(
     Raises:
         WeightsOfflineError: offline and not cached. WeightsNotFoundError: no source worked (the message
         lists each one and where to put the files by hand). CorruptWeightsError: files failed a check.
+        InputError: ``name`` is a file or a training run, not a model folder (the message says what to pass).
     """
     config, state = load_pretrained_state(name, revision=revision, cache_dir=cache_dir,
                                           local_files_only=local_files_only, progress=progress)

@@ -29,6 +29,7 @@ class Route:
     status: int = 200
     truncate_to: int | None = None  # send only this many bytes, announcing the full length, then close
     stall_s: float = 0.0  # wait this long before answering (to provoke client timeouts)
+    unannounced: int | None = None  # send this many bytes (body repeated) with no Content-Length, then close
 
 
 @dataclass
@@ -88,6 +89,8 @@ class _FileHandler(BaseHTTPRequestHandler):
             return
         if route.stall_s:
             time.sleep(route.stall_s)
+        if route.unannounced is not None:
+            return self._stream_unannounced(route)
         self.send_response(route.status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(route.body)))
@@ -96,6 +99,23 @@ class _FileHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
         if route.truncate_to is not None:
             self.close_connection = True
+
+
+    def _stream_unannounced(self, route: Route) -> None:
+        """A mirror that never says how long the file is and keeps sending (until ``unannounced`` bytes or
+        the client hangs up)."""
+        self.send_response(route.status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        self.close_connection = True
+        chunk, sent = (route.body or b"\0") * max(1, (1 << 16) // max(1, len(route.body))), 0
+        try:
+            while sent < route.unannounced:
+                part = chunk[: route.unannounced - sent]
+                self.wfile.write(part)
+                sent += len(part)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
 
 class FileServer(_Server):

@@ -165,3 +165,15 @@ def nn_from_reference(seq: nn.Sequential, conv_2d_weight: bool = False) -> Lua:
 def write(path: Path, o: Any) -> Path:
     path.write_bytes(dumps(o))
     return path
+
+
+def nested_tables(depth: int) -> bytes:
+    """``{1: {1: ... {1: 0} ...}}`` nested ``depth`` tables deep, written iteratively (``dumps`` would recurse)."""
+    w = Writer()
+    for index in range(1, depth + 1):
+        w.i32(3)  # table
+        w.i32(index)  # reference index
+        w.i32(1)  # one pair
+        w.obj(1)  # key
+    w.obj(0)  # the innermost value
+    return bytes(w.out)

@@ -104,3 +104,35 @@ def test_torchvision_model_has_untrained_decoder_and_says_so(torchvision_vgg):
     assert "NOT trained" in model.config.description
     torch.manual_seed(0)
     assert torch.equal(model.decoder.conv1_1.weight, adain.AdaINModel().decoder.conv1_1.weight)
+
+
+def test_convert_torchvision_offline_says_how_to_pass_the_file(tmp_path, monkeypatch, capsys):
+    import urllib.error
+
+    import torch.hub
+
+    from adain.cli import main
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    out = tmp_path / "tv"
+    assert main(["convert", "torchvision", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("adain: error: could not download torchvision's VGG-19 weights")
+    assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in err
+    assert "--state-dict vgg19-dcbb9e9d.pth" in err and not out.exists()
+
+
+def test_convert_torchvision_with_state_dict_needs_no_network(tmp_path, torchvision_vgg, monkeypatch):
+    import torch.hub
+
+    from adain.cli import main
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", None)  # any download attempt would fail loudly
+    state = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save(torchvision_vgg.state_dict(), state)
+    assert main(["convert", "torchvision", str(tmp_path / "tv"), "--state-dict", str(state)]) == 0
+    assert "NOT trained" in adain.load_pretrained(tmp_path / "tv").config.description

@@ -14,6 +14,7 @@ from http_servers import FileServer, HubServer
 
 import adain
 from adain.weights import registry
+from adain.weights.cache import LOCK_NAME
 from adain.weights.registry import LegacyFile, UrlSource
 
 
@@ -85,7 +86,8 @@ def test_named_weights_from_mirror_refuse_and_clean_up(evil, legacy_weights, tmp
         monkeypatch.setitem(registry.REGISTRY, "evil", entry)
         with pytest.raises(adain.CorruptWeightsError, match="refused"):
             adain.load_pretrained("evil", cache_dir=tmp_path / "cache")
-    assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
+    # Nothing downloaded is left (the entry's empty lock file stays, as after any load: adain.weights.cache).
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.name != LOCK_NAME] == []
 
 
 def test_hub_repo_with_pickle_as_safetensors_refuses(evil, tmp_path, model, monkeypatch):

@@ -13,6 +13,7 @@ from http_servers import FileServer
 
 import adain
 from adain.weights import registry
+from adain.weights.cache import LOCK_NAME
 from adain.weights.registry import LegacyFile, PretrainedWeights, UrlSource
 
 NAME = "test-weights"
@@ -51,7 +52,8 @@ def _serve(server: FileServer, prefix: str, legacy_bytes: dict[str, bytes], **vg
 
 
 def _cached_files(root) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    """Every file under ``root`` but the entries' lock files (empty, and kept: see adain.weights.cache)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != LOCK_NAME)
 
 
 @pytest.fixture(scope="module")
@@ -196,21 +198,66 @@ def test_revision_with_local_directory_is_an_input_error(tmp_path, model):
         adain.load_pretrained(folder, revision="main")
 
 
-@pytest.mark.parametrize("damage", ["html-page", "truncated", "decoder-as-vgg"])
-def test_bad_file_placed_in_cache_is_refused_and_removed(damage, legacy_bytes, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "damage, check",
+    [("html-page", "not a plain state dict"), ("truncated", "not a readable PyTorch file"),
+     ("decoder-as-vgg", "unexpected key"), ("wrong-sha256", "failed the sha256 check"),
+     ("wrong-first-conv", "fingerprint check")],
+)
+def test_bad_file_placed_in_cache_is_refused_and_moved_aside(damage, check, legacy_bytes, legacy_weights, shas,
+                                                             tmp_path, monkeypatch):
+    state = torch.load(legacy_weights[0], weights_only=True)
+    state["0.weight"] = torch.eye(3).reshape(3, 3, 1, 1)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     vgg = {
         "html-page": b"<html><head><title>404 Not Found</title></head></html>",
         "truncated": legacy_bytes["vgg"][: len(legacy_bytes["vgg"]) // 2],
         "decoder-as-vgg": legacy_bytes["decoder"],
+        "wrong-sha256": legacy_bytes["vgg"][:-1] + bytes([legacy_bytes["vgg"][-1] ^ 1]),
+        "wrong-first-conv": buffer.getvalue(),
     }[damage]
     files = tmp_path / NAME / "files"
     files.mkdir(parents=True)
     (files / "vgg_normalised.pth").write_bytes(vgg)
     (files / "decoder.pth").write_bytes(legacy_bytes["decoder"])
-    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha={"vgg": None, "decoder": None}))
-    with pytest.raises(adain.CorruptWeightsError, match="vgg_normalised.pth"):
+    pinned = {"vgg": shas["vgg"] if damage == "wrong-sha256" else None, "decoder": None}
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha=pinned))
+    with pytest.raises(adain.CorruptWeightsError) as info:
         adain.load_pretrained(NAME, cache_dir=tmp_path, local_files_only=True)
-    assert _cached_files(tmp_path) == []
+    (moved,) = (files / "rejected").iterdir()
+    assert moved.name.startswith("vgg_normalised.pth.") and moved.read_bytes() == vgg  # the user's bytes, intact
+    message = str(info.value)
+    assert check in message and f"vgg_normalised.pth was moved to {moved} (not deleted)" in message
+    # Nothing that failed stays under its name; the decoder, never found bad, stays where the user put it.
+    assert _cached_files(tmp_path) == [f"{NAME}/files/decoder.pth", f"{NAME}/files/rejected/{moved.name}"]
+
+
+def test_same_bad_file_placed_twice_is_moved_aside_twice(legacy_bytes, tmp_path, monkeypatch):
+    files = tmp_path / NAME / "files"
+    files.mkdir(parents=True)
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha={"vgg": None, "decoder": None}))
+    for _ in range(2):
+        (files / "vgg_normalised.pth").write_bytes(b"not a pth")
+        (files / "decoder.pth").write_bytes(legacy_bytes["decoder"])
+        with pytest.raises(adain.CorruptWeightsError, match="moved to"):
+            adain.load_pretrained(NAME, cache_dir=tmp_path, local_files_only=True)
+    assert len(list((files / "rejected").iterdir())) == 2
+
+
+def test_unusable_converted_folder_is_moved_aside_and_converted_again(legacy_bytes, shas, tmp_path, monkeypatch,
+                                                                      model):
+    entry = tmp_path / NAME
+    (entry / "model").mkdir(parents=True)
+    (entry / "model" / "model.safetensors").write_bytes(b"half a file")  # no config.json either
+    (entry / "files").mkdir()
+    (entry / "files" / "vgg_normalised.pth").write_bytes(legacy_bytes["vgg"])
+    (entry / "files" / "decoder.pth").write_bytes(legacy_bytes["decoder"])
+    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha=shas))
+    loaded = adain.load_pretrained(NAME, cache_dir=tmp_path, local_files_only=True)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+    (moved,) = (entry / "rejected").iterdir()
+    assert (moved / "model.safetensors").read_bytes() == b"half a file"
 
 
 def test_download_command_prints_every_source_tried(shas, tmp_path, monkeypatch, capsys):
@@ -225,3 +272,77 @@ def test_download_command_prints_every_source_tried(shas, tmp_path, monkeypatch,
 def test_revision_for_weights_without_hub_source_is_an_input_error(tmp_path):
     with pytest.raises(adain.InputError, match="no Hub source"):
         adain.load_pretrained("reference-port", revision="main", cache_dir=tmp_path)
+
+
+def test_registry_size_cuts_off_a_mirror_that_streams_without_length(server, legacy_bytes, shas, tmp_path,
+                                                                     monkeypatch, caplog, model):
+    size = len(legacy_bytes["vgg"])
+    endless = _serve(server, "/endless", legacy_bytes, unannounced=4 * size)  # no Content-Length, never-ending
+    good = _serve(server, "/good", legacy_bytes)
+    entry = _entry(endless, good, sha=shas)
+    sized = (dataclasses.replace(entry.files[0], size=size),) + entry.files[1:]
+    monkeypatch.setitem(registry.REGISTRY, NAME, dataclasses.replace(entry, files=sized))
+    with caplog.at_level(logging.WARNING, logger="adain.weights.resolve"):
+        loaded = adain.load_pretrained(NAME, cache_dir=tmp_path)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert f"/endless/vgg_normalised.pth: the server sent more than the expected {size} bytes" in warning
+
+
+# ---- paths that are not model folders: say what to pass instead, never ask the Hub ----------------
+
+
+@pytest.fixture
+def no_hub(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a local path was tried as a Hub repo")
+
+    monkeypatch.setattr("adain.weights.resolve.download_model_dir", refuse)
+
+
+@pytest.mark.parametrize("filename", ["model.safetensors", "config.json"])
+def test_a_file_of_a_model_folder_says_to_pass_the_folder(filename, tmp_path, model, no_hub, monkeypatch):
+    folder = model.save_pretrained(tmp_path / "runs" / "mine")
+    monkeypatch.chdir(tmp_path)
+    relative = f"runs/mine/{filename}"  # spelled like a Hub repo id "runs/mine..." would be
+    with pytest.raises(adain.InputError, match="one file of a model folder: pass the folder, runs/mine$"):
+        adain.load_pretrained(relative)
+    with pytest.raises(adain.InputError, match=f"pass the folder, {folder}$"):
+        adain.load_pretrained(folder / filename)
+
+
+def test_a_legacy_pth_says_how_to_convert_it(legacy_weights, no_hub):
+    with pytest.raises(adain.InputError) as info:
+        adain.load_pretrained(legacy_weights[1])
+    message = str(info.value)
+    assert "AdaINModel.from_original(VGG, DECODER)" in message and "adain convert reference-port" in message
+    assert "\n" not in message
+
+
+def test_a_training_run_directory_says_to_pass_its_final_folder(tmp_path, model, no_hub):
+    run = tmp_path / "runs" / "mine"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000010.pt").write_bytes(b"checkpoint")
+    with pytest.raises(adain.InputError, match="without a final model yet"):
+        adain.load_pretrained(run)
+    model.save_pretrained(run / "final")
+    with pytest.raises(adain.InputError, match=f"training run directory: pass its final model, {run / 'final'}$"):
+        adain.load_pretrained(run)
+    with pytest.raises(adain.InputError, match=f"training checkpoint: pass the run's final model, {run / 'final'}"):
+        adain.load_pretrained(run / "checkpoints" / "step-00000010.pt")
+    assert isinstance(adain.load_pretrained(run / "final"), adain.AdaINModel)
+
+
+def test_weights_flag_given_a_file_is_one_line(tmp_path, model, no_hub, capsys):
+    from PIL import Image
+
+    from adain.cli import main
+
+    folder = model.save_pretrained(tmp_path / "mine")
+    for name in ("content.png", "style.png"):
+        Image.new("RGB", (16, 16)).save(tmp_path / name)
+    argv = ["stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"), "-o", str(tmp_path / "out.png"),
+            "--weights", str(folder / "model.safetensors")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == f"adain: error: {folder / 'model.safetensors'} is one file of a model folder: pass the folder, {folder}\n"

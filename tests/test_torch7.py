@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import t7_writer as t7
@@ -147,3 +149,38 @@ def test_cli_converts_torch7_pair(tmp_path, t7_release, t7_model):
     assert main(["convert", "torch7", *map(str, t7_release), str(out)]) == 0
     loaded = adain.load_pretrained(out)
     assert all(torch.equal(v, t7_model.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
+# ---- hostile files: bounded allocation and depth ----------------------------------------------------
+
+
+@pytest.mark.parametrize("elements", [1 << 26, 1 << 62], ids=["256MiB", "overflow"])
+def test_stride_zero_tensor_cannot_make_a_tiny_file_allocate_gigabytes(elements):
+    data = t7.dumps(t7.Tensor7(t7.Storage(np.zeros(1, dtype=np.float32)), (elements,), (0,)))
+    assert len(data) == 113
+    start = time.perf_counter()
+    with pytest.raises(adain.CorruptWeightsError, match=rf"\({elements} elements\) addressing a storage of 1 elements"):
+        loads_t7(data)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_stride_zero_view_is_read_within_its_storage_size_and_refused_beyond():
+    stored = t7.Storage(np.arange(3, dtype=np.float32))
+    assert loads_t7(t7.dumps(t7.Tensor7(stored, (3,), (0,)))).tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(adain.CorruptWeightsError, match="addressing a storage of 3 elements"):
+        loads_t7(t7.dumps(t7.Tensor7(stored, (2, 3), (0, 1))))  # 6 elements out of 3
+
+
+def test_many_tensors_sharing_one_storage_are_capped_in_all(monkeypatch):
+    monkeypatch.setattr("adain.weights.torch7.MAX_ELEMENTS", 1000)
+    storage = t7.Storage(np.zeros(100, dtype=np.float32))
+    views = {i: t7.Tensor7(storage, (100,), (1,)) for i in range(20)}  # 2000 elements from 100 stored
+    with pytest.raises(adain.CorruptWeightsError, match="more than 1000 elements in all"):
+        loads_t7(t7.dumps(views))
+    assert len(loads_t7(t7.dumps({i: views[i] for i in range(10)}))) == 10
+
+
+def test_deep_nesting_is_corrupt_not_a_recursion_error():
+    with pytest.raises(adain.CorruptWeightsError, match="nested more than 100 deep"):
+        loads_t7(t7.nested_tables(100_000))
+    assert loads_t7(t7.nested_tables(50))[1][1][1] is not None

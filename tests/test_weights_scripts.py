@@ -49,7 +49,7 @@ def test_build_writes_a_loadable_folder_with_its_card(tmp_path, legacy_weights, 
 
 def test_publish_uploads_and_verifies_from_the_hub(tmp_path, monkeypatch):
     torch.manual_seed(0)
-    folder = adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu1_1")).save_pretrained(tmp_path / "small")
+    folder = adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu4_1")).save_pretrained(tmp_path / "small")
     with HubServer() as hub:
         monkeypatch.setattr("adain.weights.hub.HfApi", hub.api_class())  # uploads land on the loopback Hub
         monkeypatch.setenv("HF_ENDPOINT", hub.url)

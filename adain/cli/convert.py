@@ -41,7 +41,8 @@ def register(subparsers) -> None:
         help="torchvision's ImageNet VGG-19 as encoder, with an UNTRAINED decoder (for training only)",
     )
     tv.add_argument("out", help="output folder")
-    tv.add_argument("--state-dict", help="a torchvision vgg19 state dict file (default: download IMAGENET1K_V1)")
+    tv.add_argument("--state-dict", help="a torchvision vgg19 state dict file, e.g. vgg19-dcbb9e9d.pth fetched "
+                    "elsewhere when offline (default: download IMAGENET1K_V1 into torchvision's cache)")
     tv.add_argument("--seed", type=int, default=0, help="seed of the untrained decoder's initialisation")
     tv.set_defaults(func=_run_torchvision)
 

@@ -71,13 +71,22 @@ def read_legacy_state_dict(path: str | os.PathLike, what: str) -> dict[str, Tens
         # weights_only refuses anything but tensors and plain containers: a file that needs more is
         # either not a state dict or malicious, and is never unpickled the unsafe way.
         raise CorruptWeightsError(
-            f"{what} file {path} is not a plain state dict of tensors and was refused without running it ({exc})"
+            f"{what} file {path} is not a plain state dict of tensors and was refused without running it "
+            f"({_first_line(exc)})"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CorruptWeightsError(f"{what} file {path} is not a readable PyTorch file (truncated or wrong format?): {exc}") from None
+        raise CorruptWeightsError(
+            f"{what} file {path} is not a readable PyTorch file (truncated or wrong format?): {_first_line(exc)}"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CorruptWeightsError(f"{what} file {path} does not hold a state dict of tensors")
     return state
+
+
+def _first_line(exc: BaseException) -> str:
+    """torch.load's errors run to a dozen lines of advice; ours are one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _rename(state: dict[str, Tensor], indices: dict[str, int], shapes: dict[str, tuple[int, int, int]], source: str,
@@ -128,7 +137,7 @@ def check_vgg_fingerprint(weight: Tensor, bias: Tensor, source: str) -> None:
     if not (torch.allclose(w, expected_w, atol=_FINGERPRINT_ATOL) and torch.allclose(b, expected_b, atol=_FINGERPRINT_ATOL)):
         raise CorruptWeightsError(
             f"{source}: the first 1x1 conv is not the normalised VGG's RGB->BGR x255 minus the Caffe mean "
-            f"(weight {w.flatten().tolist()}, bias {b.tolist()}); not the vgg_normalised weights"
+            f"(weight {w.flatten().tolist()}, bias {b.tolist()}); not the vgg_normalised weights (fingerprint check)"
         )
 
 

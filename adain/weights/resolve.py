@@ -6,28 +6,31 @@ Named weights (``adain.registry``) are tried source by source. A ``UrlSource`` d
 files into ``<cache>/<name>/files/``, checks sha256 and fingerprint, converts them once into
 ``<cache>/<name>/model/`` (the package format) and loads from there ever after. A ``HubSource`` uses
 huggingface_hub's cache. A source that fails (404, DNS failure, refused connection, timeout, bad bytes)
-is logged in one line and the next is tried; a file that fails a check is deleted from the cache.
+is logged in one line and the next is tried. A downloaded file that fails a check is deleted; a file
+that was already there (placed by hand) is moved aside to ``files/rejected/``, never deleted. One
+process at a time fills an entry (``cache.entry_lock``); the layout and the cache root are
+``adain.weights.cache``'s.
 
-The cache root is ``cache_dir``, else ``$ADAIN_CACHE``, else ``$XDG_CACHE_HOME/adain``, else
-``~/.cache/adain``.
+A path to a file (``model.safetensors``, a legacy ``.pth``) or to a training run is answered with what
+to pass instead, never tried as a Hub repo id.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Callable
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 from torch import Tensor
 
 from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
 from ..modeling.config import ModelConfig
+from ..atomic import atomic_dir
+from .cache import CacheEntry, cache_root, entry_lock, move_aside
 from .download import DownloadProgress, download_url, sha256_of
-from .format import CONFIG_NAME, WEIGHTS_NAME, load_model_dir, save_model_dir
+from .format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model_dir, save_model_dir
 from .hub import REPO_ID_PATTERN, download_model_dir, hub_offline
 from .legacy import load_reference_port
 from .registry import ALIASES, REGISTRY, HubSource, PretrainedWeights, UrlSource
@@ -37,6 +40,7 @@ __all__ = ["load_pretrained_state", "list_pretrained", "pretrained_info", "cache
 
 Loaded = tuple[ModelConfig, dict[str, Tensor]]
 _LOADERS = {"reference-port": load_reference_port, "torch7": load_torch7}
+_RUN_FINAL, _RUN_CHECKPOINTS = "final", "checkpoints"  # a training run's folders (adain.training, which we never import)
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +59,6 @@ def pretrained_info(name: str = "default") -> PretrainedWeights:
     if key not in REGISTRY:
         raise WeightsNotFoundError(f"no pretrained weights named {name!r}; known: {', '.join(list_pretrained())}")
     return REGISTRY[key]
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where converted weights live: ``cache_dir``, ``$ADAIN_CACHE``, ``$XDG_CACHE_HOME/adain`` or ``~/.cache/adain``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("ADAIN_CACHE"):
-        return Path(os.environ["ADAIN_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "adain"
 
 
 def load_pretrained_state(
@@ -89,6 +83,7 @@ def load_pretrained_state(
     Raises:
         WeightsOfflineError: offline and not cached. WeightsNotFoundError: no source worked (the message
         lists each one and where to put the files by hand). CorruptWeightsError: files failed a check.
+        InputError: ``name`` is a file or a training run, not a model folder (the message says what to pass).
     """
     offline = local_files_only or hub_offline()
     hub_cache = Path(cache_dir).expanduser() / "hub" if cache_dir is not None else None
@@ -100,6 +95,9 @@ def load_pretrained_state(
             raise InputError(f"revision={revision!r}: {entry.name!r} has no Hub source, so a revision means nothing")
         return _load_entry(entry, revision, cache_root(cache_dir), hub_cache, offline, progress)
     path = Path(text).expanduser()
+    hint = _what_to_pass_instead(path)
+    if hint is not None:
+        raise InputError(hint)
     if path.is_dir():
         if revision is not None:
             raise InputError(f"revision={revision!r} applies to Hub repos, not to the local directory {path}")
@@ -130,23 +128,61 @@ def _from_hub(source: HubSource, hub_cache: Path | None, offline: bool, progress
     return load_model_dir(folder)
 
 
+def _what_to_pass_instead(path: Path) -> str | None:
+    """For a path that exists but is not a model folder: what to pass instead (None: nothing to say)."""
+    if path.is_file():
+        if path.name in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME):
+            return f"{path} is one file of a model folder: pass the folder, {path.parent}"
+        if path.parent.name == _RUN_CHECKPOINTS:
+            return (f"{path} is a training checkpoint: pass the run's final model, {path.parent.parent / _RUN_FINAL}"
+                    f" (written when training ends; `adain train --out {path.parent.parent} --resume` continues it)")
+        if path.suffix.lower() in (".pth", ".pt", ".t7"):
+            kind, loader = ("torch7", "from_torch7") if path.suffix.lower() == ".t7" else ("reference-port", "from_original")
+            return (f"{path} is a legacy weights file, not a model folder: load the pair with "
+                    f"AdaINModel.{loader}(VGG, DECODER), or convert it once with `adain convert {kind} VGG DECODER OUT` "
+                    "and pass OUT")
+        return f"{path} is a file: pass a folder written by AdaINModel.save_pretrained ({CONFIG_NAME} + {WEIGHTS_NAME})"
+    run_dir = (path / _RUN_FINAL).is_dir() or (path / _RUN_CHECKPOINTS).is_dir()
+    if path.is_dir() and run_dir and not (path / CONFIG_NAME).exists():
+        final = path / _RUN_FINAL
+        if final.is_dir():
+            return f"{path} is a training run directory: pass its final model, {final}"
+        return (f"{path} is a training run directory without a final model yet: {final} is written when training "
+                f"ends (`adain train --out {path} --resume` continues the run)")
+    return None
+
+
 def _load_entry(
     entry: PretrainedWeights, revision: str | None, root: Path, hub_cache: Path | None, offline: bool, progress
 ) -> Loaded:
-    model_dir, files_dir = root / entry.name / "model", root / entry.name / "files"
-    if (model_dir / WEIGHTS_NAME).is_file():
+    cache = CacheEntry(root / entry.name)
+    cache.tidy()
+    if cache.model.exists():  # the usual case: converted before, loaded without taking the lock
         try:
-            return load_model_dir(model_dir)
+            return load_model_dir(cache.model)
+        except WeightsError:
+            pass  # decided under the lock: another process may be replacing it right now
+    with entry_lock(cache.folder):
+        return _fill_entry(entry, cache, revision, hub_cache, offline, progress)
+
+
+def _fill_entry(entry: PretrainedWeights, cache: CacheEntry, revision: str | None, hub_cache: Path | None,
+                offline: bool, progress) -> Loaded:
+    """Under the entry's lock: the converted folder, else the files already there, else each source in turn."""
+    if cache.model.exists():  # perhaps converted by the process this one waited for
+        try:
+            return load_model_dir(cache.model)
         except WeightsError as exc:
-            logger.warning("Cached conversion %s is unusable (%s); removing it and converting again", model_dir, exc)
-            shutil.rmtree(model_dir, ignore_errors=True)
+            moved = move_aside(cache.model)
+            logger.warning("Cached conversion %s is unusable (%s); moved it to %s, converting again", cache.model,
+                           exc, moved)
     failures: list[tuple[str, WeightsError]] = []
-    if all((files_dir / f.filename).is_file() for f in entry.files):
+    if all((cache.files / f.filename).is_file() for f in entry.files):
         try:  # placed by hand, or downloaded by an earlier run that was interrupted before converting
-            return _convert_into_cache(entry, files_dir, model_dir)
+            return _convert_into_cache(entry, cache, downloaded=set())
         except WeightsError as exc:
-            failures.append((f"files in {files_dir}", exc))
-            logger.warning("Legacy files in %s failed verification: %s (removed)", files_dir, exc)
+            failures.append((f"files in {cache.files}", exc))
+            logger.warning("Legacy files in %s failed verification: %s", cache.files, exc)
     for number, source in enumerate(entry.sources, 1):
         try:
             if isinstance(source, HubSource):
@@ -155,36 +191,60 @@ def _load_entry(
                 return _from_hub(source, hub_cache, offline, progress)
             if offline:
                 raise WeightsOfflineError(f"{source.describe()}: not tried, offline")
-            _download_files(entry, source, files_dir, progress)
-            return _convert_into_cache(entry, files_dir, model_dir)
+            downloaded = _download_files(entry, source, cache.files, progress)
+            return _convert_into_cache(entry, cache, downloaded)
         except WeightsError as exc:
             failures.append((source.describe(), exc))
             logger.warning("Weights source %d of %d for %r failed: %s", number, len(entry.sources), entry.name, exc)
-    raise _all_failed(entry, failures, files_dir, model_dir, offline)
+    raise _all_failed(entry, failures, cache.files, cache.model, offline)
 
 
-def _download_files(entry: PretrainedWeights, source: UrlSource, files_dir: Path, progress) -> None:
+def _download_files(entry: PretrainedWeights, source: UrlSource, files_dir: Path, progress) -> set[Path]:
+    """Download the entry's files that are not there yet; returns the paths downloaded."""
+    downloaded = set()
     for spec in entry.files:
         target = files_dir / spec.filename
         if not target.is_file():
-            download_url(source.url(spec.filename), target, sha256=spec.sha256, progress=progress)
+            download_url(source.url(spec.filename), target, sha256=spec.sha256, size=spec.size, progress=progress)
+            downloaded.add(target)
+    return downloaded
 
 
-def _convert_into_cache(entry: PretrainedWeights, files_dir: Path, model_dir: Path) -> Loaded:
-    """Verify the legacy files (sha256, fingerprint), write the package format once, load it back."""
-    paths = [files_dir / f.filename for f in entry.files]
+def _convert_into_cache(entry: PretrainedWeights, cache: CacheEntry, downloaded: set[Path]) -> Loaded:
+    """Verify the legacy files (sha256, fingerprint), write the package format once, load it back.
+
+    A file that fails is never left in ``files/``: deleted when ``downloaded`` (just fetched), moved to
+    ``files/rejected/`` otherwise (it may be the user's only copy).
+    """
+    paths = [cache.files / f.filename for f in entry.files]
     try:
         for spec, path in zip(entry.files, paths):
-            if spec.sha256 is not None and sha256_of(path) != spec.sha256.lower():
-                raise CorruptWeightsError(f"{path}: sha256 is not the expected {spec.sha256}")
+            if spec.sha256 is not None and (actual := sha256_of(path)) != spec.sha256.lower():
+                raise CorruptWeightsError(f"{path}: failed the sha256 check: {actual}, expected {spec.sha256.lower()}")
         config, state = _LOADERS[entry.legacy_format](*paths)
-    except WeightsError:
-        for path in paths:  # a file that failed a check is never left in the cache
-            path.unlink(missing_ok=True)
-        raise
+    except WeightsError as exc:
+        raise _rejected(exc, paths, downloaded) from None
     config = replace(config, description=entry.config.description)
-    save_model_dir(config, state, model_dir, card=entry.model_card())
-    return load_model_dir(model_dir)
+    try:
+        with atomic_dir(cache.model) as tmp:  # no other process ever sees a half-written model folder
+            save_model_dir(config, state, tmp, card=entry.model_card())
+    except OSError:
+        if not (cache.model / WEIGHTS_NAME).is_file():
+            raise
+        logger.info("%s was converted by another process meanwhile; using it", cache.model)  # unlocked file systems
+    return load_model_dir(cache.model)
+
+
+def _rejected(exc: WeightsError, paths: list[Path], downloaded: set[Path]) -> WeightsError:
+    """Take the files that failed out of ``files/`` and say where they went, in ``exc``'s type."""
+    named = [p for p in paths if str(p) in str(exc)] or paths  # the checks name the file they refuse
+    notes = []
+    for path in paths:
+        if path in downloaded:
+            path.unlink(missing_ok=True)  # fetched just now: never the user's
+        elif path in named and path.exists():
+            notes.append(f"{path.name} was moved to {move_aside(path)} (not deleted)")
+    return type(exc)("; ".join([str(exc)] + notes))
 
 
 def _all_failed(entry, failures, files_dir: Path, model_dir: Path, offline: bool) -> WeightsError:

@@ -4,7 +4,9 @@ It builds only data: numbers, strings, booleans, tables (``dict``), tensors (``t
 ``TorchObject`` records for other classes (an ``nn.SpatialConvolution`` becomes
 ``TorchObject("nn.SpatialConvolution", {"weight": tensor, ...})``). No Lua runs and no Python object
 is created from a class name; serialized functions are refused. Every length is checked against the
-bytes left in the file before anything is allocated, so a hostile or truncated file fails cleanly.
+bytes left in the file before anything is allocated, so a hostile or truncated file fails cleanly: a
+tensor may address no more elements than its storage holds (stride-0 views included), all tensors
+together no more than ``MAX_ELEMENTS``, and objects nest at most ``MAX_DEPTH`` deep.
 
 Format (binary mode, little-endian, as written by Torch7's ``File:writeObject``): each object is an
 ``int32`` type tag, then
@@ -37,7 +39,13 @@ from ..modeling.decoder import DECODER_CONVS
 from ..modeling.encoder import LAYER_NAMES, VGG_CONVS
 from .legacy import check_vgg_fingerprint
 
-__all__ = ["TorchObject", "read_t7", "loads_t7", "load_torch7"]
+__all__ = ["TorchObject", "read_t7", "loads_t7", "load_torch7", "MAX_ELEMENTS", "MAX_DEPTH"]
+
+MAX_ELEMENTS = 1 << 28
+"""The most tensor elements one file may materialise (all tensors together): 1 GiB of float32, over ten
+times the released VGG-19."""
+MAX_DEPTH = 100
+"""The deepest nesting of tables and objects read (the release files nest about ten deep)."""
 
 _NIL, _NUMBER, _STRING, _TABLE, _TORCH, _BOOLEAN = 0, 1, 2, 3, 4, 5
 _FUNCTIONS = {6, 7, 8}
@@ -76,6 +84,8 @@ class _Reader:
         self.pos = 0
         self.source = source
         self.memo: dict[int, Any] = {}
+        self.depth = 0
+        self.elements = 0  # tensor elements materialised so far
 
     def fail(self, what: str) -> CorruptWeightsError:
         return CorruptWeightsError(f"{self.source}: not a valid Torch7 file ({what} at byte {self.pos})")
@@ -101,6 +111,15 @@ class _Reader:
             return raw.decode("latin-1")
 
     def object(self) -> Any:
+        if self.depth >= MAX_DEPTH:
+            raise self.fail(f"objects nested more than {MAX_DEPTH} deep")
+        self.depth += 1
+        try:
+            return self._object()
+        finally:
+            self.depth -= 1
+
+    def _object(self) -> Any:
         tag = self.int32()
         if tag == _NIL:
             return None
@@ -184,8 +203,22 @@ class _Reader:
         last = offset - 1 + sum((n - 1) * s for n, s in zip(sizes, strides)) if all(sizes) else -1
         if last >= storage.array.size:
             raise self.fail(f"{class_name} of size {sizes} reaching past its storage of {storage.array.size} elements")
+        self._count(class_name, sizes, storage.array.size)
         flat = torch.from_numpy(storage.array)
         return torch.as_strided(flat, sizes, strides, offset - 1).clone()
+
+
+    def _count(self, class_name: str, sizes: list[int], stored: int) -> None:
+        """Refuse a tensor with more elements than its storage (only overlapping, e.g. stride-0, views can)
+        or one that takes the file's total past ``MAX_ELEMENTS``, before it is allocated."""
+        numel = 1
+        for n in sizes:
+            numel *= n
+        if numel > stored:
+            raise self.fail(f"{class_name} of size {sizes} ({numel} elements) addressing a storage of {stored} elements")
+        self.elements += numel
+        if self.elements > MAX_ELEMENTS:
+            raise self.fail(f"tensors of more than {MAX_ELEMENTS} elements in all")
 
 
 def loads_t7(data: bytes, source: str = "<bytes>") -> Any:

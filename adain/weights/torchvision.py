@@ -6,12 +6,15 @@ live on another scale. Its first 1x1 conv does torchvision's input normalisation
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Mapping
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 import torch
 from torch import Tensor
 
-from ..errors import CorruptWeightsError, InputError
+from ..errors import CorruptWeightsError, InputError, WeightsNotFoundError
 from ..modeling.config import ModelConfig
 from ..modeling.decoder import Decoder
 from ..modeling.encoder import VGG_CONVS, VGGEncoder
@@ -61,17 +64,33 @@ def encoder_from_torchvision(
         decoders do not work with it: its features live on another scale.
     """
     if state is None:
-        try:  # optional: only this converter needs torchvision (pip install 'adain[torchvision]')
-            from torchvision.models import VGG19_Weights
-        except ImportError:
-            raise InputError("encoder_from_torchvision without a state dict needs torchvision: "
-                             "pip install 'adain[torchvision]', or pass the vgg19 weights file") from None
-        state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True, weights_only=True)
+        state = _download_vgg19()
     encoder = VGGEncoder(last_layer)
     named = torchvision_vgg19_to_named(state, last_layer)
     check_state_dict(named, encoder.state_dict(), "torchvision VGG-19")
     encoder.load_state_dict(named, strict=True)
     return encoder.eval()
+
+
+def _download_vgg19() -> Mapping[str, Tensor]:
+    """``VGG19_Weights.IMAGENET1K_V1`` through torchvision's cache; a failed download is one line saying
+    how to pass the file instead."""
+    try:  # optional: only this converter needs torchvision (pip install 'adain[torchvision]')
+        from torchvision.models import VGG19_Weights
+    except ImportError:
+        raise InputError("encoder_from_torchvision without a state dict needs torchvision: "
+                         "pip install 'adain[torchvision]', or pass the vgg19 weights file") from None
+    weights = VGG19_Weights.IMAGENET1K_V1
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+    except (OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        file = PurePosixPath(urlsplit(weights.url).path).name
+        raise WeightsNotFoundError(
+            f"could not download torchvision's VGG-19 weights from {weights.url} ({reason}); offline, fetch that "
+            f"file elsewhere and pass it: `adain convert torchvision OUT --state-dict {file}`, or in Python "
+            f"AdaINModel.from_torchvision(torch.load('{file}', weights_only=True))"
+        ) from None
 
 
 def model_from_torchvision(state: Mapping[str, Tensor] | None = None, *,
