@@ -3,7 +3,8 @@
 Every file the package writes (images, weights, configs, model cards, downloads, checkpoints) goes
 through ``atomic_path`` (a whole folder, such as a converted model in the cache, through ``atomic_dir``):
 an interrupted write leaves at most a hidden temporary beside the target, never a half-written file
-under the real name. A full disk (``ENOSPC``, ``EDQUOT``) becomes a one-line ``DiskFullError`` naming
+under the real name (``replace=False`` never replaces an existing file either: the new file is linked
+into place, which fails if the name is taken). A full disk (``ENOSPC``, ``EDQUOT``) becomes a one-line ``DiskFullError`` naming
 the file and the bytes it needed, and the temporary is removed. Temporaries left behind by a process
 that died are recognised by their name and removed by ``remove_stale_temporaries`` once a day old.
 """
@@ -11,6 +12,7 @@ that died are recognised by their name and removed by ``remove_stale_temporaries
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -27,14 +29,25 @@ __all__ = ["atomic_path", "atomic_dir", "temporary_name", "fsync_dir", "remove_s
 STALE_AFTER_S = 24 * 3600
 """A temporary older than this (a day) belongs to no live write and may be removed."""
 
+NAME_MAX = 255
+"""Bytes in one file name on the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units)."""
+
 _TEMPORARY = re.compile(r"\..+\.(?:tmp|part)-[0-9]+")  # what temporary_name makes with the tags in use
 _FULL = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
 
 
 def temporary_name(path: Path, tag: str = "tmp") -> Path:
     """The hidden temporary file used while writing ``path``: ``.<name>.<tag>-<pid>`` in the same folder
-    (the same file system, so the final rename is atomic)."""
-    return path.with_name(f".{path.name}.{tag}-{os.getpid()}")
+    (the same file system, so the final rename is atomic). When that would be longer than a file name may
+    be, the name is cut and a hash of it keeps it unique: a name that fits still gets written."""
+    ending = f".{tag}-{os.getpid()}"
+    name = f".{path.name}{ending}"
+    if len(os.fsencode(name)) > NAME_MAX:
+        digest = hashlib.sha1(os.fsencode(path.name)).hexdigest()[:12]
+        room = NAME_MAX - len(os.fsencode(ending)) - len(digest) - 2
+        head = os.fsencode(path.name)[:room].decode(errors="ignore")
+        name = f".{head}~{digest}{ending}"
+    return path.with_name(name)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -51,14 +64,28 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give the file ``tmp`` the name ``path`` too, unless ``path`` exists (``FileExistsError``). A hard link
+    never replaces anything; where the file system has no hard links, an existence check and a rename."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, *, durable: bool = False, tag: str = "tmp",
-                expected_bytes: int | None = None) -> Iterator[Path]:
+                expected_bytes: int | None = None, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on any failure it is removed.
 
     ``durable=True`` also fsyncs the file and its folder, so the new file survives a power cut (used
     for checkpoints, where losing the newest one costs hours). ``expected_bytes``: the file's size when
-    known, named in the ``DiskFullError`` raised when the disk or quota is full.
+    known, named in the ``DiskFullError`` raised when the disk or quota is full. ``replace=False`` raises
+    ``FileExistsError`` instead of replacing a file that exists when the write completes.
     """
     path = Path(path)
     tmp = temporary_name(path, tag)
@@ -67,7 +94,10 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = False, tag: str = "t
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
         if durable:
             fsync_dir(path.parent)
     except OSError as exc:

@@ -11,6 +11,7 @@ __all__ = [
     "AdaINError",
     "InputError",
     "ImageReadError",
+    "OutputExistsError",
     "WeightsError",
     "WeightsNotFoundError",
     "CorruptWeightsError",
@@ -29,6 +30,10 @@ class InputError(AdaINError, ValueError):
 
 class ImageReadError(InputError):
     """An image file that cannot be read: missing, empty, truncated, not an image, or a decompression bomb."""
+
+
+class OutputExistsError(AdaINError, FileExistsError):
+    """An output file exists and replacing it was not asked for (``save_image(..., overwrite=False)``)."""
 
 
 class WeightsError(AdaINError, OSError):

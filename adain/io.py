@@ -1,4 +1,5 @@
-"""Image files: reading them defensively, writing them atomically, finding them in folders.
+"""Image files: reading them defensively, writing them atomically (with the source's colour profile and
+EXIF when asked), finding them in folders.
 
 Hostile or odd files raise ``ImageReadError`` naming the file; no global Pillow setting is ever changed
 (limits are checked locally instead). Turning images into tensors is ``adain.images``' job.
@@ -6,19 +7,24 @@ Hostile or odd files raise ``ImageReadError`` naming the file; no global Pillow 
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
-from .errors import DiskFullError, ImageReadError, InputError
+from .errors import DiskFullError, ImageReadError, InputError, OutputExistsError
 
-__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "read_image", "read_size", "to_rgb", "save_image",
-           "list_images"]
+__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "read_image", "read_size", "read_metadata", "to_rgb",
+           "save_image", "image_format", "list_images"]
+
+_log = logging.getLogger(__name__)
+_ORIENTATION = 0x0112  # the EXIF tag read_image applies
+_JPEG_MARKER_BYTES = 65533  # the most EXIF a JPEG can hold (one APP1 marker)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -113,42 +119,163 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def save_image(image: Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
+def save_image(image: Image.Image, path: str | os.PathLike, *, quality: int = 95, icc_profile: bytes | None = None,
+               exif: bytes | None = None, overwrite: bool = True) -> Path:
     """Write ``image`` to ``path`` (format from the extension), atomically: a temporary file, then rename.
 
-    Parent directories are created. Raises ``InputError`` for an extension Pillow cannot write, and
-    ``DiskFullError`` when the disk is full (no partial file is left).
+    Parent directories are created. ``quality`` (0-100) is JPEG's and WebP's; ``icc_profile`` and ``exif``
+    (e.g. from ``read_metadata``) are embedded where the format holds them (JPEG, PNG, WebP; TIFF the
+    profile; EXIF too large for a JPEG is left out). ``overwrite=False`` raises ``OutputExistsError``
+    rather than replace an existing file, also one that appears while the image is encoded. Raises
+    ``InputError`` for an extension Pillow cannot write or a file or folder that cannot be written,
+    and ``DiskFullError`` when the disk is full (no partial file is left).
     """
     path = Path(path)
-    ext = path.suffix.lower()
-    fmt = Image.registered_extensions().get(ext)
-    if fmt is None:
-        raise InputError(f"{path}: unknown image extension {path.suffix!r}; use e.g. .png or .jpg")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    fmt = image_format(path)
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
+        raise InputError(f"quality: expected an integer from 0 to 100, got {quality!r}")
+    if not overwrite and os.path.lexists(path):
+        raise OutputExistsError(f"{path}: exists (not replaced)")
     try:
-        with atomic_path(path) as tmp:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror
+        raise InputError(f"{path}: cannot create the folder {path.parent}: {reason or exc}") from None
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    options.update({k: v for k, v in (("icc_profile", icc_profile), ("exif", exif)) if v})
+    if fmt == "JPEG" and len(exif or b"") > _JPEG_MARKER_BYTES:
+        del options["exif"]  # cannot fit in a JPEG: the picture matters more than its EXIF
+    try:
+        with atomic_path(path, replace=overwrite) as tmp:
             image.save(tmp, format=fmt, **options)
     except DiskFullError:
         raise  # one line naming the file already; not the image's fault
+    except FileExistsError as exc:
+        if overwrite:
+            raise InputError(f"{path}: cannot write image: {exc}") from None
+        raise OutputExistsError(f"{path}: exists (not replaced)") from None
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"{path}: cannot write image: {exc}") from None
     return path
 
 
-def list_images(path: str | os.PathLike) -> list[Path]:
-    """A file -> ``[file]``; a directory -> every image below it (recursive, extensions case-insensitive), sorted."""
+def image_format(path: str | os.PathLike) -> str:
+    """Pillow's format name for writing ``path`` (from its extension, any case); ``InputError`` if none."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise InputError(f"{path}: unknown image extension {path.suffix!r}; use e.g. .png or .jpg")
+    return fmt
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, bytes]:
+    """The colour profile and EXIF of an image file as ``save_image`` keywords: ``{"icc_profile": ...,
+    "exif": ...}``, with only what the file has that fits what ``read_image`` returns.
+
+    The EXIF orientation is reset to 1 (``read_image`` has already turned the pixels) and the EXIF
+    thumbnail, a picture of the original, is left out; a profile is kept only if it describes RGB (a
+    grey or CMYK profile does not fit the RGB pixels ``read_image`` gives). EXIF is read from JPEG, PNG
+    and WebP files. Raises ``ImageReadError`` naming a file whose header cannot be read.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                icc, raw = img.info.get("icc_profile"), img.info.get("exif")
+        metadata = {}
+        if isinstance(icc, bytes) and icc[16:20] == b"RGB ":
+            metadata["icc_profile"] = icc
+        if isinstance(raw, bytes) and raw:
+            exif = Image.Exif()
+            exif.load(raw)
+            if _ORIENTATION in exif:
+                exif[_ORIENTATION] = 1
+            metadata["exif"] = exif.tobytes()
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any header failure is a bad file
+        raise ImageReadError(f"{path}: cannot read image metadata ({type(exc).__name__}: {exc})") from None
+    return metadata
+
+
+# ---- folders -------------------------------------------------------------------------------------
+
+OnError = Callable[[Path, str], None]
+"""``on_error(path, reason)``: told about a folder entry that cannot be read."""
+
+
+def list_images(path: str | os.PathLike, *, exclude: Iterable[str | os.PathLike] = (),
+                on_error: OnError | None = None) -> list[Path]:
+    """A file -> ``[file]``; a directory -> every image below it (recursive, extensions case-insensitive), sorted.
+
+    Hidden files and folders (names starting with ``.``) are ignored. Symbolic links are followed, but
+    each real folder is walked once, so a link loop (``loop -> .``) or two names of one folder give its
+    images once (under the plain name rather than a link's). Folders in ``exclude`` (an output folder
+    inside the input folder) are not entered. An entry that cannot be read (a folder that cannot be
+    listed, an image without read permission, a broken link) is left out and passed to
+    ``on_error(path, reason)``; without ``on_error`` it is logged as a warning (logger ``adain.io``).
+    """
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise ImageReadError(f"{path}: no such file or directory")
-    return sorted(_walk_images(path))
+    seen = {key for key in map(_folder_key, exclude) if key is not None} - {_folder_key(path)}
+    return sorted(_walk_images(path, seen, on_error or _log_unreadable))
 
 
-def _walk_images(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        for name in filenames:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                yield Path(dirpath) / name
+def _log_unreadable(path: Path, reason: str) -> None:
+    _log.warning("%s: left out, cannot be read (%s)", path, reason)
+
+
+def _folder_key(path: str | os.PathLike) -> tuple[int, int] | None:
+    """What identifies a real folder (device, inode), whatever the links leading to it."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _walk_images(root: Path, seen: set, report: OnError) -> Iterator[Path]:
+    """Images below ``root``: folders reached by plain names first, then those reached through links."""
+    folders, linked = [root], []
+    while folders or linked:
+        folder = folders.pop() if folders else linked.pop(0)
+        key = _folder_key(folder)
+        if key is None or key in seen:
+            continue
+        seen.add(key)
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as exc:
+            report(folder, f"cannot list the folder: {exc.strerror or exc}")
+            continue
+        for entry in entries:
+            kind = _kind(entry, report)
+            if kind == "image":
+                yield Path(entry.path)
+            elif kind == "folder":
+                (linked if entry.is_symlink() else folders).append(Path(entry.path))
+
+
+def _kind(entry: os.DirEntry, report: OnError) -> str | None:
+    """``"folder"``, ``"image"`` or ``None`` (anything else, or unreadable: then reported)."""
+    is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+    try:
+        if entry.is_dir():
+            return "folder"
+        if not entry.is_file():
+            if is_image and entry.is_symlink():
+                report(Path(entry.path), "broken symbolic link")
+            return None
+    except OSError as exc:
+        if is_image or not entry.is_symlink():
+            report(Path(entry.path), exc.strerror or str(exc))
+        return None
+    if is_image and not os.access(entry.path, os.R_OK):
+        report(Path(entry.path), "permission denied")
+        return None
+    return "image" if is_image else None

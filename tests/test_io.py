@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageFile
+from PIL import Image, ImageCms, ImageFile
 
 from adain import images, io
-from adain.errors import ImageReadError, InputError
+from adain.atomic import NAME_MAX, temporary_name
+from adain.errors import ImageReadError, InputError, OutputExistsError
 
 PILLOW_DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
 
@@ -237,3 +239,141 @@ def test_list_images_is_recursive_and_case_insensitive(tmp_path):
     for name in ("a.PNG", "sub/b.JpEg", "c.txt", ".hidden.png"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in io.list_images(tmp_path)] == ["a.PNG", "sub/b.JpEg"]
+
+
+def test_a_symlink_loop_and_a_second_name_of_a_folder_are_walked_once(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "sub" / "b.png").write_bytes(b"x")
+    (tmp_path / "loop").symlink_to(".")  # os.walk(followlinks=True) goes round until the path is too long
+    (tmp_path / "sub" / "up").symlink_to("..")
+    (tmp_path / "alias").symlink_to("sub")  # a second name of sub: its images once, under the plain name
+    assert [p.relative_to(tmp_path).as_posix() for p in io.list_images(tmp_path)] == ["a.png", "sub/b.png"]
+
+
+def test_a_linked_folder_outside_is_walked(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "e.jpg").write_bytes(b"x")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "link").symlink_to(tmp_path / "elsewhere")
+    assert [p.relative_to(tmp_path).as_posix() for p in io.list_images(tmp_path / "root")] == ["root/link/e.jpg"]
+
+
+def test_hidden_folders_are_not_entered_and_excluded_folders_are_left_out(tmp_path):
+    for name in (".git/x.png", ".cache/sub/y.jpg", "out/old.png", "keep/z.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    found = io.list_images(tmp_path, exclude=[tmp_path / "out", tmp_path / "missing"])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["keep/z.png"]
+    # The root itself is walked even when listed in exclude (the caller decides about the root).
+    assert [p.name for p in io.list_images(tmp_path / "out", exclude=[tmp_path / "out"])] == ["old.png"]
+
+
+def test_unreadable_folders_and_files_are_reported_not_skipped_silently(tmp_path, monkeypatch, caplog):
+    for name in ("a.png", "locked/b.png", "secret.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "ghost.png").symlink_to(tmp_path / "missing.png")
+    (tmp_path / "notes.txt").symlink_to(tmp_path / "missing.txt")  # not an image: not worth a word
+    real_scandir, real_access = os.scandir, os.access
+
+    def scandir(path="."):  # the test runs as root, for whom chmod 000 changes nothing
+        if os.fspath(path) == str(tmp_path / "locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "access", lambda p, mode: not os.fspath(p).endswith("secret.png")
+                        and real_access(p, mode))
+    reported = []
+    found = io.list_images(tmp_path, on_error=lambda path, reason: reported.append((path.name, reason)))
+    assert [p.name for p in found] == ["a.png"]
+    assert sorted(reported) == [("ghost.png", "broken symbolic link"),
+                                ("locked", "cannot list the folder: Permission denied"),
+                                ("secret.png", "permission denied")]
+    # Without on_error (the trainer's call), each is a logged warning.
+    with caplog.at_level("WARNING", logger="adain.io"):
+        assert [p.name for p in io.list_images(tmp_path)] == ["a.png"]
+    assert len(caplog.records) == 3 and "locked" in caplog.text
+
+
+def _with_metadata(path, orientation=6):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Maker"
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:06 07:08:09"
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.new("RGB", (6, 4), (10, 200, 30)).save(path, exif=exif.tobytes(), icc_profile=profile)
+    return profile
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp"])
+def test_metadata_round_trip_resets_the_orientation(tmp_path, ext):
+    source = tmp_path / f"source{ext}"
+    profile = _with_metadata(source)
+    metadata = io.read_metadata(source)
+    assert metadata["icc_profile"] == profile
+    out = io.save_image(io.read_image(source), tmp_path / f"out{ext}", **metadata)
+    with Image.open(out) as img:
+        exif = img.getexif()
+        assert img.info["icc_profile"] == profile
+        assert exif[0x0112] == 1 and exif[0x010F] == "Maker"
+        assert exif.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09"
+        assert img.size == (4, 6)  # turned once by read_image, not again by a viewer
+
+
+def test_a_profile_that_is_not_rgb_is_not_put_on_rgb_pixels_and_files_without_metadata_give_none(tmp_path):
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    Image.new("L", (4, 4)).save(tmp_path / "g.png", icc_profile=lab)
+    assert io.read_metadata(tmp_path / "g.png") == {}
+    Image.new("RGB", (4, 4)).save(tmp_path / "plain.bmp")
+    assert io.read_metadata(tmp_path / "plain.bmp") == {}
+    with pytest.raises(ImageReadError, match="nothing.png"):
+        io.read_metadata(tmp_path / "nothing.png")
+
+
+def test_exif_too_large_for_a_jpeg_does_not_cost_the_picture(tmp_path):
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000  # ImageDescription: more than one JPEG marker holds
+    image = Image.new("RGB", (4, 4))
+    with Image.open(io.save_image(image, tmp_path / "o.jpg", exif=exif.tobytes())) as out:
+        assert out.size == (4, 4) and "exif" not in out.info
+    with Image.open(io.save_image(image, tmp_path / "o.png", exif=exif.tobytes())) as out:
+        assert len(out.getexif()[0x010E]) == 70_000
+
+
+def test_quality_is_passed_to_jpeg_and_checked(tmp_path):
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    low, high = io.save_image(image, tmp_path / "low.jpg", quality=10), io.save_image(image, tmp_path / "high.jpg")
+    assert low.stat().st_size < high.stat().st_size / 2
+    with pytest.raises(InputError, match="quality"):
+        io.save_image(image, tmp_path / "bad.jpg", quality=101)
+
+
+def test_save_image_without_overwrite_never_replaces(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError):
+        io.save_image(Image.new("RGB", (2, 2)), target, overwrite=False)
+    # A file that appears while the image is encoded is not replaced either (checked at the rename).
+    monkeypatch.setattr(os.path, "lexists", lambda p: False)
+    with pytest.raises(OutputExistsError):
+        io.save_image(Image.new("RGB", (2, 2)), target, overwrite=False)
+    assert target.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+    io.save_image(Image.new("RGB", (2, 2)), target)
+    assert Image.open(target).size == (2, 2)
+
+
+def test_a_name_that_fits_is_written_even_when_the_temporary_name_would_not(tmp_path):
+    name = "n" * (NAME_MAX - 4) + ".png"
+    assert len(temporary_name(tmp_path / name).name.encode()) <= NAME_MAX
+    io.save_image(Image.new("RGB", (2, 2)), tmp_path / name)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_an_unwritable_folder_is_an_input_error_naming_it(tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(InputError, match="cannot create the folder"):
+        io.save_image(Image.new("RGB", (2, 2)), tmp_path / "file" / "sub" / "o.png")

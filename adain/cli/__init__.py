@@ -2,16 +2,24 @@
 
 Each subcommand is a module of this package with ``register(subparsers)``, which adds its parser and
 sets ``func`` (``args -> exit code``). Errors print one line to stderr and exit non-zero; ``--debug``
-shows the traceback.
+(anywhere on the command line) shows the traceback. Ctrl-C, SIGTERM and SIGHUP stop the command as an
+exception does, so every temporary file is removed on the way out, and print one line.
+
+Exit status: 0 done; 1 an error (in folder mode: at least one output failed); 2 a usage error; 3 done,
+but some outputs were skipped because they exist (``--overwrite`` replaces them); 130 interrupted
+(Ctrl-C); 128 + the signal's number when stopped by SIGTERM (143) or SIGHUP (129).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ..errors import AdaINError, WeightsNotFoundError
 from ..version import __version__
@@ -23,18 +31,59 @@ COMMANDS: tuple[str, ...] = ("stylize", "gatys", "train", "download", "convert",
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_SKIPPED = 3
 EXIT_INTERRUPTED = 130
+
+_EPILOG = ("exit status: 0 done, 1 error (or some outputs failed), 2 usage error, 3 done but some outputs were "
+           "skipped because they exist, 130 interrupted, 143 terminated")
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+class Stopped(BaseException):
+    """A stop signal (SIGTERM, SIGHUP) arrived: raised where the program is, like ``KeyboardInterrupt``, so
+    that cleanup (``finally``, context managers) runs; a ``BaseException`` so no ``except Exception``
+    mistakes it for a failed image."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adain", description="Arbitrary style transfer with AdaIN.")
+    parser = argparse.ArgumentParser(prog="adain", description="Arbitrary style transfer with AdaIN.",
+                                     epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"adain {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    for sub in subparsers.choices.values():
+        # After the command too; SUPPRESS keeps a --debug given before the command from being reset.
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show full tracebacks on errors")
     return parser
+
+
+@contextlib.contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``Stopped`` in the main thread while the command runs (their default
+    would kill the process on the spot, leaving temporary files behind)."""
+    def handler(signum, frame):
+        for other in previous:  # a second signal must not cut the cleanup short
+            signal.signal(other, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in _STOP_SIGNALS:
+            if hasattr(signal, name):
+                previous[getattr(signal, name)] = signal.signal(getattr(signal, name), handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,10 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _stop_signals_raise():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("adain: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Stopped as exc:
+        print(f"adain: stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except (AdaINError, OSError, ValueError, RuntimeError) as exc:
         if args.debug:
             traceback.print_exc()

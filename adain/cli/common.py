@@ -1,13 +1,10 @@
-"""What ``adain stylize`` and ``adain gatys`` share: one definition of each common flag, and folder mode.
+"""What ``adain stylize`` and ``adain gatys`` share: one definition of each common flag.
 
 The shared flags (``--weights``, ``--style-weights``, ``--preserve-color``, ``--content-size``,
 ``--style-size``, ``--device``, ``--dtype``, ``--max-memory``, ``--mask``) are defined here once, with
 their defaults read from the backend's signature (``inspect.signature(adain.stylize)`` or
-``adain.gatys``), never restated. Folder mode: CONTENT is a file or a folder, STYLE one or more files
-or folders; one content with one style (or one blend) and ``-o file.ext`` writes that file, otherwise
-``-o`` is a folder and every pair is written as ``<content>_stylized_<style>.<ext>``, mirroring the
-content folder's sub-folders. A pair that fails is reported in one line and counted; the exit status
-is 1 if any failed.
+``adain.gatys``), never restated; so are the folder-mode arguments (CONTENT, STYLE, ``-o``, ``--ext``,
+``--overwrite``, ``--quality``), whose meaning is ``folders`` (what is written) and ``outputs`` (where).
 """
 
 from __future__ import annotations
@@ -18,21 +15,17 @@ import inspect
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from PIL import Image
-from tqdm import tqdm
 
 from .. import io
 from ..arguments import COLOR_MODES, color_mode
-from ..errors import AdaINError, InputError
+from ..errors import InputError
 from ..model import AdaINModel, load_pretrained
 from ..runtime import DTYPES, check_max_memory
+from .outputs import parse_ext, parse_output
 
 __all__ = ["SHARED_OPTIONS", "HelpFormatter", "signature_defaults", "add_inputs", "add_shared", "add_renamed",
-           "notice", "load_model", "StyleSet", "Plan", "plan_pairs", "run_pairs", "parse_size", "parse_bytes"]
+           "notice", "load_model", "parse_size", "parse_bytes", "parse_quality"]
 
 SHARED_OPTIONS = ("content_size", "style_size", "style_weights", "preserve_color", "mask", "device", "dtype",
                   "max_memory")
@@ -99,6 +92,17 @@ def parse_bytes(text: str) -> int:
                                      f"got {text!r}")
 
 
+def parse_quality(text: str) -> int:
+    """``--quality``: an integer from 1 to 100."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 100, got {text!r}")
+    return value
+
+
 # ---- actions -------------------------------------------------------------------------------------
 
 
@@ -140,9 +144,16 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
     """CONTENT, STYLE..., ``-o`` and ``--ext``: the folder-mode arguments."""
     parser.add_argument("content", metavar="CONTENT", help="content image, or a folder (searched recursively)")
     parser.add_argument("style", metavar="STYLE", nargs="+", help="style image(s) or folder(s)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="output file (one content, one style or blend) or folder")
-    parser.add_argument("--ext", default=None, help="output extension in folder mode (default: the content's)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", type=parse_output,
+                        help="output file (one content, one style or blend; a name with an image extension is "
+                             "a file) or folder (no extension, or ending in '/')")
+    parser.add_argument("--ext", default=None, type=parse_ext,
+                        help="output extension in folder mode (default: the content's)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace outputs that exist, atomically (without it they are skipped with a notice "
+                             "and the exit status is 3); an input is never replaced")
+    parser.add_argument("--quality", type=parse_quality, metavar="N",
+                        default=signature_defaults(io.save_image)["quality"], help="JPEG and WebP quality, 1 to 100")
 
 
 def _shared_specs(defaults: dict[str, Any], notes: dict[str, str], old_colors: Sequence[str]) -> dict[str, dict]:
@@ -200,109 +211,3 @@ def add_renamed(parser: argparse.ArgumentParser, defaults: dict[str, Any], renam
 def load_model(weights: str | None) -> AdaINModel:
     """``--weights``: a name, a save_pretrained folder or a Hub repo; ``None`` is the default model."""
     return load_pretrained() if weights is None else load_pretrained(weights)
-
-
-# ---- folder mode ---------------------------------------------------------------------------------
-
-
-@dataclass
-class StyleSet:
-    label: str  # goes into output names
-    sources: list[Path]  # one file, or several blended (or placed by a mask)
-
-    @property
-    def argument(self) -> str | list[str]:
-        """What the library's ``style`` argument gets: one path, or a list of them."""
-        return str(self.sources[0]) if len(self.sources) == 1 else [str(s) for s in self.sources]
-
-
-@dataclass
-class Plan:
-    content_root: Path
-    contents: list[Path]
-    styles: list[StyleSet]
-    out: Path
-    to_file: bool  # one pair written to the file ``out``
-    single: bool  # one content file with one style (set): errors are raised, not counted
-    ext: str | None
-
-    @property
-    def total(self) -> int:
-        return len(self.contents) * len(self.styles)
-
-    def target(self, content: Path, style: StyleSet) -> Path:
-        """``out`` itself, or ``out/<sub-folders>/<content>_stylized_<style>.<ext>``."""
-        if self.to_file:
-            return self.out
-        relative = content.relative_to(self.content_root).parent if self.content_root.is_dir() else Path()
-        suffix = self.ext if self.ext is None or self.ext.startswith(".") else f".{self.ext}"
-        return self.out / relative / f"{content.stem}_stylized_{style.label}{(suffix or content.suffix).lower()}"
-
-
-def _style_sets(entries: Sequence[str], combine: bool) -> list[StyleSet]:
-    if combine:
-        files = [Path(s) for s in entries]
-        return [StyleSet("+".join(f.stem for f in files), files)]
-    styles = []
-    for entry in map(Path, entries):
-        root = entry if entry.is_dir() else entry.parent
-        for f in io.list_images(entry):
-            styles.append(StyleSet("_".join(f.relative_to(root).with_suffix("").parts), [f]))
-    return styles
-
-
-def plan_pairs(args: argparse.Namespace, *, combine: bool) -> Plan:
-    """The content x style pairs of ``args`` and where each goes; ``combine``: all STYLE files are one style
-    (a blend or a masked pair). Refuses several outputs into one file name."""
-    content_root = Path(args.content)
-    contents = io.list_images(content_root)
-    styles = _style_sets(args.style, combine)
-    if not contents or not styles:
-        raise InputError(f"no images found in {content_root if not contents else ' '.join(args.style)}")
-    out = Path(args.output)
-    single = len(contents) == 1 and len(styles) == 1 and content_root.is_file()
-    to_file = single and out.suffix.lower() in io.IMAGE_EXTENSIONS
-    if not to_file and (out.is_file() or (out.suffix.lower() in io.IMAGE_EXTENSIONS and not out.is_dir())):
-        raise InputError(
-            f"{out}: {len(contents) * len(styles)} content x style pairs need an output directory, not a file"
-        )
-    return Plan(content_root, contents, styles, out, to_file, single, args.ext)
-
-
-def run_pairs(plan: Plan, prepare: Callable[[StyleSet], Any], render: Callable[[Path, StyleSet, Any], Image.Image],
-              *, bar: bool = True) -> int:
-    """Write every pair: ``prepare(style)`` once per style, ``render(content, style, prepared)`` per pair.
-
-    With one pair, errors propagate (``main`` prints them); otherwise each failure is one line on stderr
-    and the run goes on. Returns the exit code: 1 if any output failed.
-    """
-    failures = 0
-    progress = tqdm(total=plan.total, unit="image", disable=None if bar and plan.total > 1 else True, file=sys.stderr)
-    for style in plan.styles:
-        try:
-            prepared = prepare(style)
-        except AdaINError as exc:
-            if plan.single:
-                raise
-            failures += len(plan.contents)
-            _report(exc)
-            progress.update(len(plan.contents))
-            continue
-        for content in plan.contents:
-            try:
-                io.save_image(render(content, style, prepared), plan.target(content, style))
-            except AdaINError as exc:
-                if plan.single:
-                    raise
-                failures += 1
-                _report(exc)
-            progress.update(1)
-    progress.close()
-    if failures:
-        print(f"adain: {failures} of {plan.total} outputs failed", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _report(exc: BaseException) -> None:
-    print(f"adain: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)

@@ -1,10 +1,11 @@
 """``adain gatys CONTENT STYLE [STYLE ...] -o OUT``: optimisation-based style transfer with a progress bar.
 
 The flags shared with ``adain stylize`` (``--weights``, ``--style-weights``, ``--preserve-color``, sizes,
-``--device``, ``--dtype``, ``--max-memory``, ``--mask``) and folder mode come from ``common``; every
-other option is generated from ``adain.gatys``'s signature, so the command line and the library cannot
-disagree. Old spellings (``--model``, ``--style-blend``, ``--memory-limit``, ``--preserve-color match``)
-still work and print a one-line notice naming the new one.
+``--device``, ``--dtype``, ``--max-memory``, ``--mask``) come from ``common`` and folder mode from
+``folders``; every other option is generated from ``adain.gatys``'s signature, so the command line and
+the library cannot disagree; all of them are checked before the weights are loaded. Old spellings
+(``--model``, ``--style-blend``, ``--memory-limit``, ``--preserve-color match``) still work and print a
+one-line notice naming the new one.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from ..errors import InputError
 from ..io import read_image
 from ..model import AdaINModel
 from ..optimization.api import gatys
-from ..optimization.options import CHOICES, LAYER_WEIGHTINGS
+from ..optimization.options import CHOICES, LAYER_WEIGHTINGS, GatysOptions
 from ..weights.legacy import read_legacy_vgg
-from .common import (SHARED_OPTIONS, HelpFormatter, add_inputs, add_renamed, add_shared, load_model, plan_pairs,
-                     run_pairs, signature_defaults)
+from .common import SHARED_OPTIONS, HelpFormatter, add_inputs, add_renamed, add_shared, load_model, signature_defaults
+from .folders import plan_pairs, run_pairs
 
 __all__ = ["register"]
 
@@ -93,8 +94,6 @@ def _is_number(text: str) -> bool:
 
 def _load_model(args) -> AdaINModel:
     if args.vgg is not None:
-        if args.weights is not None:
-            raise InputError("--vgg and --weights: give only one (the encoder comes from either)")
         model = AdaINModel()
         model.encoder.load_state_dict(read_legacy_vgg(args.vgg))
         return model.eval()
@@ -133,10 +132,25 @@ class _Bars:
             self.bar = None
 
 
+def _check(args, options: dict) -> None:
+    """Every argument, before any image is read or weights are loaded."""
+    if args.vgg is not None and args.weights is not None:
+        raise InputError("--vgg and --weights: give only one (the encoder comes from either)")
+    if args.masks is not None and len(args.masks) != len(args.style):
+        raise InputError(f"masks: {len(args.masks)} masks for {len(args.style)} style images; give one per style")
+    if args.mask is not None and args.masks is not None:
+        raise InputError("mask: give --mask (two styles) or --masks (one per style), not both")
+    GatysOptions(**options)  # checks every option (sizes, layers, dtype, init, ...)
+
+
 def _run(args) -> int:
     options = _options(args)
+    _check(args, options)
     combine = args.style_weights is not None or args.mask is not None or args.masks is not None
-    plan = plan_pairs(args, combine=combine)
+    init = [args.init] if args.init not in ("content", "noise") else []
+    plan = plan_pairs(args, combine=combine, inputs=[*(args.masks or []), *init, args.vgg])
+    if not plan.pending:  # every output exists: nothing to compute, no weights to load
+        return run_pairs(plan, None, None, bar=False)
     model = _load_model(args)
 
     def prepare(style):  # read once per style, not once per content

@@ -1,15 +1,19 @@
 """``adain stylize``: stylize files or whole folders from the command line.
 
 Defaults come from the signature of ``adain.stylize`` (one source of truth). The flags shared with
-``adain gatys`` and folder mode (``-o`` a file for one pair, else a folder of
-``<content>_stylized_<style>.<ext>``, sub-folders mirrored, failures counted) live in ``common``.
+``adain gatys`` live in ``common``, folder mode (``-o`` a file for one pair, else a folder of
+``<content>_stylized_<style>.<ext>``, sub-folders mirrored, existing outputs skipped, failures counted)
+in ``folders``.
 """
 
 from __future__ import annotations
 
 from ..arguments import check_alpha
+from ..errors import InputError
+from ..runtime import resolve_device, resolve_dtype
 from ..stylizer import Stylizer, stylize
-from .common import HelpFormatter, add_inputs, add_shared, load_model, plan_pairs, run_pairs, signature_defaults
+from .common import HelpFormatter, add_inputs, add_shared, load_model, signature_defaults
+from .folders import plan_pairs, run_pairs
 
 __all__ = ["register"]
 
@@ -31,7 +35,12 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     check_alpha(args.alpha)
+    resolve_dtype(args.dtype, resolve_device(args.device))
+    if args.mask is not None and args.style_weights is not None:
+        raise InputError("style_weights: cannot be combined with a mask (each region takes one style)")
     plan = plan_pairs(args, combine=args.style_weights is not None or args.mask is not None)
+    if not plan.pending:  # every output exists: nothing to compute, no weights to load
+        return run_pairs(plan, None, None)
     stylizer = Stylizer(load_model(args.weights), args.device, args.dtype, max_memory=args.max_memory)
 
     def prepare(style):
