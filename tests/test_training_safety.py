@@ -176,24 +176,24 @@ def test_a_folder_that_is_mostly_not_pictures_stops_with_a_clear_message(tmp_pat
 
 def test_unreadable_entries_the_folder_listing_reports_are_skipped_and_checked(folders, legacy_weights, tmp_path,
                                                                               monkeypatch, capsys):
-    # Stands in for adain.io.list_images reporting a sub-folder it cannot read (see badfiles.find_images).
-    import adain.training.badfiles as badfiles
+    # The test runs as root, for whom chmod 000 changes nothing: make os.scandir refuse one sub-folder,
+    # as it would for a folder without read permission, and let adain.io.list_images report it.
+    locked = folders[0] / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
 
-    real = badfiles.find_images
+    def scandir(path="."):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
 
-    def find_images(root):
-        paths, problems = real(root)
-        return paths, problems + ([f"{root}/locked: cannot list folder (Permission denied)"]
-                                  if Path(root) == folders[0] else [])
-
-    monkeypatch.setattr("adain.training.badfiles.find_images", find_images)
-    monkeypatch.setattr("adain.training.data.find_images", find_images)
+    monkeypatch.setattr(os, "scandir", scandir)
     assert main(["--check-data", "--content-dir", str(folders[0]), "--style-dir", str(folders[1]),
                  "--min-image-side", "16", "--workers", "0"]) == 1
-    assert capsys.readouterr().out.splitlines()[0] == f"{folders[0]}/locked: cannot list folder (Permission denied)"
+    assert capsys.readouterr().out.splitlines()[0] == f"{locked}: cannot be read (cannot list the folder: Permission denied)"
     run = tmp_path / "run"
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "1", "--sample-every", "0")) == 0
-    assert "locked: cannot list folder" in (run / "skipped.txt").read_text()
+    assert f"{locked}: cannot be read" in (run / "skipped.txt").read_text()
     assert "skipped" in capsys.readouterr().err
 
 

@@ -36,10 +36,10 @@ def find_images(root: str | os.PathLike) -> tuple[list[Path], list[str]]:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory of images")
-    paths = list_images(root)
-    # Merge hook: adain.io.list_images is learning to report unreadable entries (sub-folders it cannot
-    # list); their messages go here, and from here into skipped.txt and `adain train --check-data`.
     problems: list[str] = []
+    # Entries list_images cannot read (a sub-folder it cannot list, a file without read permission) are
+    # reported here, and from here into skipped.txt and `adain train --check-data`, never dropped silently.
+    paths = list_images(root, on_error=lambda path, reason: problems.append(f"{path}: cannot be read ({reason})"))
     if not paths:
         raise InputError(f"{root}: no images found (looked recursively for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     return paths, problems
