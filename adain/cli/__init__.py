@@ -21,7 +21,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Sequence
 
-from ..errors import AdaINError, WeightsNotFoundError
+from ..errors import AdaINError, WeightsError
 from ..version import __version__
 
 __all__ = ["main", "build_parser"]
@@ -104,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         text = str(exc).strip() or type(exc).__name__
-        # One line, except when weights could not be found: that message lists every source tried and
-        # where to put the files by hand, which is what the user needs next.
-        message = text if isinstance(exc, WeightsNotFoundError) else text.splitlines()[0]
+        # One line, except for weights errors: when every source failed the message lists each one (and
+        # where a rejected file was moved, and where to put files by hand), which is what the user needs next.
+        message = text if isinstance(exc, WeightsError) else text.splitlines()[0]
         print(f"adain: error: {message}", file=sys.stderr)
         return EXIT_ERROR
