@@ -178,7 +178,7 @@ def test_default_is_the_reference_port_release():
     assert adain.list_pretrained()[0] == "reference-port"
     entry = adain.weights.resolve.pretrained_info("default")
     assert entry.license == "MIT"
-    assert entry.sources[-1].url("decoder.pth").startswith("https://github.com/naoto0804/pytorch-AdaIN/releases/")
+    assert entry.sources[0].url("decoder.pth").startswith("https://github.com/naoto0804/pytorch-AdaIN/releases/")
 
 
 def test_local_directory_loads(tmp_path, model):

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("name", nargs="?", default=defaults["name"].default, help="registered name, Hub repo id or folder")
     parser.add_argument("--revision", default=defaults["revision"].default, help="Hub branch, tag or commit")
     parser.add_argument("--cache-dir", default=defaults["cache_dir"].default, help="cache root (default: see README)")
-    parser.add_argument("--list", action="store_true", help="list the registered names and exit")
+    parser.add_argument("--list", action="store_true", help="list the registered names, each with its sources in the order tried, and exit")
     parser.set_defaults(func=_run)
 
 
@@ -55,6 +55,8 @@ def _run(args) -> int:
         for name in list_pretrained():
             info = pretrained_info(name)
             print(f"{name}\t{info.license}\t{info.description}")
+            for number, source in enumerate(info.sources, 1):  # in the order they are tried
+                print(f"  {number}. {source.describe()}")
         return 0
 
     bars = _Bars()

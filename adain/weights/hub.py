@@ -42,7 +42,7 @@ from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFo
 from .download import DownloadProgress, sha256_of
 from .format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model_dir
 
-__all__ = ["hub_offline", "hub_endpoint", "download_model_dir", "push_to_hub", "check_push_access", "REPO_ID_PATTERN"]
+__all__ = ["hub_offline", "hub_endpoint", "download_model_dir", "download_hub_file", "push_to_hub", "check_push_access", "REPO_ID_PATTERN"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,41 @@ def download_model_dir(
     return config.parent
 
 
+def download_hub_file(
+    repo_id: str,
+    filename: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    progress: Callable[[DownloadProgress], None] | None = None,
+) -> Path:
+    """Fetch one file of a Hub repo (any format, e.g. a legacy ``.pth``) into the Hub cache; returns its path.
+
+    The same probe, offline handling and errors as ``download_model_dir``; an LFS file is checked against
+    the sha256 that names it. Checking it against anything else is the caller's business.
+    """
+    offline = local_files_only or hub_offline()
+    endpoint = hub_endpoint()
+    where = f"{repo_id}@{revision or 'main'} on {endpoint}"
+    unreachable = False
+    try:
+        unreachable = not offline and not _hub_answers(repo_id, revision, endpoint, filename)
+        path = Path(hf_hub_download(
+            repo_id=repo_id, filename=filename, revision=revision, cache_dir=cache_dir, endpoint=endpoint,
+            tqdm_class=_silent_tqdm(progress), local_files_only=offline or unreachable,
+        ))
+    except Exception as exc:  # noqa: BLE001 -- as in download_model_dir
+        if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
+            raise WeightsNotFoundError(f"{where}: the repo has no {filename}") from None
+        error = _weights_error(exc, where, repo_id, unreachable=unreachable)
+        if error is None:
+            raise
+        raise error from None
+    _check_lfs_digest(path, where)
+    return path
+
+
 def _cached_commit(common: dict, where: str) -> Path | None:
     """The snapshot folder of a pinned commit when both files are cached (``None`` when not), with no request:
     a commit never changes."""
@@ -138,15 +173,15 @@ def _cached_commit(common: dict, where: str) -> Path | None:
     return config.parent
 
 
-def _hub_answers(repo_id: str, revision: str | None, endpoint: str) -> bool:
-    """One metadata request for ``config.json``: ``False`` (and a warning) when the Hub cannot be reached.
+def _hub_answers(repo_id: str, revision: str | None, endpoint: str, filename: str = CONFIG_NAME) -> bool:
+    """One metadata request for ``filename``: ``False`` (and a warning) when the Hub cannot be reached.
 
     An HTTP answer -- no such repository, revision or file, or another error status -- is raised, for
     ``_weights_error`` to explain.
     """
 
     try:
-        url = hf_hub_url(repo_id, CONFIG_NAME, revision=revision, endpoint=endpoint)
+        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
         get_hf_file_metadata(url, endpoint=endpoint)
     except (HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
         raise

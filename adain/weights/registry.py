@@ -1,9 +1,10 @@
 """The named pretrained weights this package knows, and where to fetch them.
 
 Each entry is a ``PretrainedWeights`` record: the architecture config, provenance and license, and an
-ordered tuple of sources tried first to last. A source is either a ``HubSource`` (a Hub repo in the
-package's own format, optionally pinned to a commit) or a ``UrlSource`` (a base URL holding the entry's
-legacy files, verified by sha256 and fingerprint and converted once into the cache).
+ordered tuple of sources tried first to last. A source is a ``HubSource`` (a Hub repo in the package's
+own format, optionally pinned to a commit), a ``UrlSource`` (a base URL holding the entry's legacy
+files) or a ``HubFilesSource`` (a Hub repo holding some or all of the entry's legacy files, e.g. a
+VGG-only mirror). Legacy files are verified by sha256 and fingerprint and converted once into the cache.
 
 Switching the default to the project's own Hub repo is one line: put
 ``HubSource("<org>/<repo>", revision="<commit sha>")`` first in ``REFERENCE_PORT.sources`` (the GitHub
@@ -22,6 +23,7 @@ __all__ = [
     "LegacyFile",
     "UrlSource",
     "HubSource",
+    "HubFilesSource",
     "Source",
     "PretrainedWeights",
     "REFERENCE_PORT",
@@ -67,7 +69,24 @@ class HubSource:
         return f"hf-hub:{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
 
 
-Source = Union[UrlSource, HubSource]
+@dataclass(frozen=True)
+class HubFilesSource:
+    """A Hub repo holding some of an entry's legacy files (by their registry names), e.g. only the VGG.
+
+    The files it holds are downloaded into the Hugging Face cache, checked against the registry's
+    sha256, and copied into the entry's ``files/``; files it does not hold are left to the next source.
+    """
+
+    repo_id: str
+    revision: str | None = None
+    files: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        where = f"hf-hub:{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+        return f"{where} ({', '.join(self.files)})"
+
+
+Source = Union[UrlSource, HubSource, HubFilesSource]
 
 
 @dataclass(frozen=True)
@@ -76,8 +95,8 @@ class PretrainedWeights:
 
     Attributes:
         name: what ``load_pretrained`` accepts.
-        legacy_format: how ``UrlSource`` files are converted: ``"reference-port"`` (``.pth`` pair read
-            with ``weights_only=True``) or ``"torch7"`` (``.t7`` pair).
+        legacy_format: how legacy files (``UrlSource``, ``HubFilesSource``) are converted:
+            ``"reference-port"`` (``.pth`` pair read with ``weights_only=True``) or ``"torch7"`` (``.t7`` pair).
         files: the legacy files, encoder first, then decoder.
         sources: tried in order until one works.
     """
@@ -128,7 +147,14 @@ REFERENCE_PORT = PretrainedWeights(
     sources=(
         # The project's own Hub repo goes here, first, once published (weights/publish.py):
         # HubSource("<org>/<repo>", revision="<commit sha>"),
-        UrlSource(_NAOTO_RELEASE),
+        UrlSource(_NAOTO_RELEASE),  # the original release: authoritative, tried first
+        # Public Hub repos that public projects' code downloads these files from (weights/cards/reference-port.md).
+        # Their bytes were not checked here: the sha256 pins above decide, anything else is refused.
+        HubFilesSource("Curise/FreestyleRet", files=("vgg_normalised.pth",)),
+        HubFilesSource("rjaumania/adain-models", files=("vgg_normalised.pth",)),
+        HubFilesSource("harshitpundir/neuralart-models", files=("vgg_normalised.pth",)),
+        HubFilesSource("Bunny6397/AI-NST", files=("vgg_normalised.pth",)),
+        HubFilesSource("p1atdev/pytorch-AdaIN", files=("decoder.pth",)),
     ),
 )
 

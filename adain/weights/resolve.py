@@ -4,8 +4,10 @@
 
 Named weights (``adain.registry``) are tried source by source. A ``UrlSource`` downloads the legacy
 files into ``<cache>/<name>/files/``, checks sha256 and fingerprint, converts them once into
-``<cache>/<name>/model/`` (the package format) and loads from there ever after. A ``HubSource`` uses
-huggingface_hub's cache. A source that fails (404, DNS failure, refused connection, timeout, bad bytes)
+``<cache>/<name>/model/`` (the package format) and loads from there ever after. A ``HubFilesSource``
+fetches the legacy files it holds into huggingface_hub's cache, checks their sha256 there and only then
+copies them into ``files/``; the files it lacks are left to the next source (a VGG-only mirror and a
+source with the decoder complete the pair). A ``HubSource`` uses huggingface_hub's cache. A source that fails (404, DNS failure, refused connection, timeout, bad bytes)
 is logged in one line and the next is tried. A downloaded file that fails a check is deleted; a file
 that was already there (placed by hand) is moved aside to ``files/rejected/``, never deleted. One
 process at a time fills an entry (``cache.entry_lock``); the layout and the cache root are
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -27,13 +30,13 @@ from torch import Tensor
 
 from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
 from ..modeling.config import ModelConfig
-from ..atomic import atomic_dir
+from ..atomic import atomic_dir, atomic_path
 from .cache import CacheEntry, cache_root, entry_lock, move_aside
 from .download import DownloadProgress, download_url, sha256_of
 from .format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model_dir, save_model_dir
-from .hub import REPO_ID_PATTERN, download_model_dir, hub_offline
+from .hub import REPO_ID_PATTERN, download_hub_file, download_model_dir, hub_offline
 from .legacy import load_reference_port
-from .registry import ALIASES, REGISTRY, HubSource, PretrainedWeights, UrlSource
+from .registry import ALIASES, REGISTRY, HubFilesSource, HubSource, LegacyFile, PretrainedWeights, UrlSource
 from .torch7 import load_torch7
 
 __all__ = ["load_pretrained_state", "list_pretrained", "pretrained_info", "cache_root"]
@@ -183,20 +186,37 @@ def _fill_entry(entry: PretrainedWeights, cache: CacheEntry, revision: str | Non
         except WeightsError as exc:
             failures.append((f"files in {cache.files}", exc))
             logger.warning("Legacy files in %s failed verification: %s", cache.files, exc)
+    fetched: set[Path] = set()  # downloaded by this call, from any source: deleted, not moved aside, if refused
     for number, source in enumerate(entry.sources, 1):
         try:
-            if isinstance(source, HubSource):
-                if revision is not None:
-                    source = HubSource(source.repo_id, revision)
-                return _from_hub(source, hub_cache, offline, progress)
-            if offline:
-                raise WeightsOfflineError(f"{source.describe()}: not tried, offline")
-            downloaded = _download_files(entry, source, cache.files, progress)
-            return _convert_into_cache(entry, cache, downloaded)
+            loaded = _try_source(entry, source, cache, revision, hub_cache, offline, progress, fetched)
         except WeightsError as exc:
             failures.append((source.describe(), exc))
             logger.warning("Weights source %d of %d for %r failed: %s", number, len(entry.sources), entry.name, exc)
+            continue
+        if loaded is not None:
+            return loaded
     raise _all_failed(entry, failures, cache.files, cache.model, offline)
+
+
+def _try_source(entry: PretrainedWeights, source, cache: CacheEntry, revision: str | None, hub_cache: Path | None,
+                offline: bool, progress, fetched: set[Path]) -> Loaded | None:
+    """One source: the loaded weights, or None when it held only some of the files (the rest left to the next)."""
+    if isinstance(source, HubSource):
+        if revision is not None:
+            source = HubSource(source.repo_id, revision)
+        return _from_hub(source, hub_cache, offline, progress)
+    if isinstance(source, HubFilesSource):
+        fetched |= _download_hub_files(entry, source, cache.files, hub_cache, offline, progress)
+        missing = [f.filename for f in entry.files if not (cache.files / f.filename).is_file()]
+        if missing:
+            logger.info("%s: %s still missing, left for the next source", source.describe(), ", ".join(missing))
+            return None
+    else:
+        if offline:
+            raise WeightsOfflineError(f"{source.describe()}: not tried, offline")
+        fetched |= _download_files(entry, source, cache.files, progress)
+    return _convert_into_cache(entry, cache, fetched)
 
 
 def _download_files(entry: PretrainedWeights, source: UrlSource, files_dir: Path, progress) -> set[Path]:
@@ -208,6 +228,35 @@ def _download_files(entry: PretrainedWeights, source: UrlSource, files_dir: Path
             download_url(source.url(spec.filename), target, sha256=spec.sha256, size=spec.size, progress=progress)
             downloaded.add(target)
     return downloaded
+
+
+def _download_hub_files(entry: PretrainedWeights, source: HubFilesSource, files_dir: Path, hub_cache: Path | None,
+                        offline: bool, progress) -> set[Path]:
+    """Fetch the missing files ``source`` holds through the Hub cache; each is checked, then copied into ``files_dir``."""
+    downloaded = set()
+    for spec in entry.files:
+        target = files_dir / spec.filename
+        if target.is_file() or spec.filename not in source.files:
+            continue
+        blob = download_hub_file(source.repo_id, spec.filename, revision=source.revision, cache_dir=hub_cache,
+                                 local_files_only=offline, progress=progress)
+        _copy_checked(blob, target, spec, f"{source.describe()}: {spec.filename}")
+        downloaded.add(target)
+    return downloaded
+
+
+def _copy_checked(blob: Path, target: Path, spec: LegacyFile, where: str) -> None:
+    """Copy ``blob`` to ``target`` (atomically) only if its size and sha256 are the registry's."""
+    size = blob.stat().st_size
+    if spec.size is not None and size != spec.size:
+        raise CorruptWeightsError(f"{where}: {size} bytes where {spec.size} are expected (not the expected file); "
+                                  "refused, nothing copied into the cache")
+    if spec.sha256 is not None and (actual := sha256_of(blob)) != spec.sha256.lower():
+        raise CorruptWeightsError(f"{where}: sha256 {actual} does not match the expected {spec.sha256.lower()}; "
+                                  "refused, nothing copied into the cache")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target, tag="part", durable=True, expected_bytes=size) as tmp:
+        shutil.copyfile(blob, tmp)
 
 
 def _convert_into_cache(entry: PretrainedWeights, cache: CacheEntry, downloaded: set[Path]) -> Loaded:
