@@ -244,7 +244,10 @@ def _walk_images(root: Path, seen: set, report: OnError) -> Iterator[Path]:
     while folders or linked:
         folder = folders.pop() if folders else linked.pop(0)
         key = _folder_key(folder)
-        if key is None or key in seen:
+        if key is None:
+            report(folder, "the folder vanished or cannot be examined")
+            continue
+        if key in seen:
             continue
         seen.add(key)
         try:
