@@ -83,11 +83,13 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], *, keep: 
 
 def _write_error(path: Path, exc: Exception) -> CheckpointWriteError:
     """One line: which checkpoint could not be written, why, and which one a resumed run will use."""
-    if isinstance(exc, OSError) and exc.strerror:
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    if full:  # also adain.DiskFullError from atomic_path, whose own message names the temporary file
+        reason = os.strerror(exc.errno)
+    elif isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
     else:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
     advice = "free some space and continue with --resume" if full else "continue with --resume"
     previous = [p for p in list_checkpoints(path.parent.parent) if p != path]
     kept = (f"the previous checkpoint {previous[-1]} is intact: {advice}" if previous
