@@ -22,7 +22,7 @@ PACKAGE = REPO_ROOT / "adain"
 # Third-party or platform modules that may be imported inside a function: optional extras and
 # platform-specific modules. Anything else belongs at the top of its module.
 OPTIONAL_IMPORTS = {"tomllib", "tomli", "torchvision", "torch.distributed", "torch.nn.parallel",
-                    "torch.utils.tensorboard", "resource", "sys"}
+                    "torch.utils.tensorboard", "resource", "sys", "av"}
 
 
 def _module_name(path: Path) -> str:
