@@ -1,4 +1,4 @@
-"""adain: arbitrary style transfer with AdaIN (Huang & Belongie 2017), plus a Gatys optimisation backend."""
+"""adain: arbitrary style transfer with AdaIN (Huang & Belongie 2017), plus a Gatys optimisation backend and video."""
 
 from .errors import AdaINError as AdaINError
 from .errors import CorruptWeightsError as CorruptWeightsError
@@ -17,6 +17,8 @@ from .optimization import gatys as gatys
 from .stylizer import Stylizer as Stylizer
 from .stylizer import stylize as stylize
 from .version import __version__ as __version__
+from .video import VideoProgress as VideoProgress
+from .video import stylize_video as stylize_video
 from .weights.resolve import list_pretrained as list_pretrained
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "InputError",
     "ModelConfig",
     "GatysProgress",
+    "VideoProgress",
     "Stylizer",
     "WeightsError",
     "WeightsNotFoundError",
@@ -38,4 +41,5 @@ __all__ = [
     "list_pretrained",
     "load_pretrained",
     "stylize",
+    "stylize_video",
 ]

@@ -64,9 +64,13 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _link_new(tmp: Path, path: Path) -> None:
-    """Give the file ``tmp`` the name ``path`` too, unless ``path`` exists (``FileExistsError``). A hard link
-    never replaces anything; where the file system has no hard links, an existence check and a rename."""
+def publish(tmp: Path, path: Path, *, replace: bool = True) -> None:
+    """Give the finished file ``tmp`` the name ``path``. ``replace=False`` never replaces a file that exists
+    (``FileExistsError``): a hard link, then the temporary name removed; where the file system has no hard
+    links, an existence check and a rename."""
+    if replace:
+        os.replace(tmp, path)
+        return
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -75,6 +79,8 @@ def _link_new(tmp: Path, path: Path) -> None:
         if os.path.lexists(path):
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
         os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 @contextmanager
@@ -94,10 +100,7 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = False, tag: str = "t
         if durable:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            _link_new(tmp, path)
+        publish(tmp, path, replace=replace)
         if durable:
             fsync_dir(path.parent)
     except OSError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +36,9 @@ DEFAULT_SIZE = 512
 
 METHODS = ("adain", "gatys")
 """Values accepted by ``stylize(method=...)``."""
+
+StatsHook = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+"""``(mean, std) -> (mean, std)`` of content features: see ``Stylizer.__call__(content_stats=...)``."""
 
 BYTES_PER_PIXEL = 1200
 """Peak memory per content pixel of one float32 encode + decode, in bytes (measured on CPU at 1024^2:
@@ -160,7 +163,8 @@ class Stylizer:
 
     # ---- content -------------------------------------------------------------------------------------
 
-    def __call__(self, content, alpha: float = 1.0, *, content_size: int | None = None, crop: bool = False):
+    def __call__(self, content, alpha: float = 1.0, *, content_size: int | None = None, crop: bool = False,
+                 content_stats: StatsHook | None = None):
         """Stylize one image, a list of images, or a batch with the cached style.
 
         Arguments:
@@ -169,6 +173,9 @@ class Stylizer:
             alpha: style strength in [0, 1]; 0 reproduces the content through the decoder.
             content_size: new shorter side; ``None`` (default) keeps each image's size.
             crop: centre square crop of the content.
+            content_stats: ``(mean, std) -> (mean, std)``, given each batch's relu4_1 content statistics
+                (float32, ``(N, C, 1, 1)``, frames in order) and returning those AdaIN normalises with
+                (e.g. smoothed over video frames, ``adain.video.temporal``). Not with a mask.
         Returns:
             Tensors in, tensors out: ``(N, 3, H', W')`` / ``(3, H', W')`` float32 in [0, 1] on the
             input's device; anything else gives a ``PIL.Image`` (a list gives a list). ``H', W'`` is the
@@ -178,8 +185,11 @@ class Stylizer:
             raise InputError("no style set: call set_style(...) first")
         alpha = check_alpha(alpha)
         content_size = check_size(content_size, "content_size")
+        if content_stats is not None and self._style.mask is not None:
+            raise InputError("content_stats: cannot be combined with a mask (each region has its own statistics)")
         if isinstance(content, (list, tuple)):
-            return [self(c, alpha, content_size=content_size, crop=crop) for c in content]
+            return [self(c, alpha, content_size=content_size, crop=crop, content_stats=content_stats)
+                    for c in content]
         size = images.image_size(content, what="content")
         mask = None if self._style.mask is None else images.fit_mask(self._style.mask, size, crop=crop)
         h, w = preflight.target_size(size, content_size, crop)
@@ -187,36 +197,39 @@ class Stylizer:
         chunk = self._frames_per_chunk(h, w, n)  # refuses before any large allocation
         if isinstance(content, Tensor) and content.dim() == 4:
             batch = images.to_batch(content, size=content_size, crop=crop, what="content")
-            out = torch.cat([self._run(part.to(self.device), alpha, mask) for part in batch.split(chunk)])
+            parts = batch.split(chunk)
+            out = torch.cat([self._run(part.to(self.device), alpha, mask, content_stats) for part in parts])
             return out.to(content.device)
         image = images.to_tensor(content, size=content_size, crop=crop, what="content")
-        out = self._run(image.to(self.device)[None], alpha, mask)[0]
+        out = self._run(image.to(self.device)[None], alpha, mask, content_stats)[0]
         return out.to(content.device) if isinstance(content, Tensor) else images.tensor_to_pil(out)
 
     @torch.inference_mode()
-    def _run(self, x: Tensor, alpha: float, mask: Tensor | None) -> Tensor:
+    def _run(self, x: Tensor, alpha: float, mask: Tensor | None, hook: StatsHook | None = None) -> Tensor:
         """``(N, 3, H, W)`` float32 in [0, 1] on the device -> stylized, same shape, clamped to [0, 1]."""
         spec = self._style
         if spec.color is None:
-            return self._stylize(x, spec.images, spec.stats, alpha, mask).clamp_(0, 1)
+            return self._stylize(x, spec.images, spec.stats, alpha, mask, hook).clamp_(0, 1)
         # The style depends on each content image: one image at a time.
-        return torch.cat([self._stylize_dependent(frame[None], alpha, mask) for frame in x]).clamp_(0, 1)
+        return torch.cat([self._stylize_dependent(frame[None], alpha, mask, hook) for frame in x]).clamp_(0, 1)
 
-    def _stylize_dependent(self, x: Tensor, alpha: float, mask: Tensor | None) -> Tensor:
+    def _stylize_dependent(self, x: Tensor, alpha: float, mask: Tensor | None,
+                           hook: StatsHook | None) -> Tensor:
         spec = self._style
         if spec.color == "coral":
             # Reference: the style image is recoloured to the content before encoding, not clamped.
             styles = [coral(img[0], x[0])[None] for img in spec.images]
-            return self._stylize(x, styles, None, alpha, mask)
+            return self._stylize(x, styles, None, alpha, mask, hook)
         # Luminance only (Gatys et al. 2017, "Controlling perceptual factors"): stylize the luma as a
         # gray image, with the style's luma mean/std matched to the content's, then put the content's
         # chroma back. YIQ keeps luma and chroma separable with a fixed linear map.
         y_c = luma(x)
         styles = [match_luma(luma(img), y_c).expand(-1, 3, -1, -1) for img in spec.images]
-        out = self._stylize(y_c.expand(-1, 3, -1, -1), styles, None, alpha, mask)
+        out = self._stylize(y_c.expand(-1, 3, -1, -1), styles, None, alpha, mask, hook)
         return replace_luma(x, luma(out))
 
-    def _stylize(self, x: Tensor, styles: list[Tensor], stats, alpha: float, mask: Tensor | None) -> Tensor:
+    def _stylize(self, x: Tensor, styles: list[Tensor], stats, alpha: float, mask: Tensor | None,
+                 hook: StatsHook | None) -> Tensor:
         """Core pipeline on an ``(N, 3, H, W)`` batch: pad, encode, AdaIN, decode, crop (unclamped); ``mask``
         (fitted to the content) places the two styles."""
         spec = self._style
@@ -225,7 +238,7 @@ class Stylizer:
         if alpha > 0:
             if stats is None:
                 stats = [self._encode_stats(img) for img in styles]
-            t = self._transfer(f_c, stats, spec.style_weights, mask, (h, w))
+            t = self._transfer(f_c, stats, spec.style_weights, mask, (h, w), hook)
             # Same order of operations as the reference: t * alpha + f_c * (1 - alpha).
             feat = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
         else:
@@ -233,7 +246,8 @@ class Stylizer:
         out = self.model.decode(feat.to(self.dtype).contiguous(memory_format=self.memory_format))
         return out[..., :h, :w].float().contiguous()
 
-    def _transfer(self, f_c: Tensor, stats, weights, mask: Tensor | None, size: tuple[int, int]) -> Tensor:
+    def _transfer(self, f_c: Tensor, stats, weights, mask: Tensor | None, size: tuple[int, int],
+                  hook: StatsHook | None = None) -> Tensor:
         """AdaIN on padded content features with content statistics over the *valid* region only.
 
         The padded border repeats content near the bottom/right edges; counting it would bias the
@@ -243,6 +257,8 @@ class Stylizer:
         if mask is None:
             valid = f_c[..., :hv, :wv] if hv * wv > 1 else f_c  # a lone position has no spread
             c_stats = calc_mean_std(valid, self.eps)
+            if hook is not None:
+                c_stats = hook(*c_stats)
             s_stats = blend_stats([m for m, _ in stats], [s for _, s in stats], weights)
             return _apply_stats(f_c, c_stats, s_stats)
         # Binarised at full resolution, then nearest-resized to the valid feature grid (as the original

@@ -23,7 +23,7 @@ PACKAGE = REPO_ROOT / "adain"
 # platform-specific modules. Anything else belongs at the top of its module.
 OPTIONAL_IMPORTS = {"tomllib", "tomli", "torchvision", "torch.distributed", "torch.nn.parallel",
                     "torch.utils.tensorboard", "resource", "sys", "onnx", "onnxscript", "onnxruntime",
-                    "gradio", "gradio_client", "playwright"}
+                    "gradio", "gradio_client", "playwright", "av"}
 
 
 def _module_name(path: Path) -> str:

@@ -27,7 +27,7 @@ from ..version import __version__
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules, in the order `adain --help` lists them.
-COMMANDS: tuple[str, ...] = ("stylize", "gatys", "train", "download", "convert", "export", "demo")
+COMMANDS: tuple[str, ...] = ("stylize", "video", "gatys", "train", "download", "convert", "export", "demo")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

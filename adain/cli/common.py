@@ -191,12 +191,15 @@ def _shared_specs(defaults: dict[str, Any], notes: dict[str, str], old_colors: S
 
 
 def add_shared(parser: argparse.ArgumentParser, defaults: dict[str, Any], *, notes: dict[str, str] | None = None,
-               old_colors: Sequence[str] = ()) -> None:
+               old_colors: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
     """Add the shared flags with ``defaults`` (the backend's signature); ``notes`` (``flag -> text``)
     extend a flag's help with what the backend does differently; ``old_colors`` are deprecated
-    ``--preserve-color`` values still accepted."""
+    ``--preserve-color`` values still accepted; ``only`` limits the flags to those named (a backend
+    without some of the options; ``defaults`` may then lack theirs)."""
+    defaults = {**dict.fromkeys(SHARED_OPTIONS), **defaults} if only is not None else defaults
     for flag, spec in _shared_specs(defaults, notes or {}, old_colors).items():
-        parser.add_argument(flag, **spec)
+        if only is None or flag in only:
+            parser.add_argument(flag, **spec)
 
 
 def add_renamed(parser: argparse.ArgumentParser, defaults: dict[str, Any], renamed: dict[str, str]) -> None:
