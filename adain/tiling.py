@@ -21,7 +21,6 @@ features of the whole image.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,9 +42,9 @@ the radius of influence of encoder (to relu4_1) and decoder, measured as 67 px (
 pixel at offset 2 or 5 in its 8-pixel cell moves outputs 67 px away; encoder 30 px either side of a
 cell, decoder 30-37 px)."""
 
-BUFFER_BYTES_PER_PIXEL = 32
+BUFFER_BYTES_PER_PIXEL = 28
 """CPU memory per image pixel a tiled call keeps besides its tiles: the content (float32, 12 bytes), the
-output (float32, 12), the luma for ``preserve_color="luminance"`` (4), rounded up. Counted against the
+output (float32, 12), the luma for ``preserve_color="luminance"`` (4). Counted against the
 budget when the tiles run on the CPU too."""
 
 MAX_TILE_BATCH = 16
@@ -123,6 +122,13 @@ def _grid(height: int, width: int, step: int) -> list[Tile]:
             for left, right, own_left, own_right in _spans(width, step)]
 
 
+def _largest_tile(height: int, width: int, step: int) -> int:
+    """Padded pixels of the largest tile of ``_grid(height, width, step)``."""
+    rows = max(padded_side(stop - start) for start, stop, _, _ in _spans(height, step))
+    cols = max(padded_side(stop - start) for start, stop, _, _ in _spans(width, step))
+    return rows * cols
+
+
 def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_pixel: int,
          device: torch.device) -> TileGrid | None:
     """The tiles for an ``height x width`` content image, or ``None`` to stylize it whole.
@@ -140,17 +146,18 @@ def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_
     room = limit
     if limit is not None and device.type == "cpu":
         room = limit - BUFFER_BYTES_PER_PIXEL * height * width
-    if tile_size is None:
-        side = MULTIPLE * int(math.sqrt(max(room, 0) / per_pixel) / MULTIPLE)
-        step = side - 2 * OVERLAP
-        if step < MULTIPLE:
+    if tile_size is None:  # the largest tiles that fit: fewest tiles, least overlap computed twice
+        longest = MULTIPLE * -(-max(height, width) // MULTIPLE)
+        fitting = (s for s in range(longest, 0, -MULTIPLE) if per_pixel * _largest_tile(height, width, s) <= room)
+        step = next(fitting, None)
+        if step is None:
             _refuse(height, width, whole, limit, per_pixel, device)
     else:
         step = MULTIPLE * -(-tile_size // MULTIPLE)
     tiles = _grid(height, width, step)
     if len(tiles) == 1 and (limit is None or whole <= limit):
         return None  # one tile is the whole image: nothing to split
-    per_tile = per_pixel * max(padded_side(t.shape[0]) * padded_side(t.shape[1]) for t in tiles)
+    per_tile = per_pixel * _largest_tile(height, width, step)
     if room is not None and per_tile > room:
         raise InputError(f"tile_size: tiles of {step} px (with their overlap up to {step + 2 * OVERLAP} px) need "
                          f"about {per_tile / 2**30:.2f} GiB on {device}, over the {max(room, 0) / 2**30:.2f} GiB "
@@ -160,12 +167,12 @@ def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_
 
 
 def _refuse(height: int, width: int, whole: int, limit: int, per_pixel: int, device: torch.device) -> None:
-    smallest = MULTIPLE + 2 * OVERLAP
+    smallest = per_pixel * _largest_tile(height, width, MULTIPLE)
     buffers = f" besides {BUFFER_BYTES_PER_PIXEL * height * width / 2**30:.1f} GiB for the whole image" \
         if device.type == "cpu" else ""
     raise InputError(
         f"content: a {width}x{height} image needs about {whole / 2**30:.1f} GiB on {device} at once, and even in "
-        f"tiles of {smallest}x{smallest} px about {per_pixel * smallest**2 / 2**30:.2f} GiB{buffers}, over the "
+        f"the smallest tiles about {smallest / 2**30:.2f} GiB{buffers}, over the "
         f"limit of {limit / 2**30:.2f} GiB; raise max_memory if the memory really is there, or pass a smaller "
         "content_size")
 

@@ -216,7 +216,7 @@ def test_content_too_large_even_for_tiles_is_refused_before_any_allocation(model
     stylizer = adain.Stylizer(model, device="cpu", max_memory=10**7).set_style(_smooth(32, 32, seed=35), style_size=None)
     monkeypatch.setattr(stylizer.model, "encode", lambda x: pytest.fail("encoder reached"))
     huge = torch.zeros(1, 3, 1, 1).expand(1, 3, 12000, 12000)  # 432 MB as pixels, but no memory at all here
-    with pytest.raises(InputError, match=r"even in tiles.*raise max_memory.*content_size"):
+    with pytest.raises(InputError, match=r"even in the smallest tiles.*raise max_memory.*content_size"):
         stylizer(huge)
 
 
