@@ -130,7 +130,7 @@ def _largest_tile(height: int, width: int, step: int) -> int:
 
 
 def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_pixel: int,
-         device: torch.device) -> TileGrid | None:
+         device: torch.device, what: str = "content") -> TileGrid | None:
     """The tiles for an ``height x width`` content image, or ``None`` to stylize it whole.
 
     Arguments:
@@ -138,6 +138,7 @@ def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_
             else the side of the pixels each tile owns (rounded up to a multiple of 8).
         limit: bytes a call may use on ``device`` (``None``: unknown, then nothing is tiled unless asked).
         per_pixel: bytes of one encode + decode per (padded) pixel.
+        what: the image, in the message when even the smallest tiles do not fit.
     Raises ``InputError`` when not even the smallest tile fits, or a ``tile_size`` that does not.
     """
     whole = per_pixel * padded_side(height) * padded_side(width)
@@ -151,7 +152,7 @@ def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_
         fitting = (s for s in range(longest, 0, -MULTIPLE) if per_pixel * _largest_tile(height, width, s) <= room)
         step = next(fitting, None)
         if step is None:
-            _refuse(height, width, whole, limit, per_pixel, device)
+            _refuse(height, width, whole, limit, per_pixel, device, what)
     else:
         step = MULTIPLE * -(-tile_size // MULTIPLE)
     tiles = _grid(height, width, step)
@@ -166,12 +167,12 @@ def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_
     return TileGrid(height, width, tiles, batch)
 
 
-def _refuse(height: int, width: int, whole: int, limit: int, per_pixel: int, device: torch.device) -> None:
+def _refuse(height: int, width: int, whole: int, limit: int, per_pixel: int, device: torch.device, what: str) -> None:
     smallest = per_pixel * _largest_tile(height, width, MULTIPLE)
     buffers = f" besides {BUFFER_BYTES_PER_PIXEL * height * width / 2**30:.1f} GiB for the whole image" \
         if device.type == "cpu" else ""
     raise InputError(
-        f"content: a {width}x{height} image needs about {whole / 2**30:.1f} GiB on {device} at once, and even in "
+        f"{what}: a {width}x{height} image needs about {whole / 2**30:.1f} GiB on {device} at once, and even in "
         f"the smallest tiles about {smallest / 2**30:.2f} GiB{buffers}, over the "
         f"limit of {limit / 2**30:.2f} GiB; raise max_memory if the memory really is there, or pass a smaller "
         "content_size")

@@ -124,6 +124,26 @@ def test_a_batch_of_frames_is_tiled_frame_by_frame_with_the_statistics_hook(mode
     torch.testing.assert_close(*stds, rtol=1e-5, atol=1e-6)
 
 
+def test_video_frames_too_large_to_stylize_whole_are_tiled_with_smoothing(model, tmp_path, monkeypatch):
+    tiled_frames = []
+    stylize_tiles = tiling.stylize
+    monkeypatch.setattr(tiling, "stylize", lambda *a, **k: tiled_frames.append(1) or stylize_tiles(*a, **k))
+    frames, out = tmp_path / "frames", tmp_path / "out"
+    frames.mkdir()
+    pictures = [(_smooth(160, 320, seed=s).permute(1, 2, 0).numpy() * 255).astype(np.uint8) for s in (26, 27)]
+    for i, picture in enumerate(pictures):
+        Image.fromarray(picture).save(frames / f"f{i}.png")
+    style = _picture(tmp_path / "style.png", 40, 40, 28)
+    common = dict(model=model, style_size=None, smoothing=0.5, device="cpu")
+    adain.stylize_video(frames, str(style), out, max_memory=BYTES_PER_PIXEL * 160 * 240 + 28 * 160 * 320, **common)
+    assert len(tiled_frames) == 2
+    adain.stylize_video(frames, str(style), tmp_path / "whole", **common)
+    assert len(tiled_frames) == 2
+    for name in ("frame_000001.png", "frame_000002.png"):
+        tiled, whole = (np.asarray(Image.open(folder / name)).astype(int) for folder in (out, tmp_path / "whole"))
+        assert np.abs(tiled - whole).max() <= 1  # rounding ties
+
+
 def test_moments_merged_part_by_part_equal_calc_mean_std():
     feats = torch.randn(1, 7, 13, 11, generator=torch.Generator().manual_seed(18)) * 3 + 5
     moments = Moments()
