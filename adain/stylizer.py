@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-from inspect import signature
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -68,8 +67,9 @@ class Stylizer:
         dtype: compute dtype of the convolutions: ``None``/``torch.float32`` (exact reference parity),
             ``torch.bfloat16`` or ``torch.float16`` (meant for CUDA). Feature statistics are always float32.
         max_memory: bytes one call may use for activations; ``None`` = 80% of the memory available on
-            the device when called. Larger inputs are split into smaller batches, and a single image
-            too large even alone is refused with ``InputError`` before anything is allocated.
+            the device when called. Larger inputs are split into smaller batches, a single image too large
+            alone is stylized in tiles (``adain.tiling``, the same result), and one too large even for those is
+            refused with ``InputError`` before anything is allocated.
 
     Usage::
 
@@ -205,10 +205,9 @@ class Stylizer:
             out = torch.cat([self._run(part.to(self.device), alpha, mask, content_stats) for part in parts])
             return out.to(content.device)
         image = images.to_tensor(content, size=content_size, crop=crop, what="content", max_pixels=max_pixels)
-        if tiles is not None and not isinstance(content, Tensor):
-            return Image.fromarray(tiling.stylize(*tiled, image, as_uint8=True).numpy(), mode="RGB")
         if tiles is not None:
-            return tiling.stylize(*tiled, image).to(content.device)
+            out = tiling.stylize(*tiled, image, as_uint8=not isinstance(content, Tensor))
+            return out.to(content.device) if isinstance(content, Tensor) else Image.fromarray(out.numpy(), mode="RGB")
         out = self._run(image.to(self.device)[None], alpha, mask, content_stats)[0]
         return out.to(content.device) if isinstance(content, Tensor) else images.tensor_to_pil(out)
 
@@ -364,7 +363,8 @@ def stylize(
         return _stylize_gatys(content, style, alpha, model=model, content_size=content_size, style_size=style_size,
                               crop=crop, preserve_color=preserve_color, style_weights=style_weights, mask=mask,
                               device=device, dtype=dtype, max_memory=max_memory, callback=callback,
-                              adain_only={"tile_size": tile_size, "max_pixels": max_pixels}, **gatys_options)
+                              adain_only=[name for name, given in (("tile_size", tile_size is not None),
+                                          ("max_pixels", max_pixels != DEFAULT_MAX_PIXELS)) if given], **gatys_options)
     if gatys_options:
         raise InputError(f"unexpected argument(s) {sorted(gatys_options)} for method='adain'")
     # Everything is checked (files: their headers) before weights are loaded, let alone downloaded.
@@ -385,9 +385,8 @@ def _stylize_gatys(content, style, alpha: float, *, crop: bool, content_size, st
                    **options):
     """``stylize(method="gatys")``: stylize's arguments handed to ``adain.gatys`` (which checks them all
     before loading weights); it has no alpha, and no crop of its own: the inputs are cropped first."""
-    given = [name for name, value in adain_only.items() if value != signature(stylize).parameters[name].default]
-    if given:
-        raise InputError(f"{', '.join(given)}: only for method='adain' (gatys reads and sizes images its own way)")
+    if adain_only:
+        raise InputError(f"{', '.join(adain_only)}: only for method='adain' (gatys reads and sizes images its own way)")
     if alpha != 1:
         raise InputError(
             f"alpha: method='gatys' has no alpha (got {alpha}); pass style_weight= (or content_weight=) instead"

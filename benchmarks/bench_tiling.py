@@ -6,8 +6,8 @@ the PSNR and largest pixel difference between the two, and the time of the two p
 
 Memory (``--memory-sizes``, default 4K, 8K): each size in a fresh process (so that peaks do not mix), a
 random content tensor stylized with ``max_memory=--max-memory``, i.e. in as few tiles as fit; reports
-the time, the tiles, the peak resident memory of the process (``ru_maxrss``: model, content, output and
-tiles together) and, on CUDA, ``torch.cuda.max_memory_allocated`` (the target: 8K in at most 2 GB).
+the time, the tiles, the peak resident memory of the process (``VmHWM``: interpreter, model, content,
+output and tiles together; not ``ru_maxrss``, which Linux carries over from the parent through exec) and, on CUDA, ``torch.cuda.max_memory_allocated`` (the target: 8K in at most 2 GB).
 
 Weights are random (calibrated so the output spans about [0, 1]): speed does not depend on their values.
 
@@ -96,13 +96,23 @@ def bench_exact(width: int, height: int, args, device: torch.device) -> dict:
             "pass1_s": t_stats, "pass2_s": t_tiled - t_stats, "overhead": t_tiled / t_whole}
 
 
+def peak_rss_gib() -> float:
+    """This process's peak resident memory: ``VmHWM`` (Linux), which starts afresh at ``exec``; ``ru_maxrss``
+    elsewhere, which Linux carries over from the parent through ``fork`` + ``exec``."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 2**20
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def child(width: int, height: int, args) -> dict:
     """One huge image in this (fresh) process; what ``bench_memory`` reads back."""
     device = torch.device(args.device)
     stylizer = adain.Stylizer(random_model(), device, args.dtype, max_memory=args.max_memory)
     stylizer.set_style(_content(256, 256, seed=1), style_size=None)
     content = _content(width, height)  # on the CPU: only tiles go to the device
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # interpreter, model, content
+    baseline = peak_rss_gib()  # the interpreter, the model, the content
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     steps: list[tiling.TileProgress] = []
@@ -113,22 +123,19 @@ def child(width: int, height: int, args) -> dict:
     assert out.shape == content.shape
     return {"size": f"{width}x{height}", "megapixels": width * height / 1e6, "seconds": seconds,
             "tiles": steps[-1].tiles if steps else 1,
-            "rss_before_gib": baseline, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30,
+            "rss_before_gib": baseline,
+            "peak_rss_gib": peak_rss_gib(),
             "cuda_peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
 
 
 def bench_memory(width: int, height: int, args) -> dict:
-    """``child`` in a fresh interpreter; its peak resident memory also from ``RUSAGE_CHILDREN``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """``child`` in a fresh interpreter."""
     command = [sys.executable, __file__, "--child", f"{width}x{height}", "--device", args.device,
                "--max-memory", str(args.max_memory)] + (["--dtype", args.dtype] if args.dtype else [])
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{width}x{height}: the child failed:\n{proc.stderr}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result["children_max_rss_gib"] = max(before, after) * 1024 / 2**30  # the largest child so far (Linux: KiB)
-    return result
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -173,8 +180,8 @@ def main(argv=None) -> int:
         r = bench_memory(w, h, args)
         results["memory"].append(r)
         cuda = f"{r['cuda_peak_gib']:.2f}" if r["cuda_peak_gib"] is not None else "-"
-        print(f"{r['size']:>12} {r['megapixels']:>6.1f} {r['tiles']:>5} {r['seconds']:>8.1f} {r['rss_before_gib']:>14.2f} "
-              f"{r['peak_rss_gib']:>12.2f} {cuda:>13}", flush=True)
+        print(f"{r['size']:>12} {r['megapixels']:>6.1f} {r['tiles']:>5} {r['seconds']:>8.1f} "
+              f"{r['rss_before_gib']:>14.2f} {r['peak_rss_gib']:>12.2f} {cuda:>13}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

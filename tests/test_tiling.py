@@ -110,7 +110,8 @@ def test_a_batch_of_frames_is_tiled_frame_by_frame_with_the_statistics_hook(mode
     def hook(key):
         return lambda mean, std: seen[key].append((mean, std)) or (mean * 0.9, std * 1.1)
 
-    whole = adain.Stylizer(model, device="cpu").set_style(style, style_size=None)(frames, 0.9, content_stats=hook("whole"))
+    stylizer = adain.Stylizer(model, device="cpu").set_style(style, style_size=None)
+    whole = stylizer(frames, 0.9, content_stats=hook("whole"))
     limited = adain.Stylizer(model, device="cpu", max_memory=BYTES_PER_PIXEL * 160 * 240 + 28 * 160 * 320)
     steps = []
     tiled = limited.set_style(style, style_size=None)(frames, 0.9, content_stats=hook("tiled"), callback=steps.append)
