@@ -9,9 +9,8 @@ shared argument checks live in ``adain.arguments``, the checks of a whole call b
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,15 +18,16 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from . import images, preflight
+from . import images, preflight, prepared
 from .arguments import check_alpha, check_size, pop_deprecated
 from .color import luma, match_luma, replace_luma
+from .compiled import CompiledModel, CompileStats, compile_options
 from .errors import InputError
 from .model import AdaINModel, load_pretrained
 from .modeling import padding
 from .modeling.ops import blend_stats, calc_mean_std, coral, masked_mean_std
 from .optimization.api import gatys
-from .runtime import check_max_memory, memory_budget, resolve_device, resolve_dtype
+from .runtime import check_max_memory, memory_budget, resolve_device, resolve_dtype, to_device, to_host
 
 __all__ = ["Stylizer", "stylize", "METHODS", "BYTES_PER_PIXEL"]
 
@@ -70,14 +70,20 @@ class Stylizer:
     """An AdaIN model on a device, with the statistics of one style (or blend of styles) cached.
 
     Arguments:
-        model: an ``AdaINModel`` (not modified: a copy is made when its device, dtype or memory layout
-            has to change).
+        model: an ``AdaINModel``, never modified: the copy that runs (on the device, in the dtype, with fused
+            CPU kernels) is prepared once per model and setting and shared (``adain.prepared``), so a second
+            ``Stylizer`` of an unchanged model costs nothing; changes to ``model`` after this point are seen
+            by a new ``Stylizer``, not by this one.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
-        dtype: compute dtype of the convolutions: ``None``/``torch.float32`` (exact reference parity),
-            ``torch.bfloat16`` or ``torch.float16`` (meant for CUDA). Feature statistics are always float32.
+        dtype: compute dtype of the convolutions: ``"float32"`` (reference parity up to float rounding),
+            ``"bfloat16"``, ``"float16"`` (CUDA); ``None`` = bf16 on CUDA and on CPUs with native bf16,
+            float32 elsewhere (``adain.runtime.resolve_dtype``). Feature statistics are always float32.
         max_memory: bytes one call may use for activations; ``None`` = 80% of the memory available on
             the device when called. Larger inputs are split into smaller batches, and a single image
             too large even alone is refused with ``InputError`` before anything is allocated.
+        compile: ``torch.compile`` the encoder and decoder (opt-in; ``adain.compiled``): ``True``, a mode
+            name, or a dict of ``torch.compile`` arguments. Sizes are padded to shape buckets, compiled
+            once each (``compile_stats``); worth it for many frames of few sizes.
 
     Usage::
 
@@ -93,6 +99,7 @@ class Stylizer:
         dtype: str | torch.dtype | None = None,
         *,
         max_memory: int | None = None,
+        compile: bool | str | Mapping = False,
     ) -> None:
         if not isinstance(model, AdaINModel):
             raise InputError(f"model: expected an adain.AdaINModel, got {type(model).__name__}")
@@ -104,8 +111,17 @@ class Stylizer:
         # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
         # cores want on CUDA; it changes no value beyond float summation order.
         self.memory_format = torch.channels_last
-        self.model = _prepared(model, self.device, self.dtype, self.memory_format)
+        options = compile_options(compile, self.device) if compile is not False else None
+        # Compiled graphs fuse by themselves; the fused eager kernels are for the uncompiled path.
+        self.model = prepared.prepare(model, self.device, self.dtype, self.memory_format, fuse=options is None)
+        if options is not None:
+            self.model = CompiledModel(self.model, options)
         self._style: _StyleSpec | None = None
+
+    @property
+    def compile_stats(self) -> CompileStats | None:
+        """With ``compile``: the compilations so far (graph, shape, seconds each); else ``None``."""
+        return self.model.stats if isinstance(self.model, CompiledModel) else None
 
     # ---- style ---------------------------------------------------------------------------------------
 
@@ -198,11 +214,12 @@ class Stylizer:
         if isinstance(content, Tensor) and content.dim() == 4:
             batch = images.to_batch(content, size=content_size, crop=crop, what="content")
             parts = batch.split(chunk)
-            out = torch.cat([self._run(part.to(self.device), alpha, mask, content_stats) for part in parts])
-            return out.to(content.device)
+            out = torch.cat([self._run(to_device(part, self.device), alpha, mask, content_stats) for part in parts])
+            return to_host(out, content.device)
         image = images.to_tensor(content, size=content_size, crop=crop, what="content")
-        out = self._run(image.to(self.device)[None], alpha, mask, content_stats)[0]
-        return out.to(content.device) if isinstance(content, Tensor) else images.tensor_to_pil(out)
+        out = self._run(to_device(image, self.device)[None], alpha, mask, content_stats)[0]
+        out = to_host(out, content.device if isinstance(content, Tensor) else torch.device("cpu"))
+        return out if isinstance(content, Tensor) else images.tensor_to_pil(out)
 
     @torch.inference_mode()
     def _run(self, x: Tensor, alpha: float, mask: Tensor | None, hook: StatsHook | None = None) -> Tensor:
@@ -269,9 +286,11 @@ class Stylizer:
         valid[..., :hv, :wv] = True
         out = torch.zeros(f_c.shape, dtype=torch.float32, device=f_c.device)
         for region, s_stats in ((fg, stats[0]), (~fg, stats[1])):
-            if bool((region & valid).any()):
-                styled = _apply_stats(f_c, masked_mean_std(f_c.float(), region & valid, self.eps), s_stats)
-                out = torch.where(region, styled, out)
+            cells = region & valid
+            styled = _apply_stats(f_c, masked_mean_std(f_c.float(), cells, self.eps), s_stats)
+            # A region without valid cells stays 0 (its statistics are undefined); decided on the device,
+            # without the host waiting for it.
+            out = torch.where(region & cells.any(), styled, out)
         return out
 
     # ---- memory --------------------------------------------------------------------------------------
@@ -291,19 +310,6 @@ class Stylizer:
                 "or raise max_memory if the memory really is there"
             )
         return max(1, min(n, limit // per_frame))
-
-
-def _prepared(model: AdaINModel, device: torch.device, dtype: torch.dtype, memory_format) -> AdaINModel:
-    """``model`` on ``device``/``dtype``/``memory_format`` in eval mode; copied only if that changes it."""
-    params = list(model.parameters())
-    ready = all(
-        p.device == device and p.dtype == dtype and (p.dim() != 4 or p.is_contiguous(memory_format=memory_format))
-        for p in params
-    )
-    if ready and not model.training:
-        return model
-    copied = copy.deepcopy(model).to(device=device, dtype=dtype, memory_format=memory_format)
-    return copied.eval().requires_grad_(False)
 
 
 def stylize(

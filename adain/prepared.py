@@ -1,0 +1,108 @@
+"""The model as a ``Stylizer`` runs it, prepared once per model and setting and then reused.
+
+Preparing means: a copy of the caller's ``AdaINModel`` (never modified) on the device, in the compute
+dtype and memory layout, in eval mode without gradients, and on the CPU with fused kernels
+(``adain.modeling.fused``). That costs a copy of the weights, so ``prepare`` remembers the result per
+(model, device, dtype, layout, fusion): ``adain.stylize(..., model=m)`` called again with the same ``m``
+pays nothing.
+
+A remembered copy is served only while the model is unchanged. Its fingerprint is cheap to read and
+moves whenever the weights can have changed through the normal ways: each parameter's identity, storage
+address, version counter (bumped by every in-place change: ``load_state_dict``, optimiser steps,
+``with torch.no_grad(): p.add_(...)``), dtype, device and shape (``.to()``, replaced submodules). Writes
+through ``p.data``, which bypass the version counter, are not seen: after those, build a new model or call
+``clear()``. The cache holds models weakly: an entry goes when its model is garbage collected.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import weakref
+from dataclasses import dataclass
+
+import torch
+
+from .model import AdaINModel
+from .modeling.fused import FusedDecoder, FusedEncoder, fusable
+
+__all__ = ["prepare", "fingerprint", "clear", "cached_models"]
+
+
+@dataclass(frozen=True)
+class _Setting:
+    device: torch.device
+    dtype: torch.dtype
+    memory_format: torch.memory_format
+    fuse: bool
+
+
+@dataclass(frozen=True)
+class _Entry:
+    fingerprint: tuple
+    model: AdaINModel
+
+
+_cache: weakref.WeakKeyDictionary[AdaINModel, dict[_Setting, _Entry]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def fingerprint(model: AdaINModel) -> tuple:
+    """What changes whenever ``model``'s weights may have changed (see the module docstring)."""
+    return tuple(
+        (name, id(t), t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape))
+        for name, t in [*model.named_parameters(), *model.named_buffers()]
+    )
+
+
+def prepare(model: AdaINModel, device: torch.device, dtype: torch.dtype,
+            memory_format: torch.memory_format = torch.channels_last, *, fuse: bool = True) -> AdaINModel:
+    """``model`` ready to run on ``device`` in ``dtype`` (eval, no gradients), from the cache when unchanged.
+
+    Arguments:
+        fuse: use the fused CPU kernels where ``adain.modeling.fused.fusable`` says they work (the
+            encoder and decoder are then ``FusedEncoder``/``FusedDecoder``; float32 values unchanged).
+    Returns:
+        An ``AdaINModel`` to treat as read-only: it may be shared by every ``Stylizer`` of ``model``.
+        ``model`` itself when it is already ready and nothing is to be fused.
+    """
+    fuse = fuse and fusable(device, dtype)
+    if not fuse and _ready(model, device, dtype, memory_format):
+        return model
+    setting, mark = _Setting(device, dtype, memory_format, fuse), fingerprint(model)
+    with _lock:
+        entry = _cache.get(model, {}).get(setting)
+    if entry is not None and entry.fingerprint == mark:
+        return entry.model
+    ready = _prepared_copy(model, setting)
+    with _lock:
+        _cache.setdefault(model, {})[setting] = _Entry(mark, ready)
+    return ready
+
+
+def _ready(model: AdaINModel, device: torch.device, dtype: torch.dtype, memory_format) -> bool:
+    return not model.training and all(
+        p.device == device and p.dtype == dtype and (p.dim() != 4 or p.is_contiguous(memory_format=memory_format))
+        for p in model.parameters()
+    )
+
+
+def _prepared_copy(model: AdaINModel, setting: _Setting) -> AdaINModel:
+    ready = copy.deepcopy(model).to(device=setting.device, dtype=setting.dtype, memory_format=setting.memory_format)
+    ready = ready.eval().requires_grad_(False)
+    if setting.fuse:
+        ready.encoder = FusedEncoder(ready.encoder)
+        ready.decoder = FusedDecoder(ready.decoder)
+    return ready
+
+
+def clear() -> None:
+    """Forget every prepared model (their memory is freed once no ``Stylizer`` uses them)."""
+    with _lock:
+        _cache.clear()
+
+
+def cached_models() -> int:
+    """How many models have prepared copies in the cache (for tests and diagnostics)."""
+    with _lock:
+        return len(_cache)
