@@ -1,15 +1,11 @@
 """``Stylizer(compile=True)``: the encoder and decoder through ``torch.compile``, one graph per shape bucket.
 
-A compiled graph is specialised to its input shape, and compiling costs seconds to minutes, so inputs
-are reflection-padded at the bottom and right up to a *bucket* (``bucket_side``: multiples of 64 up to
-1024, then 16 steps per octave) and the result cropped: a run of mixed sizes compiles once per bucket,
-and ``CompiledModel.stats`` says how many times and how long each took.
-
-The padding is the same bottom-right reflection the Stylizer already uses to reach a multiple of 8, and
-the content statistics still come from the valid feature cells only, so the statistics do not move; the
-pixels near the bottom and right edges do, slightly (the networks see a reflected continuation of the
-image there instead of their own border padding). Sizes that are buckets already (512, 1920, 3840 ...)
-give the uncompiled result up to float rounding.
+A compiled graph is specialised to its input shape, and compiling costs seconds to minutes, so each
+input is placed on a canvas of its *bucket* size (``bucket_side``: multiples of 64 up to 1024, then 16
+steps per octave) and the result cropped: a run of mixed sizes compiles once per bucket, and
+``CompiledModel.stats`` says how many times and for how long. The networks run on the canvas with the
+image's borders kept where they are (``adain.modeling.canvas``), so the result is the uncompiled one up
+to float rounding whatever the size, statistics included.
 
 Modes, chosen by reasoning rather than measurement on a GPU (none was available; see README "Speed"):
 on CUDA ``"reduce-overhead"`` (CUDA graphs: one launch per graph instead of ~40 kernel launches, which at
@@ -29,11 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import InputError
 from .model import AdaINModel
-from .modeling.padding import pad_bottom_right
+from .modeling.canvas import decode_on_canvas, encode_on_canvas
 
 __all__ = ["CompiledModel", "CompileStats", "bucket_side", "compile_options", "RECOMPILE_LIMIT"]
 
@@ -91,7 +88,8 @@ def _cxx_compiler() -> str | None:
 
 
 class CompiledModel:
-    """``encode``/``decode`` of a prepared ``AdaINModel`` through ``torch.compile``, shapes bucketed.
+    """``encode``/``decode`` of a prepared ``AdaINModel`` through ``torch.compile``, shapes bucketed; the same
+    inputs and outputs as the model's own methods.
 
     Arguments:
         model: the prepared model (eval, on its device and dtype, not fused).
@@ -102,33 +100,46 @@ class CompiledModel:
         self.model = model
         self.config = model.config
         self.stats = CompileStats()
-        self._graphs = {name: torch.compile(getattr(model, name), dynamic=False, **options)
-                        for name in ("encode", "decode")}
+        encoder, decoder = model.encoder, model.decoder
+        self._eager = {"encode": lambda x, hv, wv: encode_on_canvas(encoder, x, hv, wv),
+                       "decode": lambda t, hv, wv: decode_on_canvas(decoder, t, hv, wv)}
+        self._graphs = {name: torch.compile(fn, dynamic=False, **options) for name, fn in self._eager.items()}
         # CUDA graphs reuse their output memory on the next replay: such outputs are copied out.
         self._copy_out = options.get("mode") in ("reduce-overhead", "max-autotune")
+        self._sizes: dict[tuple, tuple[Tensor, Tensor]] = {}
         self._seen: set[tuple] = set()
         self._failed = False
 
     def encode(self, x: Tensor) -> Tensor:
-        """``(N, 3, H, W)`` -> relu4_1 features of the image padded to its bucket: ``(N, 512, Hb/8, Wb/8)``
-        (callers crop the cells they need, as they already do for the padding to a multiple of 8)."""
-        return self._run("encode", pad_bottom_right(x, bucket_side(x.shape[-2]), bucket_side(x.shape[-1])))
+        """``(N, 3, H, W)`` image -> ``(N, 512, ceil(H/8), ceil(W/8))`` relu4_1 features, as ``AdaINModel.encode``."""
+        h, w = x.shape[-2:]
+        out = self._run("encode", x, bucket_side(h), bucket_side(w))
+        return out[..., : -(-h // 8), : -(-w // 8)]
 
     def decode(self, t: Tensor) -> Tensor:
-        """``(N, 512, h, w)`` -> ``(N, 3, 8h, 8w)``; features not on a bucket are padded to one and cropped."""
+        """``(N, 512, h, w)`` features -> ``(N, 3, 8h, 8w)`` image, unclamped, as ``AdaINModel.decode``."""
         h, w = t.shape[-2:]
-        padded = pad_bottom_right(t, bucket_side(8 * h) // 8, bucket_side(8 * w) // 8)
-        return self._run("decode", padded)[..., : 8 * h, : 8 * w]
+        return self._run("decode", t, bucket_side(8 * h) // 8, bucket_side(8 * w) // 8)[..., : 8 * h, : 8 * w]
 
-    def _run(self, name: str, x: Tensor) -> Tensor:
+    def _valid(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The valid size of ``x`` as 0-dim tensors on its device (made once per size: no copy per call)."""
+        key = (tuple(x.shape[-2:]), x.device)
+        if key not in self._sizes:
+            self._sizes[key] = tuple(torch.tensor(v, device=x.device) for v in x.shape[-2:])
+        return self._sizes[key]
+
+    def _run(self, name: str, x: Tensor, height: int, width: int) -> Tensor:
+        canvas = F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2]))  # what lies outside is never read
+        canvas = canvas.contiguous(memory_format=torch.channels_last)
+        hv, wv = self._valid(x)
         if self._failed:
-            return getattr(self.model, name)(x)
-        key = (name, tuple(x.shape), x.dtype)
+            return self._eager[name](canvas, hv, wv)
+        key = (name, tuple(canvas.shape), canvas.dtype)
         start = time.perf_counter()
         try:
             with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT,
                                             accumulated_recompile_limit=4 * RECOMPILE_LIMIT):
-                out = self._graphs[name](x)
+                out = self._graphs[name](canvas, hv, wv)
         except Exception as exc:  # noqa: BLE001 -- a compiler or backend failure: keep stylizing, uncompiled
             if key in self._seen:
                 raise
@@ -136,7 +147,7 @@ class CompiledModel:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             warnings.warn(f"torch.compile failed ({type(exc).__name__}: {reason}); running uncompiled",
                           RuntimeWarning, stacklevel=4)
-            return getattr(self.model, name)(x)
+            return self._eager[name](canvas, hv, wv)
         if key not in self._seen:
             self._seen.add(key)
             if x.device.type == "cuda":
