@@ -2,9 +2,10 @@
 
 Preparing means: a copy of the caller's ``AdaINModel`` (never modified) on the device, in the compute
 dtype and memory layout, in eval mode without gradients, and on the CPU with fused kernels
-(``adain.modeling.fused``). That costs a copy of the weights, so ``prepare`` remembers the result per
-(model, device, dtype, layout, fusion): ``adain.stylize(..., model=m)`` called again with the same ``m``
-pays nothing.
+(``adain.modeling.fused``) or, when asked, compiled (``adain.compiled``). That costs a copy of the weights
+(and compilations), so ``prepare`` remembers the result per (model, device, dtype, layout, fusion,
+compile options): ``adain.stylize(..., model=m)`` called again with the same ``m`` pays nothing, and a new
+``Stylizer(m, compile=True)`` reuses the graphs already compiled for ``m``.
 
 A remembered copy is served only while the model is unchanged. Its fingerprint is cheap to read and
 moves whenever the weights can have changed through the normal ways: each parameter's identity, storage
@@ -19,10 +20,12 @@ from __future__ import annotations
 import copy
 import threading
 import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 
+from .compiled import CompiledModel
 from .model import AdaINModel
 from .modeling.fused import FusedDecoder, FusedEncoder, fusable
 
@@ -35,12 +38,13 @@ class _Setting:
     dtype: torch.dtype
     memory_format: torch.memory_format
     fuse: bool
+    compile: tuple | None = None  # the torch.compile arguments, hashable
 
 
 @dataclass(frozen=True)
 class _Entry:
     fingerprint: tuple
-    model: AdaINModel
+    model: AdaINModel | CompiledModel
 
 
 _cache: weakref.WeakKeyDictionary[AdaINModel, dict[_Setting, _Entry]] = weakref.WeakKeyDictionary()
@@ -56,28 +60,54 @@ def fingerprint(model: AdaINModel) -> tuple:
 
 
 def prepare(model: AdaINModel, device: torch.device, dtype: torch.dtype,
-            memory_format: torch.memory_format = torch.channels_last, *, fuse: bool = True) -> AdaINModel:
+            memory_format: torch.memory_format = torch.channels_last, *, fuse: bool = True,
+            compile: Mapping | None = None) -> AdaINModel | CompiledModel:
     """``model`` ready to run on ``device`` in ``dtype`` (eval, no gradients), from the cache when unchanged.
 
     Arguments:
         fuse: use the fused CPU kernels where ``adain.modeling.fused.fusable`` says they work (the
             encoder and decoder are then ``FusedEncoder``/``FusedDecoder``; float32 values unchanged).
+        compile: ``torch.compile`` arguments (``adain.compiled.compile_options``): a ``CompiledModel`` of
+            an unfused copy instead.
     Returns:
-        An ``AdaINModel`` to treat as read-only: it may be shared by every ``Stylizer`` of ``model``.
-        ``model`` itself when it is already ready and nothing is to be fused.
+        An ``AdaINModel`` (or ``CompiledModel``) to treat as read-only: it is shared by every ``Stylizer``
+        of ``model`` with these settings. ``model`` itself when it is ready as it is and nothing is to be
+        fused or compiled.
     """
+    if compile is not None:
+        setting = _Setting(device, dtype, memory_format, False, _hashable(compile))
+        # A copy of its own even when the model is ready: an entry must not hold its key alive.
+        return _cached(model, setting, lambda: CompiledModel(_prepared_copy(model, _Setting(device, dtype,
+                                                             memory_format, False)), compile))
     fuse = fuse and fusable(device, dtype)
     if not fuse and _ready(model, device, dtype, memory_format):
         return model
-    setting, mark = _Setting(device, dtype, memory_format, fuse), fingerprint(model)
+    setting = _Setting(device, dtype, memory_format, fuse)
+    return _cached(model, setting, lambda: _prepared_copy(model, setting))
+
+
+def _cached(model: AdaINModel, setting: _Setting, build: Callable[[], AdaINModel | CompiledModel]):
+    mark = fingerprint(model)
     with _lock:
         entry = _cache.get(model, {}).get(setting)
     if entry is not None and entry.fingerprint == mark:
         return entry.model
-    ready = _prepared_copy(model, setting)
+    ready = build()
     with _lock:
         _cache.setdefault(model, {})[setting] = _Entry(mark, ready)
     return ready
+
+
+def _hashable(value):
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    try:
+        hash(value)
+    except TypeError:
+        return id(value)
+    return value
 
 
 def _ready(model: AdaINModel, device: torch.device, dtype: torch.dtype, memory_format) -> bool:

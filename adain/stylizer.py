@@ -112,15 +112,13 @@ class Stylizer:
         # cores want on CUDA; it changes no value beyond float summation order.
         self.memory_format = torch.channels_last
         options = compile_options(compile, self.device) if compile is not False else None
-        # Compiled graphs fuse by themselves; the fused eager kernels are for the uncompiled path.
-        self.model = prepared.prepare(model, self.device, self.dtype, self.memory_format, fuse=options is None)
-        if options is not None:
-            self.model = CompiledModel(self.model, options)
+        self.model = prepared.prepare(model, self.device, self.dtype, self.memory_format, compile=options)
         self._style: _StyleSpec | None = None
 
     @property
     def compile_stats(self) -> CompileStats | None:
-        """With ``compile``: the compilations so far (graph, shape, seconds each); else ``None``."""
+        """With ``compile``: the compilations so far of this model's compiled copy (shared by the Stylizers
+        of the same model and settings): graph, input shape and seconds of each; else ``None``."""
         return self.model.stats if isinstance(self.model, CompiledModel) else None
 
     # ---- style ---------------------------------------------------------------------------------------

@@ -151,6 +151,10 @@ def test_compilations_are_bounded_by_shape_buckets_and_results_are_exact(own_mod
     assert {shape for _, shape, _ in stylizer.compile_stats.compiles} == {
         (1, 3, 64, 64), (1, 512, 8, 8), (1, 3, 128, 128), (1, 512, 16, 16)}
     assert stylizer.compile_stats.seconds > 0
+    # Another Stylizer of the same, unchanged model reuses the compiled graphs.
+    again = adain.Stylizer(own_model, "cpu", "float32", compile={"backend": backend})
+    again.set_style(_smooth(40, 36, seed=11), style_size=None)(_smooth(50, 60, seed=30))
+    assert len(backend.shapes) == 4 and again.compile_stats is stylizer.compile_stats
 
 
 @pytest.mark.parametrize("side, bucket", [(16, 64), (64, 64), (65, 128), (500, 512), (1024, 1024), (1080, 1152),
