@@ -13,6 +13,7 @@ import torch
 
 import adain
 from adain import compiled, prepared, runtime
+from adain.cli import build_parser
 from adain.errors import InputError
 from adain.modeling.fused import fusable
 
@@ -228,3 +229,10 @@ def test_host_copies_are_plain_on_the_cpu():
     x = torch.rand(2, 3)
     assert runtime.to_device(x, torch.device("cpu")) is x
     assert runtime.to_host(x, torch.device("cpu")) is x
+
+
+@pytest.mark.parametrize("command", ["stylize", "video"])
+def test_compile_is_an_opt_in_flag_of_stylize_and_video(command):
+    argv = [command, "in.png", "style.png", "-o", "out.png"]
+    assert vars(build_parser().parse_args(argv))["compile"] is False
+    assert vars(build_parser().parse_args(argv + ["--compile"]))["compile"] is True

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--alpha", type=float, default=d["alpha"], help="style strength in [0, 1]")
     p.add_argument("--crop", action="store_true", default=d["crop"], help="centre square crop of content and style")
     add_shared(p, d)
+    p.add_argument("--compile", action="store_true", default=signature_defaults(Stylizer)["compile"],
+                   help="torch.compile the networks (once per size bucket, seconds to minutes; pays off over many "
+                        "images of a few sizes, mostly on a GPU)")
     p.set_defaults(func=run)
 
 
@@ -41,7 +44,8 @@ def run(args) -> int:
     plan = plan_pairs(args, combine=args.style_weights is not None or args.mask is not None)
     if not plan.pending:  # every output exists: nothing to compute, no weights to load
         return run_pairs(plan, None, None)
-    stylizer = Stylizer(load_model(args.weights), args.device, args.dtype, max_memory=args.max_memory)
+    stylizer = Stylizer(load_model(args.weights), args.device, args.dtype, max_memory=args.max_memory,
+                        compile=args.compile)
 
     def prepare(style):
         return stylizer.set_style(style.argument, style_size=args.style_size, crop=args.crop,
