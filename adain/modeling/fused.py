@@ -9,9 +9,12 @@ see README "Speed"):
 - on large maps (``BORDER_FIX_PIXELS``) the padded copy is skipped: the convolution runs zero-padded and
   its one-pixel border, the only place where zero and reflection padding differ, is recomputed from thin
   reflection-padded strips (about 18% faster on a 64-channel 512^2 layer, slower on small maps where the
-  four extra calls cost more than the copy they save);
-- the weights are reordered once into oneDNN's blocked layout instead of on every call (2-4% on the
-  deep layers), where oneDNN can (float32; bf16 needs AVX512 or AVX-NE-CONVERT).
+  four extra calls cost more than the copy they save).
+
+The weights stay plain (channels_last) tensors that oneDNN reorders on each call. Reordering them once
+(``torch.ops.mkldnn._reorder_convolution_weight``) saves up to 7% on a layer at the map size it was
+packed for, but the blocked layout is chosen for that size and was measured up to 3x slower at others
+(256->512 channels packed for 64^2, run at 32^2): a prepacked model would be fast at one image size only.
 
 Every output value is the plain modules' up to float summation order. Nothing here is used unless
 ``fusable`` says the kernels exist in this build of torch and work on this machine.
@@ -64,16 +67,7 @@ class _Conv:
     def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
         self.bias = conv.bias.detach()
         self.attr = "relu" if relu else "none"
-        weight = conv.weight.detach().contiguous(memory_format=torch.channels_last)
-        try:  # oneDNN's blocked layout, chosen for a typical map; any input size still works with it
-            weight = torch.ops.mkldnn._reorder_convolution_weight(weight, [1, 1], [1, 1], [1, 1], 1,
-                                                                  [1, weight.shape[1], 128, 128])
-        except (RuntimeError, AttributeError):
-            pass  # e.g. bf16 without AVX512: the plain weights, reordered by oneDNN on each call
-        self.weight = weight
-
-    def __deepcopy__(self, memo) -> _Conv:
-        return self  # read-only once built (and oneDNN's opaque weight tensors cannot be copied)
+        self.weight = conv.weight.detach().contiguous(memory_format=torch.channels_last)
 
     def _run(self, x: Tensor, pad: int) -> Tensor:
         return _pointwise()(x, self.weight, self.bias, [pad, pad], [1, 1], [1, 1], 1, self.attr, [], "")
