@@ -16,6 +16,7 @@ from .optimization import GatysProgress as GatysProgress
 from .optimization import gatys as gatys
 from .stylizer import Stylizer as Stylizer
 from .stylizer import stylize as stylize
+from .tiling import TileProgress as TileProgress
 from .version import __version__ as __version__
 from .video import VideoProgress as VideoProgress
 from .video import stylize_video as stylize_video
@@ -32,6 +33,7 @@ __all__ = [
     "GatysProgress",
     "VideoProgress",
     "Stylizer",
+    "TileProgress",
     "WeightsError",
     "WeightsNotFoundError",
     "WeightsOfflineError",

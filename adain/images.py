@@ -20,10 +20,10 @@ from torch import Tensor
 from .arguments import check_size
 from .color import luma
 from .errors import ImageReadError, InputError
-from .io import read_image, read_size, to_rgb
+from .io import DEFAULT_MAX_PIXELS, check_pixels, read_image, read_size, to_rgb
 
-__all__ = ["ImageLike", "to_tensor", "to_batch", "to_mask", "tensor_to_pil", "resized_size", "image_size", "mask_size",
-           "check_mask_aspect", "fit_mask"]
+__all__ = ["ImageLike", "to_tensor", "to_batch", "to_mask", "tensor_to_pil", "to_uint8", "resized_size", "image_size",
+           "mask_size", "check_mask_aspect", "fit_mask"]
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
 
@@ -96,7 +96,8 @@ def _tensor_channels_to_rgb(t: Tensor, what: str) -> Tensor:
     return t
 
 
-def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False, what: str = "image") -> Tensor:
+def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False, what: str = "image",
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
     """Turn any supported image into a ``(3, H, W)`` float32 tensor in [0, 1].
 
     Arguments:
@@ -105,6 +106,7 @@ def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False,
         size: new shorter side (aspect kept, bilinear with antialias); ``None`` keeps the size.
         crop: take the centre square (of side ``size``, or the shorter side when ``size`` is None).
         what: the argument's name, used in error messages.
+        max_pixels: a file with more pixels is refused (``ImageReadError``: a possible decompression bomb).
     Returns:
         ``(3, H, W)`` float32 tensor on the CPU (or ``source``'s device for tensors).
 
@@ -113,7 +115,7 @@ def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False,
     """
     size = check_size(size, f"{what} size")
     if isinstance(source, (str, os.PathLike)):
-        return _pil_to_tensor(read_image(source), size, crop)
+        return _pil_to_tensor(read_image(source, max_pixels=max_pixels), size, crop)
     if isinstance(source, Tensor) and source.dim() == 4 and source.shape[0] != 1:
         raise InputError(
             f"{what}: a 4-D tensor must have batch size 1 here, got shape {tuple(source.shape)} "
@@ -177,20 +179,29 @@ def tensor_to_pil(t: Tensor) -> Image.Image:
     """
     if t.dim() == 4:
         t = t[0]
-    arr = t.detach().float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    arr = to_uint8(t.detach()).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
 
 
-def image_size(source: ImageLike, *, what: str = "image") -> tuple[int, int]:
+def to_uint8(t: Tensor) -> Tensor:
+    """A float image (any range, any shape) -> uint8 0-255, rounded as ``tensor_to_pil`` rounds."""
+    return t.float().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def image_size(source: ImageLike, *, what: str = "image", max_pixels: int | None = None) -> tuple[int, int]:
     """``(H, W)`` of an image without decoding its pixels (files: the header only).
 
     Makes every check of ``to_tensor`` that needs no pixel values (the file opens, a supported shape and
     dtype, a tensor with data, at least one pixel), so callers can refuse bad inputs and work that would
     not fit in memory before anything large is done. For files the EXIF orientation is taken into account
-    (a rotated photo swaps H and W). Tensors may be ``(N, C, H, W)`` batches of any N.
+    (a rotated photo swaps H and W), and with ``max_pixels`` the pixel limit ``to_tensor`` applies. Tensors
+    may be ``(N, C, H, W)`` batches of any N.
     """
     if isinstance(source, (str, os.PathLike)):
-        return read_size(source)
+        h, w = read_size(source)
+        if max_pixels is not None:
+            check_pixels(source, w, h, max_pixels)
+        return h, w
     if isinstance(source, Image.Image):
         shape, size = (source.height, source.width), (source.height, source.width)
     elif isinstance(source, np.ndarray):
@@ -238,18 +249,18 @@ def _mask_image(source: ImageLike) -> ImageLike:
     return source
 
 
-def to_mask(source: ImageLike, *, what: str = "mask") -> Tensor:
+def to_mask(source: ImageLike, *, what: str = "mask", max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
     """A mask image -> ``(H, W)`` bool tensor, True (foreground) where its luma is >= 0.5.
 
     Binarised here, at full resolution, so that resizing it to a feature grid later cannot create
     in-between values that would belong to neither region.
     """
-    return luma(to_tensor(_mask_image(source), what=what))[0] >= 0.5
+    return luma(to_tensor(_mask_image(source), what=what, max_pixels=max_pixels))[0] >= 0.5
 
 
-def mask_size(source: ImageLike, *, what: str = "mask") -> tuple[int, int]:
+def mask_size(source: ImageLike, *, what: str = "mask", max_pixels: int | None = None) -> tuple[int, int]:
     """``(H, W)`` of a mask without decoding it, checked as ``image_size`` checks images."""
-    return image_size(_mask_image(source), what=what)
+    return image_size(_mask_image(source), what=what, max_pixels=max_pixels)
 
 
 def check_mask_aspect(mask_hw: tuple[int, int], content_hw: tuple[int, int], what: str = "mask") -> None:

@@ -16,10 +16,12 @@ from typing import Any
 from torch import Tensor
 
 from . import images
-from .arguments import check_mask_styles, check_size, color_mode, normalize_style_weights
+from .arguments import check_int, check_mask_styles, check_size, color_mode, normalize_style_weights
 from .errors import InputError
+from .io import DEFAULT_MAX_PIXELS
 
-__all__ = ["StyleInputs", "style_list", "check_styles", "check_content", "target_size", "square_crop"]
+__all__ = ["StyleInputs", "style_list", "check_styles", "check_content", "check_max_pixels", "target_size",
+           "square_crop"]
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,11 @@ def style_list(style: Any) -> list[Any]:
 
 
 def check_styles(style: Any, *, style_size: Any, style_weights: Any, mask: Any, preserve_color: Any,
-                 content_hw: tuple[int, int] | None = None) -> StyleInputs:
+                 content_hw: tuple[int, int] | None = None, max_pixels: Any = DEFAULT_MAX_PIXELS) -> StyleInputs:
     """Every style argument of ``stylize`` / ``Stylizer.set_style``, checked without decoding an image;
-    with the content's ``(H, W)`` as given (``content_hw``), the mask's aspect ratio too."""
+    with the content's ``(H, W)`` as given (``content_hw``), the mask's aspect ratio too; files over
+    ``max_pixels`` are refused."""
+    max_pixels = check_max_pixels(max_pixels)
     styles = style_list(style)
     size = check_size(style_size, "style_size")
     weights = normalize_style_weights(style_weights, len(styles))
@@ -54,18 +58,24 @@ def check_styles(style: Any, *, style_size: Any, style_weights: Any, mask: Any, 
     mask_size = None
     if mask is not None:
         check_mask_styles(len(styles), style_weights)
-        mask_size = images.mask_size(mask)
+        mask_size = images.mask_size(mask, max_pixels=max_pixels)
         if content_hw is not None:
             images.check_mask_aspect(mask_size, content_hw)
     names = ["style"] if len(styles) == 1 else [f"style[{i}]" for i in range(len(styles))]
-    sizes = [images.image_size(s, what=name) for s, name in zip(styles, names)]
+    sizes = [images.image_size(s, what=name, max_pixels=max_pixels) for s, name in zip(styles, names)]
     return StyleInputs(styles, names, sizes, size, weights, color, mask_size)
 
 
-def check_content(content: Any, *, content_size: Any) -> tuple[int, int]:
-    """``(H, W)`` of the content as given, checked without decoding it (``content_size`` checked too)."""
+def check_content(content: Any, *, content_size: Any, max_pixels: Any = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """``(H, W)`` of the content as given, checked without decoding it (``content_size`` checked too; a
+    file over ``max_pixels`` is refused)."""
     check_size(content_size, "content_size")
-    return images.image_size(content, what="content")
+    return images.image_size(content, what="content", max_pixels=check_max_pixels(max_pixels))
+
+
+def check_max_pixels(max_pixels: Any) -> int:
+    """``max_pixels``: the most pixels an image file may have (a positive integer)."""
+    return check_int(max_pixels, "max_pixels", hint=" (pixels an image file may have)")
 
 
 def target_size(size: tuple[int, int], new_size: int | None, crop: bool) -> tuple[int, int]:

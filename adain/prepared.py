@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .compiled import CompiledModel
+from .compiled import CompiledModel, compile_options
 from .model import AdaINModel
 from .modeling.fused import FusedDecoder, FusedEncoder, fusable
 
@@ -61,20 +61,22 @@ def fingerprint(model: AdaINModel) -> tuple:
 
 def prepare(model: AdaINModel, device: torch.device, dtype: torch.dtype,
             memory_format: torch.memory_format = torch.channels_last, *, fuse: bool = True,
-            compile: Mapping | None = None) -> AdaINModel | CompiledModel:
+            compile: bool | str | Mapping | None = None) -> AdaINModel | CompiledModel:
     """``model`` ready to run on ``device`` in ``dtype`` (eval, no gradients), from the cache when unchanged.
 
     Arguments:
         fuse: use the fused CPU kernels where ``adain.modeling.fused.fusable`` says they work (the
             encoder and decoder are then ``FusedEncoder``/``FusedDecoder``; float32 values unchanged).
-        compile: ``torch.compile`` arguments (``adain.compiled.compile_options``): a ``CompiledModel`` of
-            an unfused copy instead.
+        compile: ``None``/``False``, or ``True``, a mode name or ``torch.compile`` arguments
+            (``adain.compiled.compile_options``, which refuses bad values): a ``CompiledModel`` of an unfused
+            copy instead.
     Returns:
         An ``AdaINModel`` (or ``CompiledModel``) to treat as read-only: it is shared by every ``Stylizer``
         of ``model`` with these settings. ``model`` itself when it is ready as it is and nothing is to be
         fused or compiled.
     """
-    if compile is not None:
+    if compile is not None and compile is not False:
+        compile = compile_options(compile, device)
         setting = _Setting(device, dtype, memory_format, False, _hashable(compile))
         # A copy of its own even when the model is ready: an entry must not hold its key alive.
         return _cached(model, setting, lambda: CompiledModel(_prepared_copy(model, _Setting(device, dtype,

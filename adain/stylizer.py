@@ -14,20 +14,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from . import images, preflight, prepared
-from .arguments import check_alpha, check_size, pop_deprecated
+from . import images, preflight, prepared, tiling, transfer
+from .arguments import check_alpha, check_int, check_size, pop_deprecated
 from .color import luma, match_luma, replace_luma
-from .compiled import CompiledModel, CompileStats, compile_options
 from .errors import InputError
+from .io import DEFAULT_MAX_PIXELS
 from .model import AdaINModel, load_pretrained
 from .modeling import padding
-from .modeling.ops import blend_stats, calc_mean_std, coral, masked_mean_std
+from .modeling.ops import calc_mean_std, coral
 from .optimization.api import gatys
 from .runtime import check_max_memory, memory_budget, resolve_device, resolve_dtype, to_device, to_host
+from .tiling import TileProgress
 
 __all__ = ["Stylizer", "stylize", "METHODS", "BYTES_PER_PIXEL"]
 
@@ -45,16 +45,6 @@ BYTES_PER_PIXEL = 1200
 about 1070; the full-resolution 64-channel convs and their reflection-padded copies dominate). Half
 precision needs half of it. Used to refuse images that cannot fit before allocating anything."""
 
-# ---- feature statistics over the valid region ------------------------------------------------------
-
-
-def _apply_stats(feat: Tensor, c_stats, s_stats) -> Tensor:
-    """``s_std * (feat - c_mean) / c_std + s_mean``, computed in float32, returned as float32."""
-    (c_mean, c_std), (s_mean, s_std) = c_stats, s_stats
-    scale = s_std / c_std
-    return feat.float() * scale + (s_mean - c_mean * scale)
-
-
 @dataclass
 class _StyleSpec:
     """What ``set_style`` prepared. ``stats`` is cached unless the style depends on the content."""
@@ -70,20 +60,18 @@ class Stylizer:
     """An AdaIN model on a device, with the statistics of one style (or blend of styles) cached.
 
     Arguments:
-        model: an ``AdaINModel``, never modified: the copy that runs (on the device, in the dtype, with fused
-            CPU kernels) is prepared once per model and setting and shared (``adain.prepared``), so a second
-            ``Stylizer`` of an unchanged model costs nothing; changes to ``model`` after this point are seen
-            by a new ``Stylizer``, not by this one.
+        model: an ``AdaINModel``, never modified: the copy that runs is prepared once per model and setting
+            and shared while the model is unchanged (``adain.prepared``); later changes need a new ``Stylizer``.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
         dtype: compute dtype of the convolutions: ``"float32"`` (reference parity up to float rounding),
             ``"bfloat16"``, ``"float16"`` (CUDA); ``None`` = bf16 on CUDA and on CPUs with native bf16,
             float32 elsewhere (``adain.runtime.resolve_dtype``). Feature statistics are always float32.
         max_memory: bytes one call may use for activations; ``None`` = 80% of the memory available on
-            the device when called. Larger inputs are split into smaller batches, and a single image
-            too large even alone is refused with ``InputError`` before anything is allocated.
-        compile: ``torch.compile`` the encoder and decoder (opt-in; ``adain.compiled``): ``True``, a mode
-            name, or a dict of ``torch.compile`` arguments. Sizes are padded to shape buckets, compiled
-            once each (``compile_stats``); worth it for many frames of few sizes.
+            the device when called. Larger inputs are split into smaller batches, a single image too large
+            alone is stylized in tiles (``adain.tiling``, the same result), and one too large even for those is
+            refused with ``InputError`` before anything is allocated.
+        compile: ``torch.compile`` the networks (opt-in, ``adain.compiled``): ``True``, a mode, or ``torch.compile``
+            arguments; once per shape bucket, listed in the ``compile_stats`` attribute (else ``None``).
 
     Usage::
 
@@ -111,15 +99,9 @@ class Stylizer:
         # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
         # cores want on CUDA; it changes no value beyond float summation order.
         self.memory_format = torch.channels_last
-        options = None if compile is False or compile is None else compile_options(compile, self.device)
-        self.model = prepared.prepare(model, self.device, self.dtype, self.memory_format, compile=options)
+        self.model = prepared.prepare(model, self.device, self.dtype, self.memory_format, compile=compile)
+        self.compile_stats = getattr(self.model, "stats", None)  # adain.compiled.CompileStats, shared by model
         self._style: _StyleSpec | None = None
-
-    @property
-    def compile_stats(self) -> CompileStats | None:
-        """With ``compile``: the compilations so far of this model's compiled copy (shared by the Stylizers
-        of the same model and settings): graph, input shape and seconds of each; else ``None``."""
-        return self.model.stats if isinstance(self.model, CompiledModel) else None
 
     # ---- style ---------------------------------------------------------------------------------------
 
@@ -133,6 +115,7 @@ class Stylizer:
         style_weights: Sequence[float] | None = None,
         mask=None,
         preserve_color: bool | str | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         **deprecated,
     ) -> Stylizer:
         """Load, encode and cache a style. Returns ``self`` so calls can be chained.
@@ -148,17 +131,19 @@ class Stylizer:
             preserve_color: ``False``; ``True``/``"coral"`` recolours each style image to the content
                 (CORAL, as the reference); ``"luminance"`` transfers style to luminance only and keeps
                 the content's chroma. Both depend on the content, so the style is re-encoded per image.
+            max_pixels: style and mask files with more pixels are refused (decompression bombs).
         """
         style_weights = pop_deprecated(deprecated, "weights", "style_weights", style_weights, "set_style")
         if deprecated:
             raise InputError(f"set_style: unexpected argument(s) {sorted(deprecated)}")
         given = preflight.check_styles(style, style_size=style_size, style_weights=style_weights, mask=mask,
-                                       preserve_color=preserve_color)
+                                       preserve_color=preserve_color, max_pixels=max_pixels)
         for size, name in zip(given.sizes, given.names):
             self._frames_per_chunk(*preflight.target_size(size, given.style_size, crop), 1, what=name)
-        mask_t = None if mask is None else images.to_mask(mask).to(self.device)
+        mask_t = None if mask is None else images.to_mask(mask, max_pixels=max_pixels).to(self.device)
         tensors = [
-            images.to_tensor(s, size=given.style_size, crop=crop, what=name).to(self.device, copy=True)[None]
+            images.to_tensor(s, size=given.style_size, crop=crop, what=name, max_pixels=max_pixels
+                             ).to(self.device, copy=True)[None]
             for s, name in zip(given.styles, given.names)
         ]
         stats = None if given.color else [self._encode_stats(img) for img in tensors]
@@ -178,7 +163,8 @@ class Stylizer:
     # ---- content -------------------------------------------------------------------------------------
 
     def __call__(self, content, alpha: float = 1.0, *, content_size: int | None = None, crop: bool = False,
-                 content_stats: StatsHook | None = None):
+                 content_stats: StatsHook | None = None, tile_size: int | None = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, callback: Callable[[TileProgress], None] | None = None):
         """Stylize one image, a list of images, or a batch with the cached style.
 
         Arguments:
@@ -190,6 +176,10 @@ class Stylizer:
             content_stats: ``(mean, std) -> (mean, std)``, given each batch's relu4_1 content statistics
                 (float32, ``(N, C, 1, 1)``, frames in order) and returning those AdaIN normalises with
                 (e.g. smoothed over video frames, ``adain.video.temporal``). Not with a mask.
+            tile_size: ``None``: an image too large for ``max_memory`` is stylized in overlapping tiles with
+                the untiled result (``adain.tiling``); an integer: tiles of about that many output pixels a side.
+            max_pixels: a content file with more pixels is refused (decompression bomb).
+            callback: receives a ``TileProgress`` after each step of a tiled image.
         Returns:
             Tensors in, tensors out: ``(N, 3, H', W')`` / ``(3, H', W')`` float32 in [0, 1] on the
             input's device; anything else gives a ``PIL.Image`` (a list gives a list). ``H', W'`` is the
@@ -199,61 +189,71 @@ class Stylizer:
             raise InputError("no style set: call set_style(...) first")
         alpha = check_alpha(alpha)
         content_size = check_size(content_size, "content_size")
+        tile_size = check_int(tile_size, "tile_size", allow_none=True, hint=" (None = only when needed)")
         if content_stats is not None and self._style.mask is not None:
             raise InputError("content_stats: cannot be combined with a mask (each region has its own statistics)")
         if isinstance(content, (list, tuple)):
-            return [self(c, alpha, content_size=content_size, crop=crop, content_stats=content_stats)
-                    for c in content]
-        size = images.image_size(content, what="content")
+            options = dict(content_size=content_size, crop=crop, content_stats=content_stats, tile_size=tile_size,
+                           max_pixels=max_pixels, callback=callback)
+            return [self(c, alpha, **options) for c in content]
+        size = preflight.check_content(content, content_size=content_size, max_pixels=max_pixels)
         mask = None if self._style.mask is None else images.fit_mask(self._style.mask, size, crop=crop)
         h, w = preflight.target_size(size, content_size, crop)
-        n = content.shape[0] if isinstance(content, Tensor) and content.dim() == 4 else 1
-        chunk = self._frames_per_chunk(h, w, n)  # refuses before any large allocation
+        tiles = tiling.plan(h, w, tile_size, *self._budget(), self.device)  # refuses before any large allocation
+        tiled = (self, alpha, mask, content_stats, tiles, callback)
         if isinstance(content, Tensor) and content.dim() == 4:
             batch = images.to_batch(content, size=content_size, crop=crop, what="content")
-            parts = batch.split(chunk)
+            if tiles is not None:
+                return torch.stack([tiling.stylize(*tiled, frame) for frame in batch]).to(content.device)
+            parts = batch.split(self._frames_per_chunk(h, w, batch.shape[0]))
             out = torch.cat([self._run(to_device(part, self.device), alpha, mask, content_stats) for part in parts])
             return to_host(out, content.device)
-        image = images.to_tensor(content, size=content_size, crop=crop, what="content")
+        image = images.to_tensor(content, size=content_size, crop=crop, what="content", max_pixels=max_pixels)
+        if tiles is not None:
+            out = tiling.stylize(*tiled, image, as_uint8=not isinstance(content, Tensor))
+            return out.to(content.device) if isinstance(content, Tensor) else Image.fromarray(out.numpy(), mode="RGB")
         out = self._run(to_device(image, self.device)[None], alpha, mask, content_stats)[0]
-        out = to_host(out, content.device if isinstance(content, Tensor) else torch.device("cpu"))
-        return out if isinstance(content, Tensor) else images.tensor_to_pil(out)
+        return to_host(out, content.device) if isinstance(content, Tensor) else images.tensor_to_pil(out)
 
     @torch.inference_mode()
     def _run(self, x: Tensor, alpha: float, mask: Tensor | None, hook: StatsHook | None = None) -> Tensor:
         """``(N, 3, H, W)`` float32 in [0, 1] on the device -> stylized, same shape, clamped to [0, 1]."""
         spec = self._style
         if spec.color is None:
-            return self._stylize(x, spec.images, spec.stats, alpha, mask, hook).clamp_(0, 1)
+            return self._stylize(x, spec.stats, alpha, mask, hook).clamp_(0, 1)
         # The style depends on each content image: one image at a time.
         return torch.cat([self._stylize_dependent(frame[None], alpha, mask, hook) for frame in x]).clamp_(0, 1)
 
-    def _stylize_dependent(self, x: Tensor, alpha: float, mask: Tensor | None,
-                           hook: StatsHook | None) -> Tensor:
+    def _style_stats(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Each style's (mean, std) for the content ``x``: ``(1, 3, H, W)``, or its luma ``(1, 1, H, W)``
+        with ``preserve_color="luminance"`` (the cached statistics without colour preservation)."""
         spec = self._style
+        if spec.color is None:
+            return spec.stats
         if spec.color == "coral":
             # Reference: the style image is recoloured to the content before encoding, not clamped.
-            styles = [coral(img[0], x[0])[None] for img in spec.images]
-            return self._stylize(x, styles, None, alpha, mask, hook)
+            return [self._encode_stats(coral(img[0], x[0])[None]) for img in spec.images]
+        return [self._encode_stats(match_luma(luma(img), x).expand(-1, 3, -1, -1)) for img in spec.images]
+
+    def _stylize_dependent(self, x: Tensor, alpha: float, mask: Tensor | None,
+                           hook: StatsHook | None) -> Tensor:
+        if self._style.color == "coral":
+            return self._stylize(x, self._style_stats(x) if alpha > 0 else None, alpha, mask, hook)
         # Luminance only (Gatys et al. 2017, "Controlling perceptual factors"): stylize the luma as a
         # gray image, with the style's luma mean/std matched to the content's, then put the content's
         # chroma back. YIQ keeps luma and chroma separable with a fixed linear map.
         y_c = luma(x)
-        styles = [match_luma(luma(img), y_c).expand(-1, 3, -1, -1) for img in spec.images]
-        out = self._stylize(y_c.expand(-1, 3, -1, -1), styles, None, alpha, mask, hook)
+        out = self._stylize(y_c.expand(-1, 3, -1, -1), self._style_stats(y_c) if alpha > 0 else None, alpha, mask, hook)
         return replace_luma(x, luma(out))
 
-    def _stylize(self, x: Tensor, styles: list[Tensor], stats, alpha: float, mask: Tensor | None,
-                 hook: StatsHook | None) -> Tensor:
-        """Core pipeline on an ``(N, 3, H, W)`` batch: pad, encode, AdaIN, decode, crop (unclamped); ``mask``
-        (fitted to the content) places the two styles."""
-        spec = self._style
+    def _stylize(self, x: Tensor, stats, alpha: float, mask: Tensor | None, hook: StatsHook | None,
+                 frozen=None) -> Tensor:
+        """Core pipeline on an ``(N, 3, H, W)`` batch: pad, encode, AdaIN with the styles' ``stats``, decode,
+        crop (unclamped); ``mask`` (fitted to the content) places the two styles. ``frozen``: see ``_transfer``."""
         h, w = x.shape[-2:]
         f_c = self._encode(padding.pad_bottom_right(x, padding.padded_side(h), padding.padded_side(w)))
         if alpha > 0:
-            if stats is None:
-                stats = [self._encode_stats(img) for img in styles]
-            t = self._transfer(f_c, stats, spec.style_weights, mask, (h, w), hook)
+            t = self._transfer(f_c, stats, mask, (h, w), hook, frozen)
             # Same order of operations as the reference: t * alpha + f_c * (1 - alpha).
             feat = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
         else:
@@ -261,44 +261,28 @@ class Stylizer:
         out = self.model.decode(feat.to(self.dtype).contiguous(memory_format=self.memory_format))
         return out[..., :h, :w].float().contiguous()
 
-    def _transfer(self, f_c: Tensor, stats, weights, mask: Tensor | None, size: tuple[int, int],
-                  hook: StatsHook | None = None) -> Tensor:
-        """AdaIN on padded content features with content statistics over the *valid* region only.
-
-        The padded border repeats content near the bottom/right edges; counting it would bias the
-        statistics towards those edges. On multiples of 8 (no padding) this is exactly the reference.
-        """
-        hv, wv = padding.feature_side(size[0]), padding.feature_side(size[1])
-        if mask is None:
-            valid = f_c[..., :hv, :wv] if hv * wv > 1 else f_c  # a lone position has no spread
-            c_stats = calc_mean_std(valid, self.eps)
-            if hook is not None:
-                c_stats = hook(*c_stats)
-            s_stats = blend_stats([m for m, _ in stats], [s for _, s in stats], weights)
-            return _apply_stats(f_c, c_stats, s_stats)
-        # Binarised at full resolution, then nearest-resized to the valid feature grid (as the original
-        # resizes the mask to the feature map), then extended over the padding like the image.
-        fg = F.interpolate(mask[None, None].float(), size=(hv, wv), mode="nearest")
-        fg = padding.pad_bottom_right(fg, f_c.shape[-2], f_c.shape[-1]) >= 0.5
-        valid = torch.zeros_like(fg)
-        valid[..., :hv, :wv] = True
-        out = torch.zeros(f_c.shape, dtype=torch.float32, device=f_c.device)
-        for region, s_stats in ((fg, stats[0]), (~fg, stats[1])):
-            cells = region & valid
-            styled = _apply_stats(f_c, masked_mean_std(f_c.float(), cells, self.eps), s_stats)
-            # A region without valid cells stays 0 (its statistics are undefined); decided on the device,
-            # without the host waiting for it.
-            out = torch.where(region & cells.any(), styled, out)
-        return out
+    def _transfer(self, f_c: Tensor, stats, mask: Tensor | None, size: tuple[int, int], hook: StatsHook | None = None,
+                  frozen=None) -> Tensor:
+        """AdaIN on the padded content features of a ``size`` image, with the content statistics of its valid
+        cells only (``adain.transfer``). ``frozen``: the statistics measured beforehand over the whole image
+        of which ``f_c`` is a tile (``adain.tiling``); ``mask`` is then on the tile's feature grid already."""
+        fg = mask if mask is None or frozen is not None else padding.feature_mask(mask, *size)
+        if frozen is None:
+            frozen = transfer.content_stats(f_c, fg, size, self.eps)
+            frozen = frozen if hook is None else hook(*frozen)
+        return transfer.adain(f_c, frozen, stats, self._style.style_weights, fg)
 
     # ---- memory --------------------------------------------------------------------------------------
 
+    def _budget(self) -> tuple[int | None, int]:
+        """Bytes a call may use on the device (``None``: unknown) and the bytes per pixel it needs."""
+        return memory_budget(self.device, self.max_memory), BYTES_PER_PIXEL * torch.finfo(self.dtype).bits // 32
+
     def _frames_per_chunk(self, h: int, w: int, n: int, what: str = "content") -> int:
         """How many ``h x w`` frames fit in one forward pass; ``InputError`` if not even one does."""
-        limit = memory_budget(self.device, self.max_memory)
+        limit, per_pixel = self._budget()
         if limit is None:
             return n
-        per_pixel = BYTES_PER_PIXEL * torch.finfo(self.dtype).bits // 32
         per_frame = per_pixel * padding.padded_side(h) * padding.padded_side(w)
         if per_frame > limit:
             fits = int(math.sqrt(limit / per_pixel * min(h, w) / max(h, w)))
@@ -326,6 +310,9 @@ def stylize(
     dtype: str | torch.dtype | None = None,
     method: str = "adain",
     max_memory: int | None = None,
+    tile_size: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    callback: Callable | None = None,
     **gatys_options,
 ) -> Image.Image:
     """Stylize one image in one call.
@@ -346,7 +333,11 @@ def stylize(
         method: ``"adain"`` (a trained decoder, milliseconds) or ``"gatys"`` (image optimisation,
             ``adain.gatys``; seconds to minutes, reference quality on a GPU). With ``"gatys"``, ``alpha``
             must be 1 (use ``style_weight``), and any further keyword is a ``adain.gatys`` option.
-        max_memory: bytes the call may use (default 80% of the free memory); see ``adain.runtime``.
+        max_memory: bytes the call may use (default 80% of the free memory); see ``adain.runtime``. A larger
+            image is stylized in overlapping tiles, with the same result: see ``Stylizer.__call__``.
+        tile_size: ``None`` tiles only when needed; an integer: tiles of about that many output pixels a side.
+        max_pixels: image files with more pixels are refused (decompression bombs); 12000x12000 passes.
+        callback: progress: a ``TileProgress`` after each step of a tiled image (``"gatys"``: a ``GatysProgress``).
     Returns:
         An RGB ``PIL.Image`` of exactly the (resized, cropped) content size.
     """
@@ -362,25 +353,31 @@ def stylize(
     if method == "gatys":
         return _stylize_gatys(content, style, alpha, model=model, content_size=content_size, style_size=style_size,
                               crop=crop, preserve_color=preserve_color, style_weights=style_weights, mask=mask,
-                              device=device, dtype=dtype, max_memory=max_memory, **gatys_options)
+                              device=device, dtype=dtype, max_memory=max_memory, callback=callback,
+                              adain_only=[name for name, given in (("tile_size", tile_size is not None),
+                                          ("max_pixels", max_pixels != DEFAULT_MAX_PIXELS)) if given], **gatys_options)
     if gatys_options:
         raise InputError(f"unexpected argument(s) {sorted(gatys_options)} for method='adain'")
     # Everything is checked (files: their headers) before weights are loaded, let alone downloaded.
-    size = preflight.check_content(content, content_size=content_size)
+    size = preflight.check_content(content, content_size=content_size, max_pixels=max_pixels)
     preflight.check_styles(style, style_size=style_size, style_weights=style_weights, mask=mask,
-                           preserve_color=preserve_color, content_hw=size)
+                           preserve_color=preserve_color, content_hw=size, max_pixels=max_pixels)
     resolve_dtype(dtype, resolve_device(device))
     check_max_memory(max_memory)
     stylizer = Stylizer(model if model is not None else load_pretrained(), device, dtype, max_memory=max_memory)
     stylizer.set_style(style, style_size=style_size, crop=crop, style_weights=style_weights, mask=mask,
-                       preserve_color=preserve_color)
-    result = stylizer(content, alpha, content_size=content_size, crop=crop)
+                       preserve_color=preserve_color, max_pixels=max_pixels)
+    result = stylizer(content, alpha, content_size=content_size, crop=crop, tile_size=tile_size, max_pixels=max_pixels,
+                      callback=callback)
     return result if isinstance(result, Image.Image) else images.tensor_to_pil(result)
 
 
-def _stylize_gatys(content, style, alpha: float, *, crop: bool, content_size, style_size, mask, **options):
+def _stylize_gatys(content, style, alpha: float, *, crop: bool, content_size, style_size, mask, adain_only,
+                   **options):
     """``stylize(method="gatys")``: stylize's arguments handed to ``adain.gatys`` (which checks them all
     before loading weights); it has no alpha, and no crop of its own: the inputs are cropped first."""
+    if adain_only:
+        raise InputError(f"{', '.join(adain_only)}: only for method='adain' (gatys reads and sizes images its own way)")
     if alpha != 1:
         raise InputError(
             f"alpha: method='gatys' has no alpha (got {alpha}); pass style_weight= (or content_weight=) instead"

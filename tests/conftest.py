@@ -10,6 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from demo_server import DemoServer  # noqa: E402
+from http_servers import HubServer  # noqa: E402
 from reference_port import random_reference_models, write_legacy_weights  # noqa: E402
 
 import adain  # noqa: E402
@@ -50,3 +51,12 @@ def demo_server(model, tmp_path_factory):
     server = DemoServer.start(model.save_pretrained(workdir / "model"), workdir, REPO_ROOT)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A loopback Hugging Face Hub (tests/http_servers.py) that huggingface_hub reaches through HF_ENDPOINT."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with HubServer() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server

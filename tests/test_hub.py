@@ -14,14 +14,6 @@ import adain
 from adain.weights.hub import check_push_access, push_to_hub
 
 
-@pytest.fixture
-def hub(monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    with HubServer() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
-
-
 @pytest.fixture(scope="module")
 def model():
     """A small random model (encoder to relu4_1, the shortest that loads): the Hub round trip does not depend on the size."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from http_servers import FileServer, HubServer
+from http_servers import FileServer
 
 import adain
 from adain.cli import main
@@ -24,14 +24,6 @@ VGG_ONLY = ("vgg_normalised.pth",)
 
 def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    with HubServer() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from http_servers import HubServer
 from PIL import Image
 from test_training import _spawn, _wait_for, args_for, write_images
 
@@ -234,14 +233,6 @@ def test_toml_integers_are_accepted_where_numbers_are_expected(tmp_path):
 
 
 # ---- --push-to-hub ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    with HubServer() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        yield server
 
 
 def test_push_credentials_are_checked_before_training(folders, legacy_weights, tmp_path, hub, monkeypatch, capsys):

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["calc_mean_std", "masked_mean_std", "adain", "adain_with_stats", "blend_stats", "masked_adain", "coral", "sqrtm_psd"]
+__all__ = ["calc_mean_std", "masked_mean_std", "adain", "adain_with_stats", "blend_stats", "masked_adain", "coral",
+           "colour_moments", "sqrtm_psd"]
 
 EPS = 1e-5
 
@@ -134,6 +135,20 @@ def sqrtm_psd(mat: Tensor) -> Tensor:
     return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
 
 
+def colour_moments(image: Tensor, chunk: int = 1 << 20) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-channel mean ``(3, 1)``, unbiased standard deviation ``(3, 1)`` and centred scatter matrix
+    ``sum (x - mean)(x - mean)^T`` ``(3, 3)`` of a ``(3, H, W)`` image, in float64, ``chunk`` pixels at a time."""
+    flat = image.reshape(3, -1)
+    n = flat.shape[-1]
+    parts = range(0, n, chunk)
+    mean = sum(flat[:, i : i + chunk].double().sum(-1, keepdim=True) for i in parts) / n
+    scatter = torch.zeros(3, 3, dtype=torch.float64, device=image.device)
+    for i in parts:
+        centred = flat[:, i : i + chunk].double() - mean
+        scatter += centred @ centred.T
+    return mean, (scatter.diagonal() / (n - 1)).sqrt()[:, None], scatter
+
+
 def coral(source: Tensor, target: Tensor) -> Tensor:
     """Colour-align ``source`` to ``target`` (CORAL), as the reference does for ``preserve_color``.
 
@@ -145,23 +160,20 @@ def coral(source: Tensor, target: Tensor) -> Tensor:
 
     Reproduces the reference quirk on purpose: the covariance is ``z z^T + I`` *not* divided by the
     pixel count, so when the two images differ in size the result is scaled by roughly
-    ``sqrt(Ht Wt / (H W))``. The 3x3 algebra runs in float64.
+    ``sqrt(Ht Wt / (H W))``. The 3x3 algebra runs in float64; the target's statistics are gathered in
+    chunks (``colour_moments``), so a huge content image costs no float64 copy of itself.
     """
     if source.dim() != 3 or target.dim() != 3 or source.shape[0] != 3 or target.shape[0] != 3:
         raise ValueError(
             f"coral expects two (3, H, W) images, got {tuple(source.shape)} and {tuple(target.shape)}"
         )
-
-    def standardise(img: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        flat = img.reshape(3, -1).double()
-        std, mean = torch.std_mean(flat, dim=-1, keepdim=True)
-        return (flat - mean) / std, mean, std
-
-    zs, _, _ = standardise(source)
-    zt, t_mean, t_std = standardise(target)
+    s_mean, s_std, s_scatter = colour_moments(source)
+    t_mean, t_std, t_scatter = (m.to(source.device) for m in colour_moments(target))
     eye = torch.eye(3, dtype=torch.float64, device=source.device)
-    cov_s = zs @ zs.T + eye
-    cov_t = zt @ zt.T + eye
+    # z z^T of the standardised pixels is the scatter matrix divided by std_i std_j.
+    cov_s = s_scatter / (s_std @ s_std.T) + eye
+    cov_t = t_scatter / (t_std @ t_std.T) + eye
     transfer = sqrtm_psd(cov_t) @ torch.linalg.inv(sqrtm_psd(cov_s))
+    zs = (source.reshape(3, -1).double() - s_mean) / s_std
     out = (transfer @ zs) * t_std + t_mean
     return out.reshape(source.shape).to(source.dtype)

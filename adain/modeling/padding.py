@@ -15,7 +15,7 @@ from torch import Tensor
 from .encoder import CONTENT_LAYER, LAYER_NAMES
 
 __all__ = ["MULTIPLE", "MIN_SIDE", "MIN_STYLE_SIDE", "padded_side", "pad_bottom_right", "min_side", "pad_for_layers",
-           "min_encodable", "feature_side"]
+           "min_encodable", "feature_side", "feature_mask"]
 
 
 def min_side(layers: Iterable[str]) -> int:
@@ -66,3 +66,15 @@ def pad_for_layers(x: Tensor, layers: Iterable[str]) -> Tensor:
 def min_encodable(x: Tensor) -> Tensor:
     """Pad an image only as much as the encoder needs for AdaIN (styles have no output size to keep)."""
     return pad_for_layers(x, (CONTENT_LAYER,))
+
+
+def feature_mask(mask: Tensor, height: int, width: int) -> Tensor:
+    """A mask of an ``height x width`` image on its padded relu4_1 grid (the grid ``encode`` gives for the
+    image padded by ``pad_bottom_right`` to ``padded_side``): ``(1, 1, padded_side / 8, ...)`` bool.
+
+    ``mask`` is ``(h, w)`` bool at any resolution, binarised already. It is nearest-resized to the cells
+    that cover the image (as the original resizes the mask to the feature map), then extended over the
+    padding cells by reflection, like the image.
+    """
+    cells = F.interpolate(mask[None, None].float(), size=(feature_side(height), feature_side(width)), mode="nearest")
+    return pad_bottom_right(cells, padded_side(height) // MULTIPLE, padded_side(width) // MULTIPLE) >= 0.5

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import tiling
 from ..arguments import check_alpha
 from ..errors import AdaINError, InputError
 from ..model import AdaINModel, load_pretrained
@@ -133,18 +134,17 @@ def stylize_video(
 
 def frames_per_batch(info: VideoInfo, stylizer: Stylizer) -> int:
     """Frames per batch from the memory budget of ``stylizer``'s device (``adain.runtime``): as many as
-    fit, at most ``MAX_BATCH``, and on the CPU about ``CPU_BATCH_PIXELS`` pixels. ``InputError`` if not
-    even one frame fits."""
+    fit, at most ``MAX_BATCH``, and on the CPU about ``CPU_BATCH_PIXELS`` pixels. A frame too large to
+    stylize whole goes alone, in tiles (``adain.tiling``, the same result); ``InputError`` if even the
+    smallest tiles do not fit."""
     h, w = info.height, info.width
-    per_frame = BYTES_PER_PIXEL * torch.finfo(stylizer.dtype).bits // 32 * padding.padded_side(h) * padding.padded_side(w)
+    per_pixel = BYTES_PER_PIXEL * torch.finfo(stylizer.dtype).bits // 32
+    per_frame = per_pixel * padding.padded_side(h) * padding.padded_side(w)
     budget = memory_budget(stylizer.device, stylizer.max_memory)
     fits = MAX_BATCH if budget is None else budget // per_frame
     if fits < 1:
-        raise InputError(
-            f"{info.path}: a {w}x{h} frame needs about {per_frame / 2**30:.1f} GiB on {stylizer.device}, over the "
-            f"limit of {budget / 2**30:.1f} GiB; raise max_memory if the memory really is there"
-            + (", or use dtype='bfloat16'" if stylizer.device.type == "cuda" and stylizer.dtype == torch.float32 else "")
-        )
+        tiling.plan(h, w, None, budget, per_pixel, stylizer.device, what=str(info.path))  # refuses before any output
+        return 1
     if stylizer.device.type == "cpu":
         fits = min(fits, CPU_BATCH_PIXELS // (h * w))
     return int(max(1, min(MAX_BATCH, fits)))
