@@ -9,16 +9,15 @@ shared argument checks live in ``adain.arguments``, the checks of a whole call b
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from PIL import Image
 from torch import Tensor
 
-from . import images, preflight, tiling, transfer
+from . import images, preflight, prepared, tiling, transfer
 from .arguments import check_alpha, check_int, check_size, pop_deprecated
 from .color import luma, match_luma, replace_luma
 from .errors import InputError
@@ -27,7 +26,7 @@ from .model import AdaINModel, load_pretrained
 from .modeling import padding
 from .modeling.ops import calc_mean_std, coral
 from .optimization.api import gatys
-from .runtime import check_max_memory, memory_budget, resolve_device, resolve_dtype
+from .runtime import check_max_memory, memory_budget, resolve_device, resolve_dtype, to_device, to_host
 from .tiling import TileProgress
 
 __all__ = ["Stylizer", "stylize", "METHODS", "BYTES_PER_PIXEL"]
@@ -61,15 +60,18 @@ class Stylizer:
     """An AdaIN model on a device, with the statistics of one style (or blend of styles) cached.
 
     Arguments:
-        model: an ``AdaINModel`` (not modified: a copy is made when its device, dtype or memory layout
-            has to change).
+        model: an ``AdaINModel``, never modified: the copy that runs is prepared once per model and setting
+            and shared while the model is unchanged (``adain.prepared``); later changes need a new ``Stylizer``.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
-        dtype: compute dtype of the convolutions: ``None``/``torch.float32`` (exact reference parity),
-            ``torch.bfloat16`` or ``torch.float16`` (meant for CUDA). Feature statistics are always float32.
+        dtype: compute dtype of the convolutions: ``"float32"`` (reference parity up to float rounding),
+            ``"bfloat16"``, ``"float16"`` (CUDA); ``None`` = bf16 on CUDA and on CPUs with native bf16,
+            float32 elsewhere (``adain.runtime.resolve_dtype``). Feature statistics are always float32.
         max_memory: bytes one call may use for activations; ``None`` = 80% of the memory available on
             the device when called. Larger inputs are split into smaller batches, a single image too large
             alone is stylized in tiles (``adain.tiling``, the same result), and one too large even for those is
             refused with ``InputError`` before anything is allocated.
+        compile: ``torch.compile`` the networks (opt-in, ``adain.compiled``): ``True``, a mode, or ``torch.compile``
+            arguments; once per shape bucket, listed in the ``compile_stats`` attribute (else ``None``).
 
     Usage::
 
@@ -85,6 +87,7 @@ class Stylizer:
         dtype: str | torch.dtype | None = None,
         *,
         max_memory: int | None = None,
+        compile: bool | str | Mapping | None = False,
     ) -> None:
         if not isinstance(model, AdaINModel):
             raise InputError(f"model: expected an adain.AdaINModel, got {type(model).__name__}")
@@ -96,7 +99,8 @@ class Stylizer:
         # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
         # cores want on CUDA; it changes no value beyond float summation order.
         self.memory_format = torch.channels_last
-        self.model = _prepared(model, self.device, self.dtype, self.memory_format)
+        self.model = prepared.prepare(model, self.device, self.dtype, self.memory_format, compile=compile)
+        self.compile_stats = getattr(self.model, "stats", None)  # adain.compiled.CompileStats, shared by model
         self._style: _StyleSpec | None = None
 
     # ---- style ---------------------------------------------------------------------------------------
@@ -202,14 +206,14 @@ class Stylizer:
             if tiles is not None:
                 return torch.stack([tiling.stylize(*tiled, frame) for frame in batch]).to(content.device)
             parts = batch.split(self._frames_per_chunk(h, w, batch.shape[0]))
-            out = torch.cat([self._run(part.to(self.device), alpha, mask, content_stats) for part in parts])
-            return out.to(content.device)
+            out = torch.cat([self._run(to_device(part, self.device), alpha, mask, content_stats) for part in parts])
+            return to_host(out, content.device)
         image = images.to_tensor(content, size=content_size, crop=crop, what="content", max_pixels=max_pixels)
         if tiles is not None:
             out = tiling.stylize(*tiled, image, as_uint8=not isinstance(content, Tensor))
             return out.to(content.device) if isinstance(content, Tensor) else Image.fromarray(out.numpy(), mode="RGB")
-        out = self._run(image.to(self.device)[None], alpha, mask, content_stats)[0]
-        return out.to(content.device) if isinstance(content, Tensor) else images.tensor_to_pil(out)
+        out = self._run(to_device(image, self.device)[None], alpha, mask, content_stats)[0]
+        return to_host(out, content.device) if isinstance(content, Tensor) else images.tensor_to_pil(out)
 
     @torch.inference_mode()
     def _run(self, x: Tensor, alpha: float, mask: Tensor | None, hook: StatsHook | None = None) -> Tensor:
@@ -288,19 +292,6 @@ class Stylizer:
                 "or raise max_memory if the memory really is there"
             )
         return max(1, min(n, limit // per_frame))
-
-
-def _prepared(model: AdaINModel, device: torch.device, dtype: torch.dtype, memory_format) -> AdaINModel:
-    """``model`` on ``device``/``dtype``/``memory_format`` in eval mode; copied only if that changes it."""
-    params = list(model.parameters())
-    ready = all(
-        p.device == device and p.dtype == dtype and (p.dim() != 4 or p.is_contiguous(memory_format=memory_format))
-        for p in params
-    )
-    if ready and not model.training:
-        return model
-    copied = copy.deepcopy(model).to(device=device, dtype=dtype, memory_format=memory_format)
-    return copied.eval().requires_grad_(False)
 
 
 def stylize(

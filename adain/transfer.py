@@ -25,7 +25,8 @@ Stats = tuple[Tensor, Tensor]
 """``(mean, std)``, each ``(N or 1, C, 1, 1)`` float32."""
 
 ContentStats = "Stats | list[Stats | None]"
-"""Without a mask one ``Stats``; with a mask ``[foreground, background]``, ``None`` for an empty region."""
+"""Without a mask one ``Stats``; with a mask ``[foreground, background]``, ``None`` for a region without a cell
+in the whole image (``Moments``, for tiles)."""
 
 
 def apply_stats(feat: Tensor, c_stats: Stats, s_stats: Stats) -> Tensor:
@@ -50,14 +51,15 @@ def content_stats(f_c: Tensor, fg: Tensor | None, size: tuple[int, int], eps: fl
     Returns:
         ``(mean, std)`` over the valid cells (``calc_mean_std``: unbiased variance + ``eps``; a lone cell
         takes the whole padded map, which has no more information but a defined spread); with ``fg`` one
-        pair per region (``masked_mean_std``), ``None`` for a region without a valid cell.
+        pair per region (``masked_mean_std``). A region without a valid cell gets finite statistics that
+        nothing uses: it has no padding cell either (those reflect valid ones), so ``adain`` never selects
+        it; deciding this on the host would make it wait for the device on every masked frame.
     """
     hv, wv = padding.feature_side(size[0]), padding.feature_side(size[1])
     if fg is None:
         return calc_mean_std(f_c[..., :hv, :wv] if hv * wv > 1 else f_c, eps)
     valid = _valid(fg, size)
-    return [masked_mean_std(f_c.float(), region & valid, eps) if bool((region & valid).any()) else None
-            for region in (fg, ~fg)]
+    return [masked_mean_std(f_c.float(), region & valid, eps) for region in (fg, ~fg)]
 
 
 def adain(f_c: Tensor, c_stats: ContentStats, s_stats: Sequence[Stats], weights: Sequence[float],

@@ -1,33 +1,54 @@
-"""Time ``adain.Stylizer`` against a plain re-implementation of the reference PyTorch port.
+"""Time every way of running ``adain`` against a plain re-implementation of the reference PyTorch port, in one run.
 
-The reference here is written the way the port is (positional ``nn.Sequential`` with explicit
-``ReflectionPad2d`` modules, fp32, eager, ``torch.no_grad``) and shares no code with the package.
-Weights are random: speed does not depend on their values. Repetitions are interleaved (reference,
-ours full, ours cached, reference, ...) and medians reported, because shared machines are noisy.
+The reference is written the way the port is (positional ``nn.Sequential`` with explicit
+``ReflectionPad2d`` modules, fp32, eager, NCHW, ``torch.no_grad``) and shares no code with the package.
+Both get the same calibrated random weights (He-initialised, the real RGB->BGR x255 - mean first layer,
+a decoder scaled to output about [0, 1]): speed does not depend on the values, but realistic activations
+keep denormals out and make the PSNR column meaningful. Rows, all timed in the same process with their
+repetitions interleaved (reference, float32 full, float32 cached, ..., reference, ...) and medians
+reported, because shared machines are noisy:
 
-    python benchmarks/bench_stylize.py                       # 512x512 and 1920x1080, default device
-    python benchmarks/bench_stylize.py --quick --json out.json
-    python benchmarks/bench_stylize.py --device cuda --dtype bfloat16 --sizes 512x512,3840x2160
+    reference         the reference port: encode style + encode content + AdaIN + decode
+    float32 full      the work of one ``adain.stylize`` call: a Stylizer (its model from the prepared-model
+                      cache), the style set, the content stylized
+    float32 cached    a Stylizer whose style is already set: the per-image / per-frame cost
+    bfloat16 ...      the same in bfloat16 (statistics in float32)
+    compile ...       ``Stylizer(compile=True)`` after its one-off compilation (reported below the table);
+                      needs a C++ compiler on the CPU, skipped without one
+    onnxruntime ...   the exported ONNX graphs on onnxruntime's CPU provider (``bench_onnx``; CPU only,
+                      needs ``adain[export]``)
 
-"full" = encode style + encode content + AdaIN + decode (the reference's work per image);
-"cached" = a Stylizer whose style is already set (the per-frame cost for video).
+Columns: median wall time, median CPU time of this process (less sensitive to other load on the machine),
+the speed-up over the reference (wall), and the PSNR of each row's picture against float32 cached
+(``inf``: identical).
+
+    python benchmarks/bench_stylize.py                       # 512x512, every row, default device
+    python benchmarks/bench_stylize.py --rows reference,float32 --sizes 512x512,1920x1080
+    python benchmarks/bench_stylize.py --device cuda --sizes 512x512,3840x2160 --json out.json
+    python benchmarks/bench_stylize.py --quick               # 128x128, 2 repeats: a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
+from adain.compiled import compile_options  # noqa: E402
 from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
+
+GROUPS = ("reference", "float32", "bfloat16", "compile", "onnxruntime")
 
 
 @torch.no_grad()
@@ -39,79 +60,176 @@ def reference_style_transfer(vgg, decoder, content, style, alpha=1.0):
     return decoder(feat * alpha + content_f * (1 - alpha))
 
 
+def calibrated_models(seed: int = 0) -> tuple[adain.AdaINModel, nn.Module, nn.Module]:
+    """An ``AdaINModel`` with calibrated random weights, and the reference networks holding the same ones."""
+    gen = torch.Generator().manual_seed(seed)
+    model = adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu4_1")).eval()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]  # encoder then decoder, in forward order
+    with torch.no_grad():
+        for conv in convs:
+            conv.weight.normal_(0, (2.0 / conv.weight[0].numel()) ** 0.5, generator=gen)
+            conv.bias.normal_(0, 0.01, generator=gen)
+        pre = model.encoder.preprocess
+        pre.weight.zero_()
+        for i in range(3):
+            pre.weight[i, 2 - i] = 255.0  # RGB -> BGR, x255
+        pre.bias.copy_(-torch.tensor([103.939, 116.779, 123.68]))
+        model.encoder.conv1_1.weight.div_(100.0)  # the x255 input would blow deeper activations up
+        out = model.decode(model.encode(torch.rand(2, 3, 64, 64, generator=gen)))
+        last, scale = model.decoder.conv1_1, 0.25 / out.std().item()
+        last.weight.mul_(scale)
+        last.bias.mul_(scale).add_(0.5 - out.mean().item() * scale)
+    vgg, dec = ref_vgg()[:31].eval(), ref_decoder().eval()
+    ref_convs = [m for m in [*vgg, *dec] if isinstance(m, nn.Conv2d)]
+    for ours, theirs in zip(convs, ref_convs, strict=True):
+        theirs.load_state_dict(ours.state_dict())
+    return model, vgg, dec
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device) -> float:
+def _timed(fn, device) -> tuple[float, float]:
+    """``(wall seconds, CPU seconds of this process)`` of one call."""
     _sync(device)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
     _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def bench_size(width: int, height: int, args, device: torch.device) -> dict:
-    gen = torch.Generator().manual_seed(0)
-    content = torch.rand(1, 3, height, width, generator=gen).to(device)
-    style = torch.rand(1, 3, 512, 512, generator=gen).to(device)
-    vgg, dec = ref_vgg()[:31].to(device).eval(), ref_decoder().to(device).eval()
-    stylizer = adain.Stylizer(adain.AdaINModel().eval(), device, args.dtype)
-    cached = adain.Stylizer(adain.AdaINModel().eval(), device, args.dtype).set_style(style[0], style_size=None)
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float().cpu().clamp(0, 1) - b.float().cpu().clamp(0, 1)) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
-    runs = {
-        "reference": lambda: reference_style_transfer(vgg, dec, content, style),
-        "ours_full": lambda: stylizer.set_style(style[0], style_size=None)(content),
-        "ours_cached": lambda: cached(content),
-    }
-    for fn in runs.values():  # warm-up: allocator, oneDNN/cuDNN algorithm choice
-        _timed(fn, device)
-    times: dict[str, list[float]] = {name: [] for name in runs}
+
+def _onnx_rows(model, content, style, args) -> dict:
+    """onnxruntime full/cached, from ``bench_onnx``'s sessions; empty where it cannot run."""
+    if args.device.type != "cpu":
+        return {}
+    try:
+        from bench_onnx import _sessions
+
+        from adain.modeling.padding import pad_bottom_right, padded_side
+        from adain.onnx_export import require_export_extra
+
+        _, ort = require_export_extra()
+    except Exception as exc:  # noqa: BLE001 -- the optional row is left out, saying why
+        print(f"(onnxruntime rows left out: {type(exc).__name__}: {exc})")
+        return {}
+    folder = tempfile.mkdtemp(prefix="bench-onnx-")
+    style_session, content_session = _sessions(ort, model, Path(folder), torch.get_num_threads())
+    h, w = content.shape[-2:]
+    padded = pad_bottom_right(content, padded_side(h), padded_side(w)).numpy()
+    stats = style_session.run(None, {"style": style.numpy()})
+
+    def run(mean, std):
+        feeds = {"content": padded, "style_mean": mean, "style_std": std, "alpha": torch.ones(1).numpy()}
+        return torch.from_numpy(content_session.run(None, feeds)[0][..., :h, :w])
+
+    return {"onnxruntime full": lambda: run(*style_session.run(None, {"style": style.numpy()})),
+            "onnxruntime cached": lambda: run(*stats)}
+
+
+def _rows(model, vgg, dec, content, style, args) -> tuple[dict, dict]:
+    """``{row name: callable returning the picture}`` for the groups asked for, and the compile costs."""
+    device, rows, compile_costs = args.device, {}, {}
+    if "reference" in args.rows:
+        rows["reference"] = lambda: reference_style_transfer(vgg, dec, content, style)
+    settings = [(dtype, {"dtype": dtype}) for dtype in ("float32", "bfloat16") if dtype in args.rows]
+    if "compile" in args.rows:
+        try:
+            compile_options(True, device)
+            settings.append(("compile", {"dtype": args.compile_dtype, "compile": True}))
+        except adain.InputError as exc:
+            print(f"(compile rows left out: {exc})")
+    for name, kwargs in settings:
+        cached = adain.Stylizer(model, device, **kwargs).set_style(style[0], style_size=None)
+        if name == "compile":
+            cached(content)  # compile the content's bucket too
+            stats = cached.compile_stats
+            compile_costs = {"seconds": stats.seconds, "graphs": stats.compiles}
+
+        def full(kwargs=kwargs):
+            return adain.Stylizer(model, device, **kwargs).set_style(style[0], style_size=None)(content)
+
+        rows[f"{name} full"], rows[f"{name} cached"] = full, (lambda s=cached: s(content))
+    if "onnxruntime" in args.rows:
+        rows.update(_onnx_rows(model, content.cpu(), style.cpu(), args))
+    return rows, compile_costs
+
+
+def bench_size(width: int, height: int, args) -> dict:
+    device = args.device
+    gen = torch.Generator().manual_seed(1)
+
+    def picture(h, w):  # smooth random content, more like a photograph than white noise
+        small = torch.rand(1, 3, max(2, h // 16), max(2, w // 16), generator=gen)
+        return nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).to(device)
+
+    content, style = picture(height, width), picture(512, 512)
+    model, vgg, dec = calibrated_models()
+    vgg, dec = vgg.to(device), dec.to(device)
+    start = time.perf_counter()
+    adain.Stylizer(model, device, "float32")  # the first Stylizer of a model prepares it; later ones reuse it
+    prepare_s = time.perf_counter() - start
+    rows, compile_costs = _rows(model, vgg, dec, content, style, args)
+    pictures = {name: fn() for name, fn in rows.items()}  # warm-up (allocators, kernel choice) + the pictures
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
     for _ in range(args.repeats):
-        for name, fn in runs.items():
+        for name, fn in rows.items():
             times[name].append(_timed(fn, device))
-    med = {name: statistics.median(ts) for name, ts in times.items()}
-    return {
-        "size": f"{width}x{height}",
-        "median_s": med,
-        "all_s": times,
-        "speedup_full": med["reference"] / med["ours_full"],
-        "speedup_cached": med["reference"] / med["ours_cached"],
-    }
+    base = pictures.get("float32 cached")
+    ref_wall = statistics.median(t for t, _ in times["reference"]) if "reference" in times else None
+    result = {"size": f"{width}x{height}", "prepare_s": prepare_s, "compile": compile_costs, "rows": {}}
+    for name, ts in times.items():
+        wall, cpu = statistics.median(t for t, _ in ts), statistics.median(c for _, c in ts)
+        result["rows"][name] = {
+            "wall_s": wall, "cpu_s": cpu, "all_wall_s": [t for t, _ in ts],
+            "speedup": ref_wall / wall if ref_wall else None,
+            "psnr_vs_float32_db": _psnr(pictures[name], base) if base is not None else None,
+        }
+    return result
+
+
+def _print(result: dict) -> None:
+    print(f"\n{result['size']}: first Stylizer of a model (prepare, later ones reuse it) {result['prepare_s']:.2f} s")
+    print(f"{'':>20} {'wall':>9} {'cpu':>9} {'vs reference':>13} {'PSNR vs f32':>12}")
+    for name, r in result["rows"].items():
+        speedup = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
+        psnr = "-" if r["psnr_vs_float32_db"] is None else f"{r['psnr_vs_float32_db']:.1f} dB"
+        print(f"{name:>20} {r['wall_s'] * 1e3:>7.0f}ms {r['cpu_s'] * 1e3:>7.0f}ms {speedup:>13} {psnr:>12}")
+    if result["compile"]:
+        graphs = ", ".join(f"{g} {tuple(s)} {t:.1f}s" for g, s, t in result["compile"]["graphs"])
+        print(f"compile (once per size bucket; inductor's on-disk cache makes repeats cheaper): "
+              f"{result['compile']['seconds']:.1f} s in all: {graphs}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)")
-    parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"), help="ours only")
-    parser.add_argument("--sizes", default="512x512,1920x1080", help="comma-separated WIDTHxHEIGHT")
+    parser.add_argument("--rows", default=",".join(GROUPS), help=f"comma-separated groups among {', '.join(GROUPS)}")
+    parser.add_argument("--compile-dtype", default=None, help="dtype of the compile rows (default: as dtype=None)")
+    parser.add_argument("--sizes", default="512x512", help="comma-separated WIDTHxHEIGHT")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="256x256 only, 2 repeats: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="128x128, 2 repeats: a smoke run")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.repeats = "256x256", 2
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    results = {
-        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "dtype": args.dtype or "float32",
-        "repeats": args.repeats,
-        "sizes": [],
-    }
-    print(f"device {results['device']}, {results['threads']} threads, torch {torch.__version__}, ours in {results['dtype']}")
-    print(f"{'size':>10} {'reference':>11} {'ours full':>11} {'ours cached':>12} {'ratio full':>11} {'ratio cached':>13}")
+        args.sizes, args.repeats = "128x128", 2
+    args.rows = {g.strip() for g in args.rows.split(",")}
+    args.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    name = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else "cpu"
+    results = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "repeats": args.repeats, "sizes": []}
+    print(f"device {name}, {results['threads']} threads, torch {torch.__version__}, {args.repeats} repeats, medians")
     for spec in args.sizes.split(","):
         width, height = (int(v) for v in spec.lower().split("x"))
-        r = bench_size(width, height, args, device)
-        results["sizes"].append(r)
-        m = r["median_s"]
-        print(
-            f"{r['size']:>10} {m['reference'] * 1e3:>9.1f}ms {m['ours_full'] * 1e3:>9.1f}ms "
-            f"{m['ours_cached'] * 1e3:>10.1f}ms {r['speedup_full']:>10.2f}x {r['speedup_cached']:>12.2f}x"
-        )
+        result = bench_size(width, height, args)
+        results["sizes"].append(result)
+        _print(result)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

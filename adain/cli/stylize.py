@@ -42,6 +42,9 @@ def register(subparsers) -> None:
                         "too large for --max-memory are tiled, as large as fit")
     p.add_argument("--max-pixels", type=int, metavar="N", default=d["max_pixels"],
                    help="refuse image files with more pixels (decompression bombs); raise it for trusted huge files")
+    p.add_argument("--compile", action="store_true", default=signature_defaults(Stylizer)["compile"],
+                   help="torch.compile the networks (once per size bucket, seconds to minutes; pays off over many "
+                        "images of a few sizes, mostly on a GPU)")
     p.set_defaults(func=run)
 
 
@@ -53,7 +56,8 @@ def run(args) -> int:
     plan = plan_pairs(args, combine=args.style_weights is not None or args.mask is not None)
     if not plan.pending:  # every output exists: nothing to compute, no weights to load
         return run_pairs(plan, None, None)
-    stylizer = Stylizer(load_model(args.weights), args.device, args.dtype, max_memory=args.max_memory)
+    stylizer = Stylizer(load_model(args.weights), args.device, args.dtype, max_memory=args.max_memory,
+                        compile=args.compile)
 
     def prepare(style):
         return stylizer.set_style(style.argument, style_size=args.style_size, crop=args.crop,

@@ -50,6 +50,8 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--batch-size", type=int, default=d["batch_size"], metavar="N",
                    help="frames per batch (default: as many as the memory budget allows)")
+    p.add_argument("--compile", action="store_true", default=d["compile"],
+                   help="torch.compile the networks: a minute or more once, then faster frames (mostly on a GPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -72,6 +74,7 @@ def run(args) -> int:
             preserve_color=args.preserve_color, smoothing=args.smoothing, cut_threshold=args.cut_threshold,
             fps=args.fps, crf=args.crf, audio=args.audio, overwrite=args.overwrite, device=args.device,
             dtype=args.dtype, max_memory=args.max_memory, batch_size=args.batch_size, callback=progress,
+            compile=args.compile,
         )  # fmt: skip
     except VideoInterrupted as exc:
         if bar is not None:

@@ -283,9 +283,9 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
             x = content_s + resize(x - previous_content, hw)
         previous_content = content_s
 
-        def report(step: int, losses: dict[str, float], index=index, hw=hw, steps=steps) -> bool:
+        def report(step: int, losses: dict[str, Tensor], index=index, hw=hw, steps=steps) -> bool:
             if callback is None:
-                return False
+                return False  # without a callback the losses are never read: the host never waits per step
             progress = make_progress(index, len(sizes), hw, step, steps, losses, start, device)
             return bool(callback(progress))
 

@@ -181,7 +181,9 @@ def optimize_scale(
     L-BFGS is created once for the scale and stepped one iteration at a time (``max_iter=1``), so its
     history persists across steps while progress and averaging happen after each; tolerances are 0 so
     it never stops early. Adam starts from ``adam_state`` (moments of the previous scale, resized) and
-    clamps the image to [0, 1] after each step. ``report(step, losses)`` returning True stops the run.
+    clamps the image to [0, 1] after each step. ``report(step, losses)`` returning True stops the run;
+    ``losses`` are 0-dim tensors on the device, so that nothing waits for the device unless the report
+    reads them (``make_progress``).
     """
     x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if optimizer == "lbfgs":
@@ -210,7 +212,7 @@ def optimize_scale(
                 x.clamp_(0, 1)
         if average is not None:
             average.update(x.detach())
-        if report(step, {k: float(v) for k, v in last.items()}):
+        if report(step, last):
             stopped = True
             break
     image = average.get() if average is not None else x.detach()
@@ -221,6 +223,8 @@ def optimize_scale(
 
 
 def make_progress(scale: int, scales: int, size: tuple[int, int], step: int, steps: int,
-                  losses: dict[str, float], start: float, device: torch.device) -> GatysProgress:
-    return GatysProgress(scale, scales, size, step, steps, MappingProxyType(dict(losses)),
+                  losses: Mapping[str, Tensor], start: float, device: torch.device) -> GatysProgress:
+    """The ``GatysProgress`` of a step; its losses are read from the device in one transfer (one wait)."""
+    values = torch.stack([v.float() for v in losses.values()]).tolist() if losses else []
+    return GatysProgress(scale, scales, size, step, steps, MappingProxyType(dict(zip(losses, values))),
                          time.perf_counter() - start, peak_memory(device))

@@ -140,8 +140,10 @@ def _setup(config: TrainConfig, emit: Callback, resume_state: dict | None) -> _R
     dtype = resolve_dtype(config.dtype, device, allowed=("float32", "bfloat16"))
     autocast_dtype = None if dtype == torch.float32 else dtype
     model, average = data_parallel(decoder, device, dist_info)
-    step_encoder = torch.compile(encoder) if config.compile else encoder
-    step_model = torch.compile(model) if config.compile else model
+    # dynamic=False: the encoder sees two batch sizes (content + style together, then the decoded batch);
+    # with automatic dynamic shapes the second would replace the first graph by a slower symbolic one.
+    step_encoder = torch.compile(encoder, dynamic=False) if config.compile else encoder
+    step_model = torch.compile(model, dynamic=False) if config.compile else model
     content, style, loader = _data(config, start_step, dist_info, pin_memory=on_cuda)
     run = _Run(
         config=config, emit=emit, dist=dist_info, device=device, run_dir=run_dir, encoder=encoder, decoder=decoder,

@@ -94,9 +94,12 @@ def train_step(encoder: nn.Module, decoder: nn.Module, optimizer: torch.optim.Op
     values = torch.stack([total.detach(), loss_c.detach(), loss_s.detach()])
     if average is not None:
         values = average(values)
+    # The backward pass is queued before the host waits for the values (the one wait of the step), so the
+    # device never idles while the host decides; a non-finite loss's gradients are simply never applied
+    # (zero_grad drops them). Every rank runs it, so DDP's gradient all-reduce stays in step.
+    total.backward()
     applied = bool(torch.isfinite(values).all())
     if applied:
-        total.backward()
         optimizer.step()
     loss, content_loss, style_loss = values.tolist()
     return StepResult(loss, content_loss, style_loss, lr, applied)
