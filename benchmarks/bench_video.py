@@ -36,7 +36,6 @@ import av
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,34 +44,9 @@ from adain.video.api import frames_per_batch  # noqa: E402
 from adain.video.pipeline import batches, run_pipeline  # noqa: E402
 from adain.video.sink import open_sink  # noqa: E402
 from adain.video.source import open_source  # noqa: E402
-from reference_port import ref_decoder, ref_vgg  # noqa: E402
+from bench_stylize import calibrated_models  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-
-
-def random_model(seed: int = 0) -> adain.AdaINModel:
-    """Random VGG (with the real preprocessing conv) and decoder, the decoder's output scaled to about [0, 1]."""
-    torch.manual_seed(seed)
-    vgg, dec = ref_vgg(), ref_decoder()
-    for m in list(vgg) + list(dec):
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight)
-            nn.init.normal_(m.bias, std=0.01)
-    with torch.no_grad():
-        vgg[0].weight.zero_()
-        for i in range(3):
-            vgg[0].weight[i, 2 - i] = 255.0
-        vgg[0].bias.copy_(-torch.tensor(CAFFE_MEAN_BGR))
-        vgg[2].weight.div_(100)  # keep random features O(1) behind the x255 preprocessing scale
-        out = dec(vgg[:31](torch.rand(2, 3, 64, 64)))
-        scale = 0.25 / out.std().item()
-        dec[-1].weight.mul_(scale)
-        dec[-1].bias.mul_(scale).add_(0.5 - out.mean().item() * scale)
-    with tempfile.TemporaryDirectory() as tmp:
-        torch.save(vgg.state_dict(), Path(tmp) / "vgg.pth")
-        torch.save(dec.state_dict(), Path(tmp) / "dec.pth")
-        return adain.AdaINModel.from_original(Path(tmp) / "vgg.pth", Path(tmp) / "dec.pth")
 
 
 def picture(folder: str, min_w: int, min_h: int, seed: int) -> np.ndarray:
@@ -204,7 +178,7 @@ def main(argv=None) -> int:
     args.decays = [float(v) for v in args.decays.split(",")]
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     args.device = str(device)
-    model = random_model()
+    model = calibrated_models()[0]
     results = {"device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
                "threads": torch.get_num_threads(), "torch": torch.__version__, "pyav": av.__version__,
                "dtype": args.dtype or "auto", "throughput": [], "flicker": None}
