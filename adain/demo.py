@@ -27,12 +27,12 @@ from typing import Any
 
 from PIL import Image
 
-from .arguments import check_alpha, check_size, color_mode
+from ._arguments import check_alpha, check_size, color_mode
 from .errors import AdaINError, ImageReadError, InputError
-from .io import read_image, save_image
+from ._io import read_image, save_image
 from .model import AdaINModel
-from .optimization.api import gatys
-from .stylizer import Stylizer
+from .optimization._api import gatys
+from .inference._stylizer import Stylizer
 
 __all__ = ["BACKENDS", "COLOR_CHOICES", "DEFAULT_MAX_SIZE", "DemoResult", "DemoRunner", "build_app",
            "parse_style_weights", "require_gradio"]
@@ -173,7 +173,7 @@ class DemoRunner:
     def _read(self, payload: Any, what: str) -> Image.Image:
         """A Gradio file payload (``FileData`` dict, object or path; a ``data:`` URL from a webcam) -> RGB image.
 
-        Read with ``adain.io.read_image`` (its checks and conventions); a bad file's message names the
+        Read with ``adain._io.read_image`` (its checks and conventions); a bad file's message names the
         file the user uploaded, not Gradio's cache path.
         """
         if payload is None:
@@ -266,7 +266,7 @@ def build_app(model: ModelSource, *, title: str = "adain: style transfer", outpu
         backend, alpha, iterations = inputs[5], inputs[3], inputs[6]
         backend.change(lambda name: (gr.update(visible=name == "AdaIN"), gr.update(visible=name == "Gatys")),
                        backend, [alpha, iterations], api_visibility="private", queue=False)
-        # preprocess=False: the uploads arrive as files and are read by adain.io (its checks, its messages).
+        # preprocess=False: the uploads arrive as files and are read by adain._io (its checks, its messages).
         run.click(_handler(gr, runner), inputs, [image, download, summary], api_name="stylize", preprocess=False)
     return app
 

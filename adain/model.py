@@ -13,17 +13,17 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from .modeling.config import ModelConfig
-from .modeling.decoder import Decoder
-from .modeling.encoder import CONTENT_LAYER, VGGEncoder
-from .modeling.ops import adain
-from .onnx_export import ONNXFiles, export_onnx
-from .weights import format as weights_format
-from .weights.download import DownloadProgress
-from .weights.legacy import load_reference_port
-from .weights.resolve import load_pretrained_state
-from .weights.torch7 import load_torch7
-from .weights.torchvision import model_from_torchvision
+from .modeling._config import ModelConfig
+from .modeling._decoder import Decoder
+from .modeling._encoder import CONTENT_LAYER, VGGEncoder
+from .modeling._ops import adain
+from .export._onnx import ONNXFiles, export_onnx
+from .weights import _format as weights_format
+from .weights._download import DownloadProgress
+from .weights._legacy import load_reference_port
+from .weights._resolve import load_pretrained_state
+from .weights._torch7 import load_torch7
+from .weights._torchvision import model_from_torchvision
 
 __all__ = ["AdaINModel", "ModelConfig", "load_pretrained"]
 
@@ -58,7 +58,7 @@ class AdaINModel(nn.Module):
     def export_onnx(self, path: str | os.PathLike, *, overwrite: bool = False) -> ONNXFiles:
         """Write ONNX graphs for onnxruntime & co.: ``path`` (``.onnx``, content -> image with the style
         statistics as inputs), ``<stem>.style.onnx`` (style -> statistics) and ``<stem>.json`` (the sidecar:
-        inputs, outputs, padding rule, versions). See README "Export to ONNX" and ``adain.onnx_export``.
+        inputs, outputs, padding rule, versions). See README "Export to ONNX" and ``adain.export._onnx``.
 
         An existing file is never replaced unless ``overwrite``. Both graphs are run in onnxruntime and
         compared with PyTorch before anything is written. Needs the extra: ``pip install 'adain[export]'``.

@@ -36,7 +36,7 @@ SHARED = Path("/work/shared/data/images")
 
 def build_model(vgg: str | None, seed: int = 0):
     import adain
-    from adain.weights.legacy import read_legacy_vgg
+    from adain.weights._legacy import read_legacy_vgg
 
     model = adain.AdaINModel()
     if vgg:
@@ -60,7 +60,7 @@ def build_model(vgg: str | None, seed: int = 0):
 
 
 def load_images(size: int):
-    from adain.images import to_tensor
+    from adain._images import to_tensor
 
     content_path, style_path = SHARED / "content" / "golden_gate.jpg", SHARED / "style" / "brushstrokes.jpg"
     if content_path.is_file() and style_path.is_file():
@@ -204,10 +204,10 @@ def _child(target, cfg):
 
 def largest_size(device, dtype, probe_max, threads):
     """(c): the largest square the memory estimate admits with default options, and a real 1-step try."""
-    from adain.optimization.api import plan_memory
-    from adain.optimization.memory import largest_fitting_size
-    from adain.optimization.options import GatysOptions
-    from adain.runtime import memory_budget
+    from adain.optimization._api import plan_memory
+    from adain.optimization._memory import largest_fitting_size
+    from adain.optimization._options import GatysOptions
+    from adain._runtime import memory_budget
 
     budget = memory_budget(device) or 1 << 62  # what adain.gatys admits by default (80% of the free memory)
     opts = GatysOptions(dtype=dtype)

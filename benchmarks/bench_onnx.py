@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
-from adain.modeling.padding import pad_bottom_right, padded_side  # noqa: E402
-from adain.onnx_export import require_export_extra  # noqa: E402
+from adain.modeling._padding import pad_bottom_right, padded_side  # noqa: E402
+from adain.export._onnx import require_export_extra  # noqa: E402
 
 
 def _sessions(ort, model: adain.AdaINModel, folder: Path, threads: int):

@@ -45,7 +45,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
-from adain.compiled import compile_options  # noqa: E402
+from adain.inference._compiled import compile_options  # noqa: E402
 from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
 
 GROUPS = ("reference", "float32", "bfloat16", "compile", "onnxruntime")
@@ -112,8 +112,8 @@ def _onnx_rows(model, content, style, args) -> dict:
     try:
         from bench_onnx import _sessions
 
-        from adain.modeling.padding import pad_bottom_right, padded_side
-        from adain.onnx_export import require_export_extra
+        from adain.modeling._padding import pad_bottom_right, padded_side
+        from adain.export._onnx import require_export_extra
 
         _, ort = require_export_extra()
     except Exception as exc:  # noqa: BLE001 -- the optional row is left out, saying why

@@ -1,4 +1,4 @@
-"""Tiled stylization (``adain.tiling``): exactness and cost against untiled, and memory for huge images.
+"""Tiled stylization (``adain.inference._tiling``): exactness and cost against untiled, and memory for huge images.
 
 Exactness (``--exact-sizes``): images that fit whole are stylized whole and in tiles of ``--tile-size``;
 the PSNR and largest pixel difference between the two, and the time of the two passes of the tiled run
@@ -32,7 +32,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
-from adain import tiling  # noqa: E402
+from adain.inference import _tiling as tiling  # noqa: E402
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 

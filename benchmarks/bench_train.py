@@ -34,11 +34,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adain.training.data import ImageStream, PairDataset, StepBatchSampler, collate_pairs  # noqa: E402
-from adain.modeling.decoder import Decoder  # noqa: E402
-from adain.modeling.encoder import VGGEncoder  # noqa: E402
-from adain.weights.legacy import legacy_decoder_to_named, legacy_vgg_to_named  # noqa: E402
-from adain.training.step import LossWeights, frozen, make_optimizer, train_step  # noqa: E402
+from adain.training._data import ImageStream, PairDataset, StepBatchSampler, collate_pairs  # noqa: E402
+from adain.modeling._decoder import Decoder  # noqa: E402
+from adain.modeling._encoder import VGGEncoder  # noqa: E402
+from adain.weights._legacy import legacy_decoder_to_named, legacy_vgg_to_named  # noqa: E402
+from adain.training._step import LossWeights, frozen, make_optimizer, train_step  # noqa: E402
 from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
 
 
@@ -159,7 +159,7 @@ def build(args, device):
     channels_last = args.channels_last if args.channels_last is not None else True
     if channels_last:
         encoder, decoder = encoder.to(memory_format=torch.channels_last), decoder.to(memory_format=torch.channels_last)
-    step_encoder = torch.compile(encoder, dynamic=False) if args.compile else encoder  # as adain.training.loop
+    step_encoder = torch.compile(encoder, dynamic=False) if args.compile else encoder  # as adain.training._loop
     step_decoder = torch.compile(decoder, dynamic=False) if args.compile else decoder
     ours_opt = make_optimizer(decoder.parameters(), 1e-4)
     dtype = {"float32": None, "bfloat16": torch.bfloat16}[args.dtype] if args.dtype != "auto" else (

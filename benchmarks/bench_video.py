@@ -10,7 +10,7 @@ Flicker: the warping error of the output on a synthetic video whose motion is kn
 (``../shared/data/images/content/`` when present, else a generated texture) panned by whole pixels per
 frame (2 px right, 1 px down), so that frame t+1 at p is frame t at p + d. The error is mean |O[t+1](p) - O[t](p + d)| in 8-bit
 levels over the interior (16 px from the borders), without and with the smoothing of the content
-statistics (``smoothing``, ``adain.video.temporal``); then again with a light blinking in one corner,
+statistics (``smoothing``, ``adain.video._temporal``); then again with a light blinking in one corner,
 which makes the per-frame statistics jump (the error is measured away from the light), and the same
 light over a still picture (zero flow), where nothing but the statistics changes. The input's own
 warping error is 0 away from the light (whole-pixel shifts), so all of it is the stylization's.
@@ -40,10 +40,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
-from adain.video.api import frames_per_batch  # noqa: E402
-from adain.video.pipeline import batches, run_pipeline  # noqa: E402
-from adain.video.sink import open_sink  # noqa: E402
-from adain.video.source import open_source  # noqa: E402
+from adain.video._api import frames_per_batch  # noqa: E402
+from adain.video._pipeline import batches, run_pipeline  # noqa: E402
+from adain.video._sink import open_sink  # noqa: E402
+from adain.video._source import open_source  # noqa: E402
 from bench_stylize import calibrated_models  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"

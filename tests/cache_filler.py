@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import adain
-from adain.weights import format as weights_format
-from adain.weights import registry, resolve
+from adain.weights import _format as weights_format
+from adain.weights import _registry as registry, _resolve as resolve
 
 NAME = "test-weights"
 GRACE_S = 4.0

@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The suite never touches the network: any Hub access must go to a server a test starts itself.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-# dtype=None means bf16 on CPUs with native bf16 (adain.runtime): the suite's exact-parity tests must not
+# dtype=None means bf16 on CPUs with native bf16 (adain._runtime): the suite's exact-parity tests must not
 # depend on the CPU of the machine that runs them (subprocesses inherit this too).
 os.environ["ADAIN_CPU_BF16"] = "0"
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

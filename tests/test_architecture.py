@@ -143,10 +143,25 @@ def test_training_recipes_ship_in_the_wheel_and_load_by_name_anywhere(tmp_path):
             "adain/training/recipes/torch_original.toml"} <= set(names)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    code = ("import adain, adain.training.config as c; print(adain.__file__); "
+    code = ("import adain, adain.training._config as c; print(adain.__file__); "
             "print(c.read_toml('paper')['max_iter'], c.read_toml('reference-port')['style_weight'])")
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
                          check=True).stdout.split("\n")
     assert out[0].startswith(str(site)), "the installed wheel, not the clone, must be imported"
     assert out[1].split()[0] == "160000"
+
+
+@pytest.mark.parametrize("old, new", [("adain.stylizer", "adain.inference._stylizer"), ("adain.io", "adain._io"),
+                                      ("adain.weights.hub", "adain.weights._hub"),
+                                      ("adain.training.loop", "adain.training._loop")])
+def test_a_module_of_the_first_layout_is_still_reachable_with_a_deprecation_warning(old, new):
+    package, _, name = old.rpartition(".")
+    with pytest.warns(DeprecationWarning, match=rf"{old} is deprecated: it is the internal module {new} now"):
+        module = getattr(importlib.import_module(package), name)
+    assert module is importlib.import_module(new)
+
+
+def test_an_unknown_attribute_of_a_package_is_still_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        importlib.import_module("adain.weights").nonexistent

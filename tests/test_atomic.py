@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 import adain
-from adain import io
-from adain.atomic import atomic_dir, atomic_path
+from adain import _io as io
+from adain._atomic import atomic_dir, atomic_path
 
 
 def _fill_then_fail(code: int = errno.ENOSPC):
@@ -29,7 +29,7 @@ def test_save_pretrained_on_a_full_disk(tmp_path, model, monkeypatch):
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"the previous weights")
     fail = _fill_then_fail()
-    monkeypatch.setattr("adain.weights.format.save_file", lambda tensors, path, metadata=None: fail(path))
+    monkeypatch.setattr("adain.weights._format.save_file", lambda tensors, path, metadata=None: fail(path))
     with pytest.raises(adain.DiskFullError) as info:
         model.save_pretrained(folder)
     message = str(info.value)

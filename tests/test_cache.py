@@ -16,9 +16,9 @@ from conftest import REPO_ROOT
 from http_servers import FileServer
 
 import adain
-from adain.atomic import STALE_AFTER_S, remove_stale_temporaries
-from adain.weights import registry
-from adain.weights.registry import LegacyFile, UrlSource
+from adain._atomic import STALE_AFTER_S, remove_stale_temporaries
+from adain.weights import _registry as registry
+from adain.weights._registry import LegacyFile, UrlSource
 
 NAME = "test-weights"
 FILLER = Path(__file__).with_name("cache_filler.py")
@@ -113,7 +113,7 @@ def test_cache_where_no_lock_file_can_be_made_still_gives_the_offline_error(tmp_
     def read_only(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("adain.weights.cache.open", read_only, raising=False)  # as on a read-only cache
+    monkeypatch.setattr("adain.weights._cache.open", read_only, raising=False)  # as on a read-only cache
     monkeypatch.setitem(registry.REGISTRY, NAME, dataclasses.replace(
         registry.REFERENCE_PORT, name=NAME, sources=(UrlSource("http://127.0.0.1:9/unused"),)))
     with pytest.raises(adain.WeightsOfflineError, match="put vgg_normalised.pth and decoder.pth"):

@@ -17,7 +17,7 @@ from PIL import Image, ImageCms
 
 import adain.model
 from adain.cli import EXIT_SKIPPED, main
-from adain.cli.outputs import case_insensitive, unique_names
+from adain.cli._outputs import case_insensitive, unique_names
 from conftest import REPO_ROOT
 
 FAST = {"stylize": ["--device", "cpu", "--content-size", "0", "--style-size", "0"],
@@ -48,7 +48,7 @@ def no_weights(monkeypatch):
         raise AssertionError("weights were loaded")
 
     monkeypatch.setattr(adain.model, "load_pretrained_state", refuse)
-    monkeypatch.setattr("adain.cli.gatys.read_legacy_vgg", refuse)
+    monkeypatch.setattr("adain.cli._gatys.read_legacy_vgg", refuse)
 
 
 def _run(command, *args, weights=None, extra=()):

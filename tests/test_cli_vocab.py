@@ -15,7 +15,7 @@ from PIL import Image
 
 import adain
 from adain.cli import build_parser, main
-from adain.cli.common import SHARED_OPTIONS
+from adain.cli._common import SHARED_OPTIONS
 
 FAST_GATYS = ["--iterations", "2", "--no-pyramid", "--device", "cpu", "--quiet"]
 BACKENDS = {"stylize": adain.stylize, "gatys": adain.gatys}

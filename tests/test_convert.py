@@ -12,9 +12,9 @@ import torchvision
 from conftest import REPO_ROOT
 
 import adain
-from adain.weights.legacy import check_vgg_fingerprint
-from adain.weights.torchvision import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, encoder_from_torchvision
-from adain.modeling.encoder import VGG_CONVS
+from adain.weights._legacy import check_vgg_fingerprint
+from adain.weights._torchvision import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, encoder_from_torchvision
+from adain.modeling._encoder import VGG_CONVS
 
 
 def _preprocess(weight_scale: float = 255.0, mean=(103.939, 116.779, 123.68)):

@@ -10,9 +10,9 @@ import pytest
 from http_servers import FileServer
 
 import adain
-from adain.weights import download, registry
-from adain.weights.registry import UrlSource
-from adain.weights.download import download_url
+from adain.weights import _download as download, _registry as registry
+from adain.weights._registry import UrlSource
+from adain.weights._download import download_url
 
 BODY = bytes(range(256)) * 64
 

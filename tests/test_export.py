@@ -17,9 +17,9 @@ import torch
 
 import adain
 from adain.cli import main
-from adain.modeling.ops import calc_mean_std
-from adain.modeling.padding import pad_bottom_right, padded_side
-from adain.onnx_export import OPSET, check_outputs, output_paths
+from adain.modeling._ops import calc_mean_std
+from adain.modeling._padding import pad_bottom_right, padded_side
+from adain.export._onnx import OPSET, check_outputs, output_paths
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

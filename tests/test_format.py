@@ -8,7 +8,7 @@ import math
 import pytest
 
 import adain
-from adain.weights.format import config_from_dict
+from adain.weights._format import config_from_dict
 
 GOOD = {"architecture": "adain-vgg19", "encoder_last_layer": "relu5_1", "eps": 1e-5, "format_version": 1,
         "description": "mine"}

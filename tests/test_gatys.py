@@ -18,7 +18,7 @@ from PIL import Image
 
 import adain
 from adain.optimization import gatys_tensor
-from adain.optimization.losses import WassersteinLoss, normalize_grad
+from adain.optimization._losses import WassersteinLoss, normalize_grad
 from conftest import REPO_ROOT
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -204,7 +204,7 @@ def test_bf16_autocast_runs_and_stays_close_to_float32(model):
 
 
 def test_average_pooling_is_rescaled_to_max_pooling_magnitude(model):
-    from adain.optimization.api import _pool_scale
+    from adain.optimization._api import _pool_scale
 
     x = _images(h=48, w=48)[0][None]
     scale = _pool_scale(model.encoder, x, None)
@@ -300,8 +300,8 @@ torch.set_num_threads(1)
 from reference_port import random_reference_models
 import adain
 from adain.optimization import gatys_tensor
-from adain.optimization.api import plan_memory
-from adain.optimization.options import GatysOptions
+from adain.optimization._api import plan_memory
+from adain.optimization._options import GatysOptions
 size = int(sys.argv[1])
 model = adain.AdaINModel()
 model.encoder.requires_grad_(False)

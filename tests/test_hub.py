@@ -1,6 +1,6 @@
 """Hub repos through a Hub-compatible server on 127.0.0.1 (HF_ENDPOINT), huggingface_hub's cache and offline mode.
 
-``adain.hub`` reads ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` when called (huggingface_hub freezes them at
+``adain.weights`` reads ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` when called (huggingface_hub freezes them at
 import), so these tests set them with ``monkeypatch.setenv`` in-process.
 """
 
@@ -11,7 +11,7 @@ import torch
 from http_servers import HubServer
 
 import adain
-from adain.weights.hub import check_push_access, push_to_hub
+from adain.weights._hub import check_push_access, push_to_hub
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_push_to_hub_uploads_a_loadable_package_folder(model, monkeypatch):
             calls["reloaded"] = adain.AdaINModel.from_pretrained(folder_path)
             return "https://hub.example/org/repo/commit/abc"
 
-    monkeypatch.setattr("adain.weights.hub.HfApi", FakeApi)
+    monkeypatch.setattr("adain.weights._hub.HfApi", FakeApi)
     url = push_to_hub(model, "org/repo", verify=False)
     assert url.endswith("/commit/abc")
     assert calls["created"] == "org/repo"
@@ -155,7 +155,7 @@ def test_push_to_hub_verifies_what_the_hub_serves_back(model, tmp_path, monkeypa
     other = adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu4_1")).save_pretrained(tmp_path / "other")
     with HubServer() as hub:
         # The Hub ends up holding different weights from the ones uploaded.
-        monkeypatch.setattr("adain.weights.hub.HfApi", hub.api_class(serve_instead=other))
+        monkeypatch.setattr("adain.weights._hub.HfApi", hub.api_class(serve_instead=other))
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         with pytest.raises(adain.WeightsError, match="differs"):
@@ -188,7 +188,7 @@ def test_push_access_problems_are_one_line_naming_the_repo(hub, monkeypatch, tok
 
 
 def test_push_access_without_any_token_says_how_to_log_in(hub, monkeypatch):
-    monkeypatch.setattr("adain.weights.hub.get_token", lambda: None)
+    monkeypatch.setattr("adain.weights._hub.get_token", lambda: None)
     with pytest.raises(adain.WeightsError, match="not logged in.*hf auth login"):
         check_push_access("alice/decoder")
     assert hub.requests == []

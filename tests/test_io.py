@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image, ImageCms, ImageFile
 
-from adain import images, io
-from adain.atomic import NAME_MAX, temporary_name
+from adain import _images as images, _io as io
+from adain._atomic import NAME_MAX, temporary_name
 from adain.errors import ImageReadError, InputError, OutputExistsError
 
 PILLOW_DEFAULT_MAX_PIXELS = int(1024 * 1024 * 1024 // 4 // 3)
@@ -292,7 +292,7 @@ def test_unreadable_folders_and_files_are_reported_not_skipped_silently(tmp_path
                                 ("locked", "cannot list the folder: Permission denied"),
                                 ("secret.png", "permission denied")]
     # Without on_error (the trainer's call), each is a logged warning.
-    with caplog.at_level("WARNING", logger="adain.io"):
+    with caplog.at_level("WARNING", logger="adain._io"):
         assert [p.name for p in io.list_images(tmp_path)] == ["a.png"]
     assert len(caplog.records) == 3 and "locked" in caplog.text
 

@@ -14,8 +14,8 @@ from http_servers import FileServer
 
 import adain
 from adain.cli import main
-from adain.weights import registry
-from adain.weights.registry import HubFilesSource, LegacyFile, UrlSource
+from adain.weights import _registry as registry
+from adain.weights._registry import HubFilesSource, LegacyFile, UrlSource
 
 NAME = "test-mirrors"
 BOTH = ("vgg_normalised.pth", "decoder.pth")
@@ -68,7 +68,7 @@ def test_hub_mirror_serving_wrong_bytes_is_refused_and_the_next_is_tried(hub, go
     hub.add_repo("bad/mirror", wrong, files=BOTH)
     hub.add_repo("good/mirror", good, files=BOTH)
     _register(monkeypatch, good, HubFilesSource("bad/mirror", files=BOTH), HubFilesSource("good/mirror", files=BOTH))
-    with caplog.at_level(logging.WARNING, logger="adain.weights.resolve"):
+    with caplog.at_level(logging.WARNING, logger="adain.weights._resolve"):
         _assert_same(adain.load_pretrained(NAME, cache_dir=tmp_path), model)
     refused = [r.getMessage() for r in caplog.records if "bad/mirror" in r.getMessage()]
     assert len(refused) == 1 and "sha256" in refused[0] and "vgg_normalised.pth" in refused[0]
@@ -131,7 +131,7 @@ def test_download_list_prints_the_sources_in_order(good, monkeypatch, capsys):
 
 
 def test_default_tries_the_github_release_first_then_the_hub_mirrors():
-    sources = adain.weights.resolve.pretrained_info("default").sources
+    sources = adain.weights._resolve.pretrained_info("default").sources
     assert isinstance(sources[0], UrlSource) and "github.com/naoto0804" in sources[0].base_url
     mirrors = [s for s in sources[1:] if isinstance(s, HubFilesSource)]
     assert mirrors and all(set(m.files) <= set(BOTH) for m in mirrors)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import adain
-from adain.modeling.encoder import LAYER_NAMES, VGGEncoder
+from adain.modeling._encoder import LAYER_NAMES, VGGEncoder
 from adain.errors import CorruptWeightsError, WeightsNotFoundError
 from reference_port import random_reference_models
 

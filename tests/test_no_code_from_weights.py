@@ -13,9 +13,9 @@ from conftest import REPO_ROOT
 from http_servers import FileServer, HubServer
 
 import adain
-from adain.weights import registry
-from adain.weights.cache import LOCK_NAME
-from adain.weights.registry import LegacyFile, UrlSource
+from adain.weights import _registry as registry
+from adain.weights._cache import LOCK_NAME
+from adain.weights._registry import LegacyFile, UrlSource
 
 
 class _Payload:
@@ -53,14 +53,14 @@ def test_from_original_refuses(evil, legacy_weights):
 
 
 def test_convert_reference_port_refuses(evil, legacy_weights):
-    from adain.weights.legacy import load_reference_port
+    from adain.weights._legacy import load_reference_port
 
     with pytest.raises(adain.CorruptWeightsError, match="refused"):
         load_reference_port(legacy_weights[0], evil[0])
 
 
 def test_torch7_reader_refuses(evil):
-    from adain.weights.torch7 import read_t7
+    from adain.weights._torch7 import read_t7
 
     with pytest.raises(adain.CorruptWeightsError, match="not a valid Torch7 file"):
         read_t7(evil[0])
@@ -86,7 +86,7 @@ def test_named_weights_from_mirror_refuse_and_clean_up(evil, legacy_weights, tmp
         monkeypatch.setitem(registry.REGISTRY, "evil", entry)
         with pytest.raises(adain.CorruptWeightsError, match="refused"):
             adain.load_pretrained("evil", cache_dir=tmp_path / "cache")
-    # Nothing downloaded is left (the entry's empty lock file stays, as after any load: adain.weights.cache).
+    # Nothing downloaded is left (the entry's empty lock file stays, as after any load: adain.weights._cache).
     assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.name != LOCK_NAME] == []
 
 

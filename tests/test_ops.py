@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from adain.modeling.ops import adain, adain_with_stats, blend_stats, calc_mean_std, coral, masked_adain
+from adain.modeling._ops import adain, adain_with_stats, blend_stats, calc_mean_std, coral, masked_adain
 from reference_port import ref_adain, ref_calc_mean_std, ref_coral
 
 

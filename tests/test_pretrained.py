@@ -12,9 +12,9 @@ import torch
 from http_servers import FileServer
 
 import adain
-from adain.weights import registry
-from adain.weights.cache import LOCK_NAME
-from adain.weights.registry import LegacyFile, PretrainedWeights, UrlSource
+from adain.weights import _registry as registry
+from adain.weights._cache import LOCK_NAME
+from adain.weights._registry import LegacyFile, PretrainedWeights, UrlSource
 
 NAME = "test-weights"
 
@@ -52,7 +52,7 @@ def _serve(server: FileServer, prefix: str, legacy_bytes: dict[str, bytes], **vg
 
 
 def _cached_files(root) -> list[str]:
-    """Every file under ``root`` but the entries' lock files (empty, and kept: see adain.weights.cache)."""
+    """Every file under ``root`` but the entries' lock files (empty, and kept: see adain.weights._cache)."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != LOCK_NAME)
 
 
@@ -63,7 +63,7 @@ def first_load(tmp_path_factory, legacy_bytes, shas):
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
-    logger = logging.getLogger("adain.weights.resolve")
+    logger = logging.getLogger("adain.weights._resolve")
     logger.addHandler(handler)
     with FileServer() as server, pytest.MonkeyPatch.context() as mp:
         good = _serve(server, "/good", legacy_bytes)
@@ -176,7 +176,7 @@ def test_offline_and_not_cached_is_offline_error(shas, tmp_path, monkeypatch):
 
 def test_default_is_the_reference_port_release():
     assert adain.list_pretrained()[0] == "reference-port"
-    entry = adain.weights.resolve.pretrained_info("default")
+    entry = adain.weights._resolve.pretrained_info("default")
     assert entry.license == "MIT"
     assert entry.sources[0].url("decoder.pth").startswith("https://github.com/naoto0804/pytorch-AdaIN/releases/")
 
@@ -282,7 +282,7 @@ def test_registry_size_cuts_off_a_mirror_that_streams_without_length(server, leg
     entry = _entry(endless, good, sha=shas)
     sized = (dataclasses.replace(entry.files[0], size=size),) + entry.files[1:]
     monkeypatch.setitem(registry.REGISTRY, NAME, dataclasses.replace(entry, files=sized))
-    with caplog.at_level(logging.WARNING, logger="adain.weights.resolve"):
+    with caplog.at_level(logging.WARNING, logger="adain.weights._resolve"):
         loaded = adain.load_pretrained(NAME, cache_dir=tmp_path)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -297,7 +297,7 @@ def no_hub(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a local path was tried as a Hub repo")
 
-    monkeypatch.setattr("adain.weights.resolve.download_model_dir", refuse)
+    monkeypatch.setattr("adain.weights._resolve.download_model_dir", refuse)
 
 
 @pytest.mark.parametrize("filename", ["model.safetensors", "config.json"])

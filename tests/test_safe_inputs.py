@@ -16,12 +16,12 @@ import torch
 from PIL import Image
 
 import adain
-import adain.optimization.api
-import adain.stylizer
-from adain import images
+import adain.optimization._api
+import adain.inference._stylizer
+from adain import _images as images
 from adain.errors import ImageReadError, InputError
 from adain.optimization import GatysOptions, gatys_tensor
-from adain.runtime import resolve_device
+from adain._runtime import resolve_device
 
 _KW = {"content_size": None, "style_size": None, "device": "cpu"}
 _FAST = {"iterations": 2, "pyramid": False, "pooling": "max", "content_size": None, "style_size": 36, "device": "cpu"}
@@ -56,8 +56,8 @@ def no_weights(monkeypatch):
     def refuse(*args, **kwargs):
         pytest.fail("load_pretrained was called before the arguments were checked")
 
-    monkeypatch.setattr(adain.stylizer, "load_pretrained", refuse)
-    monkeypatch.setattr(adain.optimization.api, "load_pretrained", refuse)
+    monkeypatch.setattr(adain.inference._stylizer, "load_pretrained", refuse)
+    monkeypatch.setattr(adain.optimization._api, "load_pretrained", refuse)
 
 
 def _one_line(exc_info) -> str:
@@ -151,8 +151,8 @@ def test_set_style_checks_every_style_before_decoding_any(model, tmp_path, monke
 
 def test_gatys_checks_every_image_before_decoding_any(model, tmp_path, monkeypatch):
     good, missing = str(_png(tmp_path / "good.png")), str(tmp_path / "missing.png")
-    monkeypatch.setattr(adain.optimization.api, "to_tensor", lambda *a, **k: pytest.fail("an image was decoded"))
-    monkeypatch.setattr(adain.optimization.api, "to_mask", lambda *a, **k: pytest.fail("a mask was decoded"))
+    monkeypatch.setattr(adain.optimization._api, "to_tensor", lambda *a, **k: pytest.fail("an image was decoded"))
+    monkeypatch.setattr(adain.optimization._api, "to_mask", lambda *a, **k: pytest.fail("a mask was decoded"))
     for options in ({"masks": [good, missing]}, {"init": missing}, {"mask": missing}):
         with pytest.raises(InputError, match="missing.png"):
             adain.gatys(good, [good, good], model=model, **options, **_FAST)

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 import adain
-from adain import compiled, prepared, runtime
+from adain.inference import _compiled as compiled, _prepared as prepared
+from adain import _runtime as runtime
 from adain.cli import build_parser
 from adain.errors import InputError
-from adain.modeling.fused import fusable
+from adain.modeling._fused import fusable
 
 
 def _smooth(h, w, seed=0):

@@ -11,8 +11,8 @@ from PIL import Image
 
 import adain
 from adain.errors import InputError
-from adain.modeling.ops import calc_mean_std
-from adain.stylizer import BYTES_PER_PIXEL
+from adain.modeling._ops import calc_mean_std
+from adain.inference._stylizer import BYTES_PER_PIXEL
 from reference_port import ref_coral, ref_style_transfer, ref_to_uint8
 
 
@@ -291,10 +291,10 @@ def test_stylize_refuses_a_batch(model):
 
 
 def test_model_defaults_to_load_pretrained(model, monkeypatch):
-    import adain.stylizer
+    import adain.inference._stylizer
 
     calls = []
-    monkeypatch.setattr(adain.stylizer, "load_pretrained", lambda *a, **k: calls.append(a) or model)
+    monkeypatch.setattr(adain.inference._stylizer, "load_pretrained", lambda *a, **k: calls.append(a) or model)
     out = adain.stylize(_rand(3, 16, 16), _rand(3, 16, 16), content_size=None, style_size=None, device="cpu")
     assert out.size == (16, 16) and calls == [()]
 

@@ -1,4 +1,4 @@
-"""Tiled stylization (``adain.tiling``): the same result as untiled, in bounded memory.
+"""Tiled stylization (``adain.inference._tiling``): the same result as untiled, in bounded memory.
 
 Exactness is checked twice: PSNR >= 45 dB against the untiled result, as the issue asks, and the
 largest difference of any pixel at float rounding (1e-5), which is far stricter: an overlap one step
@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 
 import adain
-from adain import tiling
+from adain.inference import _tiling as tiling
 from adain.cli import main
 from adain.errors import ImageReadError, InputError
-from adain.modeling import padding
-from adain.modeling.ops import calc_mean_std, masked_mean_std
-from adain.stylizer import BYTES_PER_PIXEL
-from adain.transfer import Moments
+from adain.modeling import _padding as padding
+from adain.modeling._ops import calc_mean_std, masked_mean_std
+from adain.inference._stylizer import BYTES_PER_PIXEL
+from adain.inference._transfer import Moments
 from reference_port import ref_style_transfer, ref_to_uint8
 
 CPU = torch.device("cpu")

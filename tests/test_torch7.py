@@ -11,7 +11,7 @@ import torch
 from reference_port import CAFFE_MEAN_BGR
 
 import adain
-from adain.weights.torch7 import TorchObject, loads_t7, read_t7
+from adain.weights._torch7 import TorchObject, loads_t7, read_t7
 
 
 def test_reads_numbers_strings_booleans_and_nil():
@@ -172,7 +172,7 @@ def test_stride_zero_view_is_read_within_its_storage_size_and_refused_beyond():
 
 
 def test_many_tensors_sharing_one_storage_are_capped_in_all(monkeypatch):
-    monkeypatch.setattr("adain.weights.torch7.MAX_ELEMENTS", 1000)
+    monkeypatch.setattr("adain.weights._torch7.MAX_ELEMENTS", 1000)
     storage = t7.Storage(np.zeros(100, dtype=np.float32))
     views = {i: t7.Tensor7(storage, (100,), (1,)) for i in range(20)}  # 2000 elements from 100 stored
     with pytest.raises(adain.CorruptWeightsError, match="more than 1000 elements in all"):

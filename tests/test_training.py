@@ -16,12 +16,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import adain
-from adain.training.checkpoint import list_checkpoints
-from adain.modeling.decoder import Decoder
-from adain.training.report import read_log
-from adain.cli.train import main
-from adain.training.config import TrainConfig
-from adain.training.loop import TrainingError, train
+from adain.training._checkpoint import list_checkpoints
+from adain.modeling._decoder import Decoder
+from adain.training._report import read_log
+from adain.cli._train import main
+from adain.training._config import TrainConfig
+from adain.training._loop import TrainingError, train
 from conftest import REPO_ROOT
 
 TINY = ["--image-size", "48", "--crop-size", "32", "--batch-size", "2", "--min-image-side", "16", "--workers", "0",
@@ -105,7 +105,7 @@ def test_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used(folders
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated, as by a full disk
     starts = []
     config = TrainConfig(**{**torch.load(list_checkpoints(run)[0], weights_only=True)["config"], "max_iter": 4})
-    from adain.training.loop import find_resume_state
+    from adain.training._loop import find_resume_state
 
     reported = []
     state = find_resume_state(run, lambda path, reason: reported.append(path))
@@ -145,7 +145,7 @@ def test_a_sigkilled_run_resumes_from_its_last_checkpoint(folders, legacy_weight
     last = int(list_checkpoints(run)[-1].name[5:13])
     assert last >= 3
     starts = []
-    from adain.training.loop import find_resume_state
+    from adain.training._loop import find_resume_state
 
     state = find_resume_state(run)
     config = TrainConfig(**{**state["config"], "max_iter": last + 2})

@@ -11,21 +11,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from adain.training.checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
-from adain.cli.train import _overrides, add_arguments
-from adain.training.data import ImageStream, positions_for_step
+from adain.training._checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
+from adain.cli._train import _overrides, add_arguments
+from adain.training._data import ImageStream, positions_for_step
 from adain.errors import InputError
-from adain.training.step import LossWeights, adain_losses, frozen, learning_rate
-from adain.training.config import TrainConfig, config_from
-from adain.training.setup import load_encoder
+from adain.training._step import LossWeights, adain_losses, frozen, learning_rate
+from adain.training._config import TrainConfig, config_from
+from adain.training._setup import load_encoder
 from reference_port import ref_adain, ref_calc_mean_std
 
 
 def test_loss_matches_the_reference_ports_formula(legacy_weights, reference_models):
     vgg, ref_dec = reference_models
     encoder = frozen(load_encoder(str(legacy_weights[0])))
-    from adain.modeling.decoder import Decoder
-    from adain.weights.legacy import legacy_decoder_to_named
+    from adain.modeling._decoder import Decoder
+    from adain.weights._legacy import legacy_decoder_to_named
 
     decoder = Decoder()
     decoder.load_state_dict(legacy_decoder_to_named(ref_dec.state_dict()))
@@ -167,7 +167,7 @@ def test_crop_larger_than_image_size_is_refused():
 
 
 def test_trainer_publishes_with_the_one_verified_push_to_hub():
-    import adain.training.loop
-    import adain.weights.hub
+    import adain.training._loop
+    import adain.weights._hub
 
-    assert adain.training.loop.push_to_hub is adain.weights.hub.push_to_hub
+    assert adain.training._loop.push_to_hub is adain.weights._hub.push_to_hub

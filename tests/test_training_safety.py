@@ -17,15 +17,15 @@ from PIL import Image
 from test_training import _spawn, _wait_for, args_for, write_images
 
 import adain
-from adain.cli.train import main
+from adain.cli._train import main
 from adain.errors import InputError
-from adain.training.badfiles import bad_files_tolerated
-from adain.training.checkpoint import list_checkpoints
-from adain.training.config import TrainConfig, read_toml
-from adain.training.data import ImageStream
-from adain.training.lock import lock_run_dir
-from adain.training.loop import TrainingError, train
-from adain.training.report import read_log
+from adain.training._badfiles import bad_files_tolerated
+from adain.training._checkpoint import list_checkpoints
+from adain.training._config import TrainConfig, read_toml
+from adain.training._data import ImageStream
+from adain.training._lock import lock_run_dir
+from adain.training._loop import TrainingError, train
+from adain.training._report import read_log
 from conftest import REPO_ROOT
 
 
@@ -73,7 +73,7 @@ def test_a_second_run_on_the_same_out_is_refused_at_once_naming_the_first_ones_p
 
 _FORK_AND_DIE = """
 import os, sys, time
-from adain.training.lock import lock_run_dir
+from adain.training._lock import lock_run_dir
 
 with lock_run_dir(sys.argv[1]):
     child = os.fork()
@@ -176,7 +176,7 @@ def test_a_folder_that_is_mostly_not_pictures_stops_with_a_clear_message(tmp_pat
 def test_unreadable_entries_the_folder_listing_reports_are_skipped_and_checked(folders, legacy_weights, tmp_path,
                                                                               monkeypatch, capsys):
     # The test runs as root, for whom chmod 000 changes nothing: make os.scandir refuse one sub-folder,
-    # as it would for a folder without read permission, and let adain.io.list_images report it.
+    # as it would for a folder without read permission, and let adain._io.list_images report it.
     locked = folders[0] / "locked"
     locked.mkdir()
     real_scandir = os.scandir
@@ -258,7 +258,7 @@ def test_a_push_that_fails_after_training_keeps_the_model_and_says_where(folders
         def upload_folder(self, **kwargs):
             raise TransportError("Connection reset by peer\n  ... 60 more lines ...")
 
-    monkeypatch.setattr("adain.weights.hub.HfApi", BrokenUpload)
+    monkeypatch.setattr("adain.weights._hub.HfApi", BrokenUpload)
     run = tmp_path / "run"
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "1", "--push-to-hub", "alice/decoder")) == 1
     err = capsys.readouterr().err
@@ -267,7 +267,7 @@ def test_a_push_that_fails_after_training_keeps_the_model_and_says_where(folders
     assert error_lines(err) == [
         f"adain train: error: training finished but the push to alice/decoder failed (TransportError: Connection "
         f"reset by peer); the final model is in {final}: push it later with "
-        f"adain.weights.hub.push_to_hub('{final}', 'alice/decoder')"]
+        f"adain.weights.push_to_hub('{final}', 'alice/decoder')"]
     assert adain.load_pretrained(str(final)).decoder is not None
 
 

@@ -20,7 +20,7 @@ from PIL import Image
 import adain
 from adain.cli import main
 from adain.video import MissingDependencyError, VideoInterrupted, VideoReadError
-from adain.video.temporal import StatsSmoother
+from adain.video._temporal import StatsSmoother
 from conftest import REPO_ROOT
 
 av = pytest.importorskip("av")

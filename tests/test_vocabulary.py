@@ -11,7 +11,7 @@ import torch
 
 import adain
 from adain.errors import InputError
-from adain.runtime import memory_budget, resolve_dtype
+from adain._runtime import memory_budget, resolve_dtype
 
 _FAST = {"iterations": 2, "pyramid": False, "pooling": "max", "content_size": None, "style_size": 36,
          "device": "cpu"}

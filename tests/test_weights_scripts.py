@@ -12,7 +12,7 @@ from conftest import REPO_ROOT
 from http_servers import HubServer
 
 import adain
-from adain.weights import registry
+from adain.weights import _registry as registry
 
 
 def _script(name: str):
@@ -51,7 +51,7 @@ def test_publish_uploads_and_verifies_from_the_hub(tmp_path, monkeypatch):
     torch.manual_seed(0)
     folder = adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu4_1")).save_pretrained(tmp_path / "small")
     with HubServer() as hub:
-        monkeypatch.setattr("adain.weights.hub.HfApi", hub.api_class())  # uploads land on the loopback Hub
+        monkeypatch.setattr("adain.weights._hub.HfApi", hub.api_class())  # uploads land on the loopback Hub
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         commit = _script("publish").publish(folder, "org/adain-reference")

@@ -2,6 +2,6 @@
 
 import sys
 
-from adain.cli.train import main
+from adain.cli._train import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """The ``adain`` command line: argv parsing, progress bars and exit codes live here, nowhere else.
 
-Each subcommand is a module of this package with ``register(subparsers)``, which adds its parser and
+Each subcommand is a private module of this package (``_stylize`` for ``adain stylize``) with ``register(subparsers)``, which adds its parser and
 sets ``func`` (``args -> exit code``). Errors print one line to stderr and exit non-zero; ``--debug``
 (anywhere on the command line) shows the traceback. Ctrl-C, SIGTERM and SIGHUP stop the command as an
 exception does, so every temporary file is removed on the way out, and print one line.
@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 
 from ..errors import AdaINError, WeightsError
-from ..version import __version__
+from .._version import __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+        importlib.import_module(f"{__name__}._{name}").register(subparsers)
     for sub in subparsers.choices.values():
         # After the command too; SUPPRESS keeps a --debug given before the command from being reset.
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

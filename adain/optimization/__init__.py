@@ -1,17 +1,21 @@
 """The optimisation backend (Gatys, Ecker & Bethge 2016): ``adain.gatys``.
 
-Modules: ``options`` (every knob and its default), ``losses`` (content, Gram, mean/std, Wasserstein-2,
-TV, gradient normalisation), ``pyramid`` (scales), ``memory`` (the estimate made before allocating),
-``optimize`` (objective and loop), ``api`` (inputs, devices, scales). Colour handling is ``adain.color``,
-shared with the AdaIN backend.
+Internal modules: ``_options`` (every knob and its default), ``_losses`` (content, Gram, mean/std,
+Wasserstein-2, TV, gradient normalisation), ``_pyramid`` (scales), ``_memory`` (the estimate made before
+allocating), ``_optimize`` (objective and loop), ``_api`` (inputs, devices, scales). Colour handling is
+``adain.modeling._color``, shared with the AdaIN backend.
 The package is named ``optimization`` rather than ``gatys`` so that ``adain.gatys`` (the function)
 does not shadow a subpackage of the same name.
 """
 
-from .api import gatys as gatys
-from .api import gatys_tensor as gatys_tensor
-from .memory import MemoryEstimate as MemoryEstimate
-from .optimize import GatysProgress as GatysProgress
-from .options import GatysOptions as GatysOptions
+from .._arguments import moved_modules
+from ._api import gatys as gatys
+from ._api import gatys_tensor as gatys_tensor
+from ._memory import MemoryEstimate as MemoryEstimate
+from ._optimize import GatysProgress as GatysProgress
+from ._options import GatysOptions as GatysOptions
 
 __all__ = ["gatys", "gatys_tensor", "GatysOptions", "GatysProgress", "MemoryEstimate"]
+
+# The modules of the first layout, internal now: reachable for a while, with a DeprecationWarning.
+__getattr__ = moved_modules(__name__, {name: f"adain.optimization._{name}" for name in ('api', 'losses', 'memory', 'optimize', 'options', 'pyramid')})

@@ -1,0 +1,166 @@
+"""The one vocabulary of both backends: checks of the arguments ``stylize``, ``Stylizer`` and ``gatys`` share.
+
+The same concept has the same name, accepted values and meaning in both backends and on the command
+line: ``alpha``, ``preserve_color`` (``None``/``False``, ``"coral"`` (alias ``True``), ``"luminance"``),
+``style_weights`` (one blend weight per style), sizes (``None`` keeps the size), ``max_memory`` and
+``dtype`` (see ``adain._runtime``). Wherever a number is meant numpy scalars are accepted, and integral
+floats (``512.0``, ``2e9``) wherever an integer is; bools and non-integral sizes are refused. Spellings
+of the first versions (``weights=``, ``style_blend=``, ``memory_limit=``, ``preserve_color="match"``)
+still work with a ``DeprecationWarning`` naming the new one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from .errors import InputError
+
+COLOR_MODES = ("coral", "luminance")
+"""Colour preservation modes: CORAL recolours the style to the content before encoding (the reference's
+``preserve_color``); ``"luminance"`` transfers style to the luma only and keeps the content's chroma."""
+
+
+def check_alpha(alpha: Any) -> float:
+    """``alpha`` as a float in [0, 1] (numpy scalars accepted)."""
+    value = _real(alpha)
+    if value is not None and 0.0 <= value <= 1.0:
+        return value
+    raise InputError(f"alpha: must be a number in [0, 1] (0 = content only, 1 = full style), got {alpha!r}")
+
+
+def _real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (numpy scalars included; bools are not numbers here)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float range: not finite, refused by the callers
+            return math.inf
+    return None
+
+
+def check_number(value: Any, what: str, *, minimum: float | None = None, above: float | None = None,
+                 below: float | None = None, allow_none: bool = False) -> float | None:
+    """A finite real number (numpy scalars accepted), ``>= minimum``, ``> above`` and ``< below`` where
+    given, as a ``float``; ``None`` passes when ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    number = _real(value)
+    if number is not None and math.isfinite(number) and (minimum is None or number >= minimum) and (
+            above is None or number > above) and (below is None or number < below):
+        return number
+    bounds = [f"{sign} {bound:g}" for sign, bound in ((">=", minimum), (">", above), ("<", below)) if bound is not None]
+    raise InputError(f"{what}: must be a finite number{''.join(' ' + b for b in bounds[:1])}"
+                     f"{''.join(' and ' + b for b in bounds[1:])}{' or None' if allow_none else ''}, got {value!r}")
+
+
+def check_int(value: Any, what: str, *, minimum: int | None = 1, allow_none: bool = False,
+              hint: str = "") -> int | None:
+    """An integer >= ``minimum`` (numpy integers and integral floats such as ``512.0`` or ``2e9`` accepted;
+    bools and non-integral numbers refused), as an ``int``; ``None`` passes when ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    number = _real(value)
+    if number is not None and math.isfinite(number) and number == int(number) and (
+            minimum is None or number >= minimum):
+        return int(value) if isinstance(value, numbers.Integral) else int(number)
+    bound = f" >= {minimum}" if minimum is not None else ""
+    raise InputError(f"{what}: must be an integer{bound}{' or None' if allow_none else ''}{hint}, got {value!r}")
+
+
+def number_list(values: Any, what: str) -> list[float]:
+    """A sequence of real numbers (a list, tuple, 1-D numpy array or tensor) -> ``list[float]``."""
+    if hasattr(values, "ndim") and hasattr(values, "tolist") and values.ndim == 1:
+        values = values.tolist()  # numpy arrays and tensors
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise InputError(f"{what}: expected a sequence of numbers, got {values!r}")
+    numbers_ = [_real(v) for v in values]
+    if any(v is None for v in numbers_):
+        raise InputError(f"{what}: expected numbers, got {values!r}")
+    return numbers_
+
+
+def color_mode(preserve_color: Any) -> str | None:
+    """``preserve_color`` -> ``None``, ``"coral"`` or ``"luminance"``."""
+    if preserve_color is None or preserve_color is False:
+        return None
+    if preserve_color is True:
+        return "coral"
+    if preserve_color == "match":
+        warnings.warn("preserve_color='match' is deprecated; use preserve_color='coral' (the same CORAL colour "
+                      "matching)", DeprecationWarning, stacklevel=3)
+        return "coral"
+    if isinstance(preserve_color, str) and preserve_color in COLOR_MODES:
+        return preserve_color
+    raise InputError(f"preserve_color: expected None/False, 'coral' (or True) or 'luminance', got {preserve_color!r}")
+
+
+def check_style_weights(style_weights: Any) -> tuple[float, ...] | None:
+    """Blend weights (a sequence, 1-D array or tensor of finite non-negative numbers, not all 0) as a
+    tuple of floats, not yet normalised; ``None`` passes."""
+    if style_weights is None:
+        return None
+    values = number_list(style_weights, "style_weights")
+    if not all(math.isfinite(w) and w >= 0 for w in values):
+        raise InputError(f"style_weights: must be finite and non-negative, got {values}")
+    if sum(values) <= 0:
+        raise InputError("style_weights: at least one weight must be positive")
+    return tuple(values)
+
+
+def normalize_style_weights(style_weights: Any, n_styles: int) -> list[float]:
+    """One blend weight per style, normalised to sum 1; equal when ``None``."""
+    values = check_style_weights(style_weights)
+    if values is None:
+        return [1.0 / n_styles] * n_styles
+    if len(values) != n_styles:
+        raise InputError(f"style_weights: got {len(values)} weights for {n_styles} style(s); give one per style")
+    total = sum(values)
+    return [w / total for w in values]
+
+
+def check_mask_styles(n_styles: int, style_weights: Any, other: str = "") -> None:
+    """A two-region ``mask`` needs exactly two styles (first: inside, second: outside) and no blend weights
+    (each region takes one style). ``other``: a conflicting argument also given (e.g. ``"masks"``)."""
+    if n_styles != 2 or other:
+        extra = f" and no {other}=" if other else ""
+        raise InputError(f"mask: needs exactly two styles (foreground, background){extra}; got {n_styles} style(s)")
+    if style_weights is not None:
+        raise InputError("style_weights: cannot be combined with a mask (each region takes one style)")
+
+
+def check_size(size: Any, what: str) -> int | None:
+    """A shorter-side size: a positive integer (integral floats and numpy integers accepted) or ``None``."""
+    return check_int(size, what, allow_none=True, hint=" (None keeps the size)")
+
+
+def pop_deprecated(options: dict[str, Any], old: str, new: str, value: Any, where: str) -> Any:
+    """``options[old]`` (removed from ``options``) when the deprecated spelling ``old`` was used, with a
+    ``DeprecationWarning`` naming ``new``; otherwise ``value``. Both given is an ``InputError``."""
+    if old not in options:
+        return value
+    if value is not None:
+        raise InputError(f"{where}: {old}= is the deprecated spelling of {new}=; give only {new}=")
+    warnings.warn(f"{where}: {old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=3)
+    return options.pop(old)
+
+
+def moved_modules(package: str, moved: Mapping[str, str]) -> Callable[[str], ModuleType]:
+    """A module-level ``__getattr__`` for ``package`` that keeps its former public submodules reachable:
+    ``moved`` maps an old name (``"stylizer"``) to the private module that now holds its code. Each access
+    warns (``DeprecationWarning``): those modules are internal and may change; the package's ``__all__``
+    is the API."""
+
+    def __getattr__(name: str) -> ModuleType:
+        if name not in moved:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        warnings.warn(f"{package}.{name} is deprecated: it is the internal module {moved[name]} now; use the names "
+                      f"{package} exports (its __all__)", DeprecationWarning, stacklevel=2)
+        return importlib.import_module(moved[name])
+
+    return __getattr__

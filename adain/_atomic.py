@@ -1,0 +1,171 @@
+"""Writing a file so that its real name only ever holds a complete file: a temporary name, then a rename.
+
+Every file the package writes (images, weights, configs, model cards, downloads, checkpoints) goes
+through ``atomic_path`` (a whole folder, such as a converted model in the cache, through ``atomic_dir``):
+an interrupted write leaves at most a hidden temporary beside the target, never a half-written file
+under the real name (``replace=False`` never replaces an existing file either: the new file is linked
+into place, which fails if the name is taken). A full disk (``ENOSPC``, ``EDQUOT``) becomes a one-line ``DiskFullError`` naming
+the file and the bytes it needed, and the temporary is removed. Temporaries left behind by a process
+that died are recognised by their name and removed by ``remove_stale_temporaries`` once a day old.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import DiskFullError
+
+STALE_AFTER_S = 24 * 3600
+"""A temporary older than this (a day) belongs to no live write and may be removed."""
+
+NAME_MAX = 255
+"""Bytes in one file name on the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units)."""
+
+_TEMPORARY = re.compile(r"\..+\.(?:tmp|part)-[0-9]+")  # what temporary_name makes with the tags in use
+_FULL = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
+
+
+def temporary_name(path: Path, tag: str = "tmp") -> Path:
+    """The hidden temporary file used while writing ``path``: ``.<name>.<tag>-<pid>`` in the same folder
+    (the same file system, so the final rename is atomic). When that would be longer than a file name may
+    be, the name is cut and a hash of it keeps it unique: a name that fits still gets written."""
+    ending = f".{tag}-{os.getpid()}"
+    name = f".{path.name}{ending}"
+    if len(os.fsencode(name)) > NAME_MAX:
+        digest = hashlib.sha1(os.fsencode(path.name)).hexdigest()[:12]
+        room = NAME_MAX - len(os.fsencode(ending)) - len(digest) - 2
+        head = os.fsencode(path.name)[:room].decode(errors="ignore")
+        name = f".{head}~{digest}{ending}"
+    return path.with_name(name)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, path: Path, *, replace: bool = True) -> None:
+    """Give the finished file ``tmp`` the name ``path``. ``replace=False`` never replaces a file that exists
+    (``FileExistsError``): a hard link, then the temporary name removed; where the file system has no hard
+    links, an existence check and a rename."""
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, durable: bool = False, tag: str = "tmp",
+                expected_bytes: int | None = None, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on any failure it is removed.
+
+    ``durable=True`` also fsyncs the file and its folder, so the new file survives a power cut (used
+    for checkpoints, where losing the newest one costs hours). ``expected_bytes``: the file's size when
+    known, named in the ``DiskFullError`` raised when the disk or quota is full. ``replace=False`` raises
+    ``FileExistsError`` instead of replacing a file that exists when the write completes.
+    """
+    path = Path(path)
+    tmp = temporary_name(path, tag)
+    try:
+        yield tmp
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        publish(tmp, path, replace=replace)
+        if durable:
+            fsync_dir(path.parent)
+    except OSError as exc:
+        if exc.errno in _FULL and not isinstance(exc, DiskFullError):
+            raise disk_full_error(path, exc, expected_bytes) from None
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike, *, tag: str = "tmp") -> Iterator[Path]:
+    """Yield a new temporary folder to fill; on success it is renamed to ``path``, on failure removed.
+
+    ``path`` must not exist when the rename happens (``OSError`` otherwise: the caller decides what to
+    do with a folder that is already there); other processes never see a half-filled ``path``.
+    """
+    path = Path(path)
+    tmp = temporary_name(path, tag)
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a dead process that had this pid
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def disk_full_error(path: Path, exc: OSError, expected_bytes: int | None = None) -> DiskFullError:
+    """The one-line error for ``exc`` (ENOSPC or EDQUOT) while writing ``path``."""
+    what = "disk quota exceeded" if exc.errno != errno.ENOSPC else "no space left on the device"
+    needed = f"; it needs {_size(expected_bytes)}" if expected_bytes else ""
+    try:
+        free = f", {_size(shutil.disk_usage(path.parent).free)} free there"
+    except OSError:
+        free = ""
+    error = DiskFullError(f"{path}: cannot write it, {what}{needed}{free}; nothing was written under that name")
+    error.errno, error.filename = exc.errno, str(path)
+    return error
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit} ({n} bytes)"
+    return f"{n} bytes"
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the temporaries (``.<name>.tmp-<pid>``, ``.<name>.part-<pid>``, files or folders) directly in
+    ``folder`` last modified more than ``older_than_s`` ago; younger ones may belong to a live process
+    and are kept. Returns what was removed; anything that cannot be removed is left alone."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    limit = time.time() - older_than_s
+    for entry in entries:
+        try:
+            if not _TEMPORARY.fullmatch(entry.name) or entry.stat(follow_symlinks=False).st_mtime > limit:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed

@@ -1,0 +1,287 @@
+"""Image files: reading them defensively, writing them atomically (with the source's colour profile and
+EXIF when asked), finding them in folders.
+
+Hostile or odd files raise ``ImageReadError`` naming the file; no global Pillow setting is ever changed
+(limits are checked locally instead). Turning images into tensors is ``adain._images``' job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ._atomic import atomic_path
+from .errors import DiskFullError, ImageReadError, InputError, OutputExistsError
+
+_log = logging.getLogger(__name__)
+_ORIENTATION = 0x0112  # the EXIF tag read_image applies
+_JPEG_MARKER_BYTES = 65533  # the most EXIF a JPEG can hold (one APP1 marker)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
+
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+"""Files with more pixels than this (about 179 megapixels: a 12000x12000 photo, 144 MP, passes) are refused as
+decompression bombs: Pillow's own error threshold, applied here per call so the global
+``Image.MAX_IMAGE_PIXELS`` is never touched. ``max_pixels=`` (``--max-pixels``) raises it for trusted files."""
+
+
+_BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white, as viewers show them
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image file as an 8-bit RGB ``PIL.Image``.
+
+    EXIF orientation is applied; every Pillow mode is converted (alpha composited onto white, 16-bit
+    scaled rather than clipped). Raises ``ImageReadError`` naming ``path`` for a missing, empty,
+    truncated or non-image file, or one over ``max_pixels`` (decompression bomb).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file, not an image")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; we decide with our own limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                check_pixels(path, *img.size, max_pixels)
+                img.load()
+                return to_rgb(img)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(f"{path}: cannot read image (truncated or corrupt?): {exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed files surface as struct.error, IndexError, ...
+        raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+
+
+def check_pixels(path: str | os.PathLike, width: int, height: int, max_pixels: int) -> None:
+    """``ImageReadError`` naming ``path`` when ``width x height`` is over ``max_pixels`` (a possible
+    decompression bomb: a small file that decodes to gigabytes)."""
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{path}: {width}x{height} = {width * height} pixels is over the limit of {max_pixels} (possible "
+            "decompression bomb); if the file is trusted, raise max_pixels (--max-pixels)"
+        )
+
+
+def read_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header, without decoding the pixels (EXIF orientation applied:
+    a rotated photo swaps H and W). Raises ``ImageReadError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                orientation = img.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image file Pillow can read") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any header failure is a bad file
+        raise ImageReadError(f"{path}: cannot read image header ({type(exc).__name__}: {exc})") from None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any-mode ``PIL.Image`` -> 8-bit RGB: EXIF orientation applied, alpha composited onto white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # convert("RGB") would clip 16/32-bit values at 255; scale to the format's range instead.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if img.mode == "F":
+            top = 1.0 if arr.max(initial=0) <= 1.0 else float(arr.max())
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, _BACKGROUND + (255,))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def save_image(image: Image.Image, path: str | os.PathLike, *, quality: int = 95, icc_profile: bytes | None = None,
+               exif: bytes | None = None, overwrite: bool = True) -> Path:
+    """Write ``image`` to ``path`` (format from the extension), atomically: a temporary file, then rename.
+
+    Parent directories are created. ``quality`` (0-100) is JPEG's and WebP's; ``icc_profile`` and ``exif``
+    (e.g. from ``read_metadata``) are embedded where the format holds them (JPEG, PNG, WebP; TIFF the
+    profile; EXIF too large for a JPEG is left out). ``overwrite=False`` raises ``OutputExistsError``
+    rather than replace an existing file, also one that appears while the image is encoded. Raises
+    ``InputError`` for an extension Pillow cannot write or a file or folder that cannot be written,
+    and ``DiskFullError`` when the disk is full (no partial file is left).
+    """
+    path = Path(path)
+    fmt = image_format(path)
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
+        raise InputError(f"quality: expected an integer from 0 to 100, got {quality!r}")
+    if not overwrite and os.path.lexists(path):
+        raise OutputExistsError(f"{path}: exists (not replaced)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror
+        raise InputError(f"{path}: cannot create the folder {path.parent}: {reason or exc}") from None
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    options.update({k: v for k, v in (("icc_profile", icc_profile), ("exif", exif)) if v})
+    if fmt == "JPEG" and len(exif or b"") > _JPEG_MARKER_BYTES:
+        del options["exif"]  # cannot fit in a JPEG: the picture matters more than its EXIF
+    try:
+        with atomic_path(path, replace=overwrite) as tmp:
+            image.save(tmp, format=fmt, **options)
+    except DiskFullError:
+        raise  # one line naming the file already; not the image's fault
+    except FileExistsError as exc:
+        if overwrite:
+            raise InputError(f"{path}: cannot write image: {exc}") from None
+        raise OutputExistsError(f"{path}: exists (not replaced)") from None
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{path}: cannot write image: {exc}") from None
+    return path
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """Pillow's format name for writing ``path`` (from its extension, any case); ``InputError`` if none."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise InputError(f"{path}: unknown image extension {path.suffix!r}; use e.g. .png or .jpg")
+    return fmt
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, bytes]:
+    """The colour profile and EXIF of an image file as ``save_image`` keywords: ``{"icc_profile": ...,
+    "exif": ...}``, with only what the file has that fits what ``read_image`` returns.
+
+    The EXIF orientation is reset to 1 (``read_image`` has already turned the pixels) and the EXIF
+    thumbnail, a picture of the original, is left out; a profile is kept only if it describes RGB (a
+    grey or CMYK profile does not fit the RGB pixels ``read_image`` gives). EXIF is read from JPEG, PNG
+    and WebP files. Raises ``ImageReadError`` naming a file whose header cannot be read.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                icc, raw = img.info.get("icc_profile"), img.info.get("exif")
+        metadata = {}
+        if isinstance(icc, bytes) and icc[16:20] == b"RGB ":
+            metadata["icc_profile"] = icc
+        if isinstance(raw, bytes) and raw:
+            exif = Image.Exif()
+            exif.load(raw)
+            if _ORIENTATION in exif:
+                exif[_ORIENTATION] = 1
+            metadata["exif"] = exif.tobytes()
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any header failure is a bad file
+        raise ImageReadError(f"{path}: cannot read image metadata ({type(exc).__name__}: {exc})") from None
+    return metadata
+
+
+# ---- folders -------------------------------------------------------------------------------------
+
+OnError = Callable[[Path, str], None]
+"""``on_error(path, reason)``: told about a folder entry that cannot be read."""
+
+
+def list_images(path: str | os.PathLike, *, exclude: Iterable[str | os.PathLike] = (),
+                on_error: OnError | None = None) -> list[Path]:
+    """A file -> ``[file]``; a directory -> every image below it (recursive, extensions case-insensitive), sorted.
+
+    Hidden files and folders (names starting with ``.``) are ignored. Symbolic links are followed, but
+    each real folder is walked once, so a link loop (``loop -> .``) or two names of one folder give its
+    images once (under the plain name rather than a link's). Folders in ``exclude`` (an output folder
+    inside the input folder) are not entered. An entry that cannot be read (a folder that cannot be
+    listed, an image without read permission, a broken link) is left out and passed to
+    ``on_error(path, reason)``; without ``on_error`` it is logged as a warning (logger ``adain._io``).
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ImageReadError(f"{path}: no such file or directory")
+    seen = {key for key in map(_folder_key, exclude) if key is not None} - {_folder_key(path)}
+    return sorted(_walk_images(path, seen, on_error or _log_unreadable))
+
+
+def _log_unreadable(path: Path, reason: str) -> None:
+    _log.warning("%s: left out, cannot be read (%s)", path, reason)
+
+
+def _folder_key(path: str | os.PathLike) -> tuple[int, int] | None:
+    """What identifies a real folder (device, inode), whatever the links leading to it."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _walk_images(root: Path, seen: set, report: OnError) -> Iterator[Path]:
+    """Images below ``root``: folders reached by plain names first, then those reached through links."""
+    folders, linked = [root], []
+    while folders or linked:
+        folder = folders.pop() if folders else linked.pop(0)
+        key = _folder_key(folder)
+        if key is None:
+            report(folder, "the folder vanished or cannot be examined")
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as exc:
+            report(folder, f"cannot list the folder: {exc.strerror or exc}")
+            continue
+        for entry in entries:
+            kind = _kind(entry, report)
+            if kind == "image":
+                yield Path(entry.path)
+            elif kind == "folder":
+                (linked if entry.is_symlink() else folders).append(Path(entry.path))
+
+
+def _kind(entry: os.DirEntry, report: OnError) -> str | None:
+    """``"folder"``, ``"image"`` or ``None`` (anything else, or unreadable: then reported)."""
+    is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+    try:
+        if entry.is_dir():
+            return "folder"
+        if not entry.is_file():
+            if is_image and entry.is_symlink():
+                report(Path(entry.path), "broken symbolic link")
+            return None
+    except OSError as exc:
+        if is_image or not entry.is_symlink():
+            report(Path(entry.path), exc.strerror or str(exc))
+        return None
+    if is_image and not os.access(entry.path, os.R_OK):
+        report(Path(entry.path), "permission denied")
+        return None
+    return "image" if is_image else None

@@ -1,0 +1,113 @@
+"""AdaIN on padded content features, with the content statistics of the *valid* feature cells only.
+
+The Stylizer pads images at the bottom and right to a multiple of 8 (``adain.modeling._padding``). The
+padded border repeats content near those edges; counting its feature cells would bias the statistics
+towards them, so the content's mean and standard deviation are taken over the cells that cover the image
+(on multiples of 8 there is no padding and this is exactly the reference). With a mask each region has
+its own statistics. The statistics are either measured on one feature map (``content_stats``) or
+gathered tile by tile over an image too large to encode at once (``Moments``, used by ``adain.inference._tiling``);
+``adain`` then applies them, on the whole map or on any tile of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ..modeling import _padding as padding
+from ..modeling._ops import blend_stats, calc_mean_std, masked_mean_std
+
+Stats = tuple[Tensor, Tensor]
+"""``(mean, std)``, each ``(N or 1, C, 1, 1)`` float32."""
+
+ContentStats = "Stats | list[Stats | None]"
+"""Without a mask one ``Stats``; with a mask ``[foreground, background]``, ``None`` for a region without a cell
+in the whole image (``Moments``, for tiles)."""
+
+
+def apply_stats(feat: Tensor, c_stats: Stats, s_stats: Stats) -> Tensor:
+    """``s_std * (feat - c_mean) / c_std + s_mean``, computed in float32, returned as float32."""
+    (c_mean, c_std), (s_mean, s_std) = c_stats, s_stats
+    scale = s_std / c_std
+    return feat.float() * scale + (s_mean - c_mean * scale)
+
+
+def _valid(fg: Tensor, size: tuple[int, int]) -> Tensor:
+    """True on the feature cells of ``fg``'s grid that cover a ``size`` image."""
+    valid = torch.zeros_like(fg)
+    valid[..., : padding.feature_side(size[0]), : padding.feature_side(size[1])] = True
+    return valid
+
+
+def content_stats(f_c: Tensor, fg: Tensor | None, size: tuple[int, int], eps: float) -> ContentStats:
+    """The content statistics of the padded features ``f_c`` ``(N, C, h, w)`` of a ``size`` (H, W) image.
+
+    Arguments:
+        fg: ``None``, or the mask on ``f_c``'s grid (``padding.feature_mask``, True = first style).
+    Returns:
+        ``(mean, std)`` over the valid cells (``calc_mean_std``: unbiased variance + ``eps``; a lone cell
+        takes the whole padded map, which has no more information but a defined spread); with ``fg`` one
+        pair per region (``masked_mean_std``). A region without a valid cell gets finite statistics that
+        nothing uses: it has no padding cell either (those reflect valid ones), so ``adain`` never selects
+        it; deciding this on the host would make it wait for the device on every masked frame.
+    """
+    hv, wv = padding.feature_side(size[0]), padding.feature_side(size[1])
+    if fg is None:
+        return calc_mean_std(f_c[..., :hv, :wv] if hv * wv > 1 else f_c, eps)
+    valid = _valid(fg, size)
+    return [masked_mean_std(f_c.float(), region & valid, eps) for region in (fg, ~fg)]
+
+
+def adain(f_c: Tensor, c_stats: ContentStats, s_stats: Sequence[Stats], weights: Sequence[float],
+          fg: Tensor | None) -> Tensor:
+    """AdaIN of ``f_c`` (any part of a padded feature map) with given content statistics, as float32.
+
+    Without ``fg`` the styles' statistics are blended with ``weights`` (``blend_stats``); with ``fg`` (on
+    ``f_c``'s grid) the first style goes where it is True, the second elsewhere, each region normalised
+    with its own content statistics (a region without statistics stays 0, as it has no cell).
+    """
+    if fg is None:
+        return apply_stats(f_c, c_stats, blend_stats([m for m, _ in s_stats], [s for _, s in s_stats], weights))
+    out = torch.zeros(f_c.shape, dtype=torch.float32, device=f_c.device)
+    for region, c, s in zip((fg, ~fg), c_stats, s_stats):
+        if c is not None:
+            out = torch.where(region, apply_stats(f_c, c, s), out)
+    return out
+
+
+class Moments:
+    """Per-channel count, mean and sum of squared deviations of feature cells, merged part by part in
+    float64 (Chan, Golub & LeVeque's parallel update, stable however many parts), so statistics over an
+    image's tiles equal those of the whole feature map to float rounding."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: Tensor | None = None  # (C,) float64
+        self.m2: Tensor | None = None  # (C,) float64
+
+    def add(self, cells: Tensor) -> None:
+        """``(C, K)`` feature cells, any dtype and device."""
+        k = cells.shape[-1]
+        if k == 0:
+            return
+        x = cells.double()
+        mean = x.mean(-1)
+        m2 = (x - mean[:, None]).square_().sum(-1)
+        if self.count == 0:
+            self.count, self.mean, self.m2 = k, mean, m2
+            return
+        n = self.count + k
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (k / n)
+        self.m2 = self.m2 + m2 + delta.square() * (self.count * k / n)
+        self.count = n
+
+    def stats(self, eps: float) -> Stats | None:
+        """``(mean, std)`` ``(1, C, 1, 1)`` float32 as ``calc_mean_std`` gives them (unbiased variance +
+        ``eps``; a single cell has variance 0); ``None`` when nothing was added."""
+        if self.count == 0:
+            return None
+        var = self.m2 / (self.count - 1) if self.count > 1 else torch.zeros_like(self.m2)
+        return self.mean.float().view(1, -1, 1, 1), (var + eps).sqrt().float().view(1, -1, 1, 1)

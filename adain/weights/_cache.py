@@ -1,0 +1,136 @@
+"""The cache of named weights on disk: where it is, one entry's folders, and keeping them safe.
+
+Layout of an entry, ``<root>/<name>/``:
+
+- ``files/``: the legacy files, downloaded or placed there by hand;
+- ``model/``: the converted package folder, renamed into place only once complete (``atomic_dir``);
+- ``.lock``: held (``flock``) by the process filling the entry, so that concurrent processes wait for
+  it instead of converting over each other;
+- ``rejected/`` beside what failed a check: a file placed by hand (or a converted folder) that fails
+  verification is moved there as ``<name>.<timestamp>``, never deleted.
+
+Temporaries left by dead processes are removed once a day old when the entry is next used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._atomic import remove_stale_temporaries
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+try:
+    import msvcrt
+except ImportError:  # everything but Windows
+    msvcrt = None
+
+LOCK_NAME = ".lock"
+REJECTED_DIR = "rejected"
+
+logger = logging.getLogger(__name__)
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where converted weights live: ``cache_dir``, ``$ADAIN_CACHE``, ``$XDG_CACHE_HOME/adain`` or ``~/.cache/adain``."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("ADAIN_CACHE"):
+        return Path(os.environ["ADAIN_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "adain"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """The folders of one named entry: ``folder`` = ``<root>/<name>``."""
+
+    folder: Path
+
+    @property
+    def files(self) -> Path:
+        return self.folder / "files"
+
+    @property
+    def model(self) -> Path:
+        return self.folder / "model"
+
+    def tidy(self) -> None:
+        """Remove temporaries older than a day (``atomic.STALE_AFTER_S``) from the entry's folders."""
+        for folder in (self.folder, self.files, self.model):
+            for path in remove_stale_temporaries(folder):
+                logger.info("Removed the stale temporary %s", path)
+
+
+@contextmanager
+def entry_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder/.lock`` exclusively: another process filling the same entry waits until it is released.
+
+    ``fcntl.flock`` on POSIX (released by the kernel if the process dies), ``msvcrt.locking`` on Windows.
+    Where the file system has no locks, or the lock file cannot be created (a read-only cache), the
+    entry is filled unlocked; ``atomic_dir`` still keeps a half-written model folder out of sight.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / LOCK_NAME, "a+b")
+    except OSError as exc:  # a read-only cache: whatever needs writing will say so itself
+        logger.info("Cannot create %s (%s); going on unlocked", folder / LOCK_NAME, exc)
+        yield
+        return
+    with handle:
+        locked = _acquire(handle, folder)
+        try:
+            yield
+        finally:
+            if locked:
+                _release(handle)
+
+
+def _acquire(handle, folder: Path) -> bool:
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("Waiting for another process filling %s", folder)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except OSError as exc:  # e.g. ENOLCK on a network file system without lock support
+            logger.info("Cannot lock %s (%s); filling it unlocked", folder, exc)
+            return False
+        return True
+    if msvcrt is not None:
+        handle.seek(0)
+        while True:
+            try:
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                time.sleep(0.2)
+    return False
+
+
+def _release(handle) -> None:
+    if fcntl is not None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    elif msvcrt is not None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+
+def move_aside(path: Path) -> Path:
+    """Move ``path`` (a file or folder) to ``<its folder>/rejected/<name>.<YYYYmmdd-HHMMSS>``; returns where."""
+    rejected = path.parent / REJECTED_DIR
+    rejected.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target, number = rejected / f"{path.name}.{stamp}", 1
+    while target.exists():
+        target, number = rejected / f"{path.name}.{stamp}-{number}", number + 1
+    os.replace(path, target)
+    return target

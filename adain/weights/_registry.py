@@ -1,0 +1,150 @@
+"""The named pretrained weights this package knows, and where to fetch them.
+
+Each entry is a ``PretrainedWeights`` record: the architecture config, provenance and license, and an
+ordered tuple of sources tried first to last. A source is a ``HubSource`` (a Hub repo in the package's
+own format, optionally pinned to a commit), a ``UrlSource`` (a base URL holding the entry's legacy
+files) or a ``HubFilesSource`` (a Hub repo holding some or all of the entry's legacy files, e.g. a
+VGG-only mirror). Legacy files are verified by sha256 and fingerprint and converted once into the cache.
+
+Switching the default to the project's own Hub repo is one line: put
+``HubSource("<org>/<repo>", revision="<commit sha>")`` first in ``REFERENCE_PORT.sources`` (the GitHub
+release then stays as the fallback mirror). See ``weights/README.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ..modeling._config import ModelConfig
+from ._card import model_card
+
+
+@dataclass(frozen=True)
+class LegacyFile:
+    """One file a ``UrlSource`` serves: its name, and its sha256 and size in bytes when established."""
+
+    filename: str
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A mirror with the entry's legacy files at ``<base_url>/<filename>`` (http, https or file URLs)."""
+
+    base_url: str
+
+    def url(self, filename: str) -> str:
+        return f"{self.base_url.rstrip('/')}/{filename}"
+
+    def describe(self) -> str:
+        return self.base_url
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A Hugging Face Hub repo in the package format (``config.json`` + ``model.safetensors``).
+
+    ``revision``: a branch, tag or (best, immutable) a 40-hex commit sha; None means ``main``.
+    """
+
+    repo_id: str
+    revision: str | None = None
+
+    def describe(self) -> str:
+        return f"hf-hub:{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+
+
+@dataclass(frozen=True)
+class HubFilesSource:
+    """A Hub repo holding some of an entry's legacy files (by their registry names), e.g. only the VGG.
+
+    The files it holds are downloaded into the Hugging Face cache, checked against the registry's
+    sha256, and copied into the entry's ``files/``; files it does not hold are left to the next source.
+    """
+
+    repo_id: str
+    revision: str | None = None
+    files: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        where = f"hf-hub:{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+        return f"{where} ({', '.join(self.files)})"
+
+
+Source = Union[UrlSource, HubSource, HubFilesSource]
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """A named set of weights.
+
+    Attributes:
+        name: what ``load_pretrained`` accepts.
+        legacy_format: how legacy files (``UrlSource``, ``HubFilesSource``) are converted:
+            ``"reference-port"`` (``.pth`` pair read with ``weights_only=True``) or ``"torch7"`` (``.t7`` pair).
+        files: the legacy files, encoder first, then decoder.
+        sources: tried in order until one works.
+    """
+
+    name: str
+    description: str
+    license: str
+    provenance: str
+    config: ModelConfig
+    legacy_format: str
+    files: tuple[LegacyFile, ...]
+    sources: tuple[Source, ...]
+
+    def model_card(self) -> str:
+        """The card written as ``README.md`` next to the converted weights in the cache."""
+        return model_card(
+            self.config, title=self.name, license=self.license, provenance=self.provenance,
+            files=[(f.filename, f.sha256) for f in self.files], sources=[s.describe() for s in self.sources],
+        )
+
+
+_NAOTO_RELEASE = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0"
+
+REFERENCE_PORT = PretrainedWeights(
+    name="reference-port",
+    description=(
+        "The weights everyone uses: the normalised VGG-19 encoder and the decoder of the original AdaIN "
+        "release (Huang & Belongie, ICCV 2017), as converted to PyTorch by the reference port."
+    ),
+    license="MIT",
+    provenance=(
+        "GitHub release v0.0.0 of naoto0804/pytorch-AdaIN (MIT): vgg_normalised.pth and decoder.pth, "
+        "converted from the Torch7 release of xunhuang1995/AdaIN-style (vgg_normalised.t7, decoder.t7). "
+        "The sha256 values were not computed here (no network); they are the values pinned independently "
+        "by several public projects that download this release, all agreeing."
+    ),
+    config=ModelConfig(
+        encoder_last_layer="relu5_1",
+        description="AdaIN reference weights (naoto0804/pytorch-AdaIN release v0.0.0, MIT), converted by adain.",
+    ),
+    legacy_format="reference-port",
+    files=(
+        LegacyFile(
+            "vgg_normalised.pth", sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a", size=80_102_481
+        ),
+        LegacyFile("decoder.pth", sha256="379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472"),
+    ),
+    sources=(
+        # The project's own Hub repo goes here, first, once published (weights/publish.py):
+        # HubSource("<org>/<repo>", revision="<commit sha>"),
+        UrlSource(_NAOTO_RELEASE),  # the original release: authoritative, tried first
+        # Public Hub repos that public projects' code downloads these files from (weights/cards/reference-port.md).
+        # Their bytes were not checked here: the sha256 pins above decide, anything else is refused.
+        HubFilesSource("Curise/FreestyleRet", files=("vgg_normalised.pth",)),
+        HubFilesSource("rjaumania/adain-models", files=("vgg_normalised.pth",)),
+        HubFilesSource("harshitpundir/neuralart-models", files=("vgg_normalised.pth",)),
+        HubFilesSource("Bunny6397/AI-NST", files=("vgg_normalised.pth",)),
+        HubFilesSource("p1atdev/pytorch-AdaIN", files=("decoder.pth",)),
+    ),
+)
+
+REGISTRY: dict[str, PretrainedWeights] = {entry.name: entry for entry in (REFERENCE_PORT,)}
+DEFAULT_NAME = "reference-port"
+ALIASES: dict[str, str] = {"default": DEFAULT_NAME}
