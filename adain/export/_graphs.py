@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..modeling._decoder import Decoder
 from ..modeling._encoder import CONTENT_LAYER, VGGEncoder
-from ..modeling._ops import calc_mean_std
+from ..modeling._ops import affine, calc_mean_std
 
 
 class StyleStatsGraph(nn.Module):
@@ -51,8 +51,6 @@ class StylizeGraph(nn.Module):
 
     def forward(self, content: Tensor, style_mean: Tensor, style_std: Tensor, alpha: Tensor) -> Tensor:
         f_c = self.encoder(content, (CONTENT_LAYER,))[CONTENT_LAYER]
-        c_mean, c_std = calc_mean_std(f_c, self.eps)
-        scale = style_std / c_std
-        t = f_c * scale + (style_mean - c_mean * scale)
+        t = affine(f_c, calc_mean_std(f_c, self.eps), (style_mean, style_std))
         a = alpha.reshape(-1, 1, 1, 1)
         return torch.clamp(self.decoder(t * a + f_c * (1 - a)), 0, 1)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..modeling import _padding as padding
-from ..modeling._ops import blend_stats, calc_mean_std, masked_mean_std
+from ..modeling._ops import affine, blend_stats, calc_mean_std, masked_mean_std
 
 Stats = tuple[Tensor, Tensor]
 """``(mean, std)``, each ``(N or 1, C, 1, 1)`` float32."""
@@ -25,13 +25,6 @@ Stats = tuple[Tensor, Tensor]
 ContentStats = "Stats | list[Stats | None]"
 """Without a mask one ``Stats``; with a mask ``[foreground, background]``, ``None`` for a region without a cell
 in the whole image (``Moments``, for tiles)."""
-
-
-def apply_stats(feat: Tensor, c_stats: Stats, s_stats: Stats) -> Tensor:
-    """``s_std * (feat - c_mean) / c_std + s_mean``, computed in float32, returned as float32."""
-    (c_mean, c_std), (s_mean, s_std) = c_stats, s_stats
-    scale = s_std / c_std
-    return feat.float() * scale + (s_mean - c_mean * scale)
 
 
 def _valid(fg: Tensor, size: tuple[int, int]) -> Tensor:
@@ -62,18 +55,18 @@ def content_stats(f_c: Tensor, fg: Tensor | None, size: tuple[int, int], eps: fl
 
 def adain(f_c: Tensor, c_stats: ContentStats, s_stats: Sequence[Stats], weights: Sequence[float],
           fg: Tensor | None) -> Tensor:
-    """AdaIN of ``f_c`` (any part of a padded feature map) with given content statistics, as float32.
+    """AdaIN (``affine``) of ``f_c`` (any part of a padded feature map) with given content statistics, as float32.
 
     Without ``fg`` the styles' statistics are blended with ``weights`` (``blend_stats``); with ``fg`` (on
     ``f_c``'s grid) the first style goes where it is True, the second elsewhere, each region normalised
     with its own content statistics (a region without statistics stays 0, as it has no cell).
     """
     if fg is None:
-        return apply_stats(f_c, c_stats, blend_stats([m for m, _ in s_stats], [s for _, s in s_stats], weights))
+        return affine(f_c, c_stats, blend_stats([m for m, _ in s_stats], [s for _, s in s_stats], weights))
     out = torch.zeros(f_c.shape, dtype=torch.float32, device=f_c.device)
     for region, c, s in zip((fg, ~fg), c_stats, s_stats):
         if c is not None:
-            out = torch.where(region, apply_stats(f_c, c, s), out)
+            out = torch.where(region, affine(f_c, c, s), out)
     return out
 
 

@@ -41,17 +41,35 @@ def calc_mean_std(feat: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
     return mean.view(n, c, 1, 1), (var + eps).sqrt().view(n, c, 1, 1)
 
 
+Stats = tuple[Tensor, Tensor]
+"""``(mean, std)`` of features, each ``(N or 1, C, 1, 1)``."""
+
+
+def affine(feat: Tensor, content: Stats, style: Stats) -> Tensor:
+    """The AdaIN map: ``style_std * (feat - content_mean) / content_std + style_mean``.
+
+    Every AdaIN of the package (inference, tiling, the ONNX graph, training) is this one function, computed
+    as ``feat * scale + shift`` in the statistics' dtype (float32, or float64 when they are): one multiply-add
+    per element, and ``feat`` may be any part of the map the statistics were taken from.
+
+    Arguments:
+        feat: ``(N, C, H, W)`` features, any float dtype.
+        content, style: ``(mean, std)`` pairs broadcasting against ``(N, C, 1, 1)``.
+    Returns:
+        ``feat``'s shape, in the statistics' dtype.
+    """
+    (c_mean, c_std), (s_mean, s_std) = content, style
+    scale = s_std / c_std
+    return feat.to(scale.dtype) * scale + (s_mean - c_mean * scale)
+
+
 def adain_with_stats(content: Tensor, style_mean: Tensor, style_std: Tensor, eps: float = EPS) -> Tensor:
     """AdaIN against precomputed style statistics (e.g. cached by a ``Stylizer``).
 
-    ``t = style_std * (content - mean(content)) / std(content) + style_mean``. ``style_mean`` and
+    ``t = style_std * (content - mean(content)) / std(content) + style_mean`` (``affine``). ``style_mean`` and
     ``style_std`` broadcast against ``(N, C, 1, 1)``. Returns ``content``'s shape and dtype.
     """
-    c_mean, c_std = calc_mean_std(content, eps)
-    scale = style_std / c_std
-    shift = style_mean - c_mean * scale
-    out = content.to(scale.dtype) * scale + shift
-    return out.to(content.dtype)
+    return affine(content, calc_mean_std(content, eps), (style_mean, style_std)).to(content.dtype)
 
 
 def adain(content: Tensor, style: Tensor, eps: float = EPS) -> Tensor:
@@ -119,9 +137,7 @@ def masked_adain(
     for region, (s_mean, s_std) in ((mask, foreground), (~mask, background)):
         if not bool(region.any()):
             continue
-        c_mean, c_std = masked_mean_std(x, region, eps)
-        styled = (x - c_mean) / c_std * s_std + s_mean
-        out = torch.where(region, styled, out)
+        out = torch.where(region, affine(x, masked_mean_std(x, region, eps), (s_mean, s_std)), out)
     return out.to(content.dtype)
 
 
