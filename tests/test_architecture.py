@@ -100,6 +100,28 @@ def test_the_engine_never_imports_the_command_line():
         assert not bad, f"{name} imports {bad}: only the command line may import adain.cli"
 
 
+def _signal_handler_calls(name: str) -> list[int]:
+    """Lines of module ``name`` that call ``signal.signal`` (under any alias, or imported from ``signal``)."""
+    tree = ast.parse(MODULES[name].read_text())
+    modules, functions = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {alias.asname or alias.name for alias in node.names if alias.name == "signal"}
+        elif isinstance(node, ast.ImportFrom) and node.module == "signal" and not node.level:
+            functions |= {alias.asname or alias.name for alias in node.names if alias.name == "signal"}
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call) and (
+        (isinstance(node.func, ast.Attribute) and node.func.attr == "signal" and isinstance(node.func.value, ast.Name)
+         and node.func.value.id in modules) or (isinstance(node.func, ast.Name) and node.func.id in functions))]
+
+
+def test_no_library_module_installs_a_signal_handler():
+    # Signals are the command line's: library functions stop through their callbacks (adain.cli._signals).
+    assert _signal_handler_calls("adain.cli._signals"), "the detector must see the command line's own handlers"
+    offenders = {name: lines for name in MODULES if not name.startswith("adain.cli")
+                 if (lines := _signal_handler_calls(name))}
+    assert not offenders, f"signal.signal called outside adain.cli: {offenders}"
+
+
 def test_modeling_imports_only_torch():
     for name in MODULES:
         if not name.startswith("adain.modeling"):

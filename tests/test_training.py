@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -103,16 +104,13 @@ def test_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used(folders
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "4", "--save-every", "2")) == 0
     newest = list_checkpoints(run)[-1]
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated, as by a full disk
-    starts = []
-    config = TrainConfig(**{**torch.load(list_checkpoints(run)[0], weights_only=True)["config"], "max_iter": 4})
-    from adain.training._loop import find_resume_state
-
-    reported = []
-    state = find_resume_state(run, lambda path, reason: reported.append(path))
-    assert reported == [newest] and state["step"] == 2
-    train(config, lambda event, info: starts.append(info["start_step"]) if event == "start" else None,
-          resume_state=state)
-    assert starts == [2]
+    previous = list_checkpoints(run)[0]
+    events = []
+    config = TrainConfig.from_run(run)  # the newest valid checkpoint's configuration: step 2's
+    assert config.resume and config.out == str(run) and config.max_iter == 4
+    train(config, events.append)
+    assert [e.path for e in events if e.kind == "invalid_checkpoint"] == [newest]
+    assert [(e.start_step, e.resumed_from) for e in events if e.kind == "start"] == [(2, previous)]
     assert main(["--out", str(run), "--resume"]) == 0  # via the CLI: step-4 was rewritten, all valid again
     newest.write_bytes(b"not a checkpoint")
     assert main(["--out", str(run), "--resume"]) == 0
@@ -145,12 +143,8 @@ def test_a_sigkilled_run_resumes_from_its_last_checkpoint(folders, legacy_weight
     last = int(list_checkpoints(run)[-1].name[5:13])
     assert last >= 3
     starts = []
-    from adain.training._loop import find_resume_state
-
-    state = find_resume_state(run)
-    config = TrainConfig(**{**state["config"], "max_iter": last + 2})
-    train(config, lambda event, info: starts.append(info["start_step"]) if event == "start" else None,
-          resume_state=state)
+    config = replace(TrainConfig.from_run(run), max_iter=last + 2)
+    train(config, lambda event: starts.append(event.start_step) if event.kind == "start" else None)
     assert starts == [last]
     assert [int(r["step"]) for r in read_log(run / "log.csv")] == list(range(1, last + 3))
 
@@ -192,7 +186,7 @@ def test_too_many_bad_images_stop_with_a_clear_message(folders, legacy_weights, 
     config = TrainConfig(content_dir=str(folders[0]), style_dir=str(folders[1]), vgg=str(legacy_weights[0]),
                          out=str(tmp_path / "run"), max_iter=4, batch_size=2, image_size=48, crop_size=32,
                          min_image_side=16, workers=0, max_bad_fraction=0.2)
-    with pytest.raises(TrainingError, match="max-bad-fraction 0.2"):
+    with pytest.raises(TrainingError, match=r"\(max_bad_fraction=0.2, at least 3"):
         train(config)
     assert (tmp_path / "run" / "skipped.txt").is_file()
 
@@ -204,7 +198,7 @@ def test_non_finite_losses_in_a_row_abort_pointing_at_the_weights(folders, legac
     config = TrainConfig(content_dir=str(folders[0]), style_dir=str(folders[1]), vgg=str(tmp_path / "exploding_vgg.pth"),
                          out=str(tmp_path / "run"), max_iter=10, batch_size=1, image_size=48, crop_size=32,
                          min_image_side=16, workers=0, max_nonfinite=3)
-    with pytest.raises(TrainingError, match="3 steps in a row.*--lr.*--vgg"):
+    with pytest.raises(TrainingError, match=r"3 steps in a row.*too high \(lr=0.0001\), or the vgg weights"):
         train(config)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from test_training import _spawn, _wait_for, args_for, write_images
 
 import adain
 from adain.cli._train import main
+from adain.cli._train import message as train_message
 from adain.errors import InputError
 from adain.training._badfiles import bad_files_tolerated
 from adain.training._checkpoint import list_checkpoints
@@ -168,9 +170,12 @@ def test_a_folder_that_is_mostly_not_pictures_stops_with_a_clear_message(tmp_pat
     config = TrainConfig(content_dir=str(content), style_dir=str(style), vgg=str(legacy_weights[0]),
                          out=str(tmp_path / "run"), max_iter=6, batch_size=2, image_size=48, crop_size=32,
                          min_image_side=16, workers=0, sample_every=0)
-    with pytest.raises(TrainingError, match=r"of 11 images are unreadable.*more than the 3 a run tolerates.*right "
-                                            r"folder.*--check-data"):
+    with pytest.raises(TrainingError, match=r"of 11 images are unreadable.*more than the 3 a run tolerates "
+                                            r"\(max_bad_fraction=0.05.*right folder.*skipped.txt") as info:
         train(config)
+    # The command line spells the option as a flag and says how to list every bad file.
+    assert re.search(r"more than the 3 a run tolerates \(--max-bad-fraction 0.05.*right folder.*--check-data",
+                     train_message(info.value))
 
 
 def test_unreadable_entries_the_folder_listing_reports_are_skipped_and_checked(folders, legacy_weights, tmp_path,

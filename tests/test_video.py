@@ -19,6 +19,7 @@ from PIL import Image
 
 import adain
 from adain.cli import main
+from adain.cli._signals import StopRequests
 from adain.video import MissingDependencyError, VideoInterrupted, VideoReadError
 from adain.video._temporal import StatsSmoother
 from conftest import REPO_ROOT
@@ -188,20 +189,37 @@ def test_progress_reaches_the_total_and_the_callback_can_stop(model, style, clip
 # ---- interruption --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_an_interrupt_leaves_a_closed_playable_partial_video(model, style, clip, tmp_path, how):
+def test_an_interrupt_leaves_a_closed_playable_partial_video(model, style, clip, tmp_path):
+    handlers = []
+
     def interrupt(p):
+        handlers.append(signal.getsignal(signal.SIGTERM))
         if p.frames == 4:
-            if how == "ctrl-c":
-                raise KeyboardInterrupt
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(1)  # the handler runs here
+            raise KeyboardInterrupt
 
     out = tmp_path / "partial.mp4"
     with pytest.raises(VideoInterrupted, match="holds the first 4 of 8 frames") as info:
         adain.stylize_video(clip, str(style), out, model=model, style_size=STYLE_SIZE, device="cpu",
                             batch_size=2, callback=interrupt)
     assert info.value.frames == 4 and info.value.path == out
+    described = _describe(out)
+    assert described["frames"] == 4 and described["audio"] <= 4 / RATE + 0.03
+    assert set(handlers) == {signal.SIG_DFL}  # the library installs no signal handler
+
+
+def test_a_sigterm_stops_at_the_end_of_the_batch_through_the_callback_as_the_command_line_arranges(
+        model, style, clip, tmp_path):
+    def progress(p):
+        if p.frames == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs here
+        return stop.requested
+
+    out = tmp_path / "partial.mp4"
+    with StopRequests() as stop:
+        result = adain.stylize_video(clip, str(style), out, model=model, style_size=STYLE_SIZE, device="cpu",
+                                     batch_size=2, callback=progress)
+    assert result.stopped and result.frames == 4 and result.output == out
     described = _describe(out)
     assert described["frames"] == 4 and described["audio"] <= 4 / RATE + 0.03
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back

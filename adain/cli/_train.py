@@ -1,10 +1,12 @@
 """``adain train`` (also ``python -m train``): flags and TOML config -> ``adain.training.train``.
 
-Every flag is derived from a ``TrainConfig`` field, so defaults live only there. Precedence: the
-defaults, then the checkpoint's config when resuming, then ``--config FILE.toml``, then flags.
-``--check-data`` reads every image of both folders once and lists the bad ones instead of training.
-The run directory is locked before its checkpoints are read, so a second run on the same ``--out`` is
-refused at once. This module owns the progress bar and the messages; the engine only reports events.
+Every flag is derived from a ``TrainConfig`` field (``_train_flags``), so defaults and help live only there.
+Precedence: the defaults, then the resumed run's configuration (``TrainConfig.from_run``) with ``--resume``,
+then ``--config FILE.toml``, then flags. Resuming, refusing a directory that holds a run, and locking it are
+``train``'s; this module maps flags, draws the progress bar, writes one line per event worth a line, spells
+the options that library messages name as flags, and turns Ctrl-C and SIGTERM into a stop at the end of
+the step (``_signals``; exit status 130). ``--check-data`` reads every image of both folders once and lists
+the bad ones instead of training.
 """
 
 from __future__ import annotations
@@ -12,52 +14,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import typing
-from dataclasses import MISSING, fields
-from pathlib import Path
+from dataclasses import fields
 from typing import Any
 
 from tqdm import tqdm
 
 from ..errors import AdaINError, InputError
+from ..training import (BadImageEvent, DoneEvent, Interrupted, InvalidCheckpointEvent, LogEvent, NewRunEvent,
+                        PushedEvent, StartEvent, StepEvent, TrainConfig, TrainEvent, train)
 from ..training._badfiles import FolderCheck, check_folder
-from ..training._config import TrainConfig, config_from, read_toml, recipe_names
-from ..training._lock import lock_run_dir
-from ..training._loop import Interrupted, find_resume_state, train
+from ..training._config import config_from, read_toml
+from ..training._errors import BadImagesError, NamesSettings
+from . import EXIT_INTERRUPTED
+from ._signals import StopRequests, ignore_stop_signals
+from ._train_flags import add_arguments, flag_spelling
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per ``TrainConfig`` field (defaults suppressed, so only given flags override)."""
-    hints = typing.get_type_hints(TrainConfig)
-    parser.add_argument("--config", metavar="RECIPE", help=f"read options from a recipe ({', '.join(recipe_names())}) "
-                        "or a TOML file; flags override it")
-    parser.add_argument("--check-data", action="store_true", default=False,
-                        help="do not train: read every image of --content-dir and --style-dir once, list the "
-                             "unreadable or too small ones and exit 0 if there are none, 1 otherwise")
-    for f in fields(TrainConfig):
-        default = f.default if f.default is not MISSING else None
-        kind = hints[f.name]
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        help_text = f.metadata.get("help", "") + (f" (default: {shown})" if default not in ("", None) else "")
-        if kind is bool:
-            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=help_text)
-        elif f.name == "style_layer_weights":
-            parser.add_argument(_flag(f.name), type=_floats, default=argparse.SUPPRESS, metavar="W1,W2,W3,W4",
-                                help=help_text)
-        else:
-            parser.add_argument(_flag(f.name), type=kind, default=argparse.SUPPRESS, help=help_text)
+class TrainCommandError(AdaINError):
+    """A library error re-raised with the options its message names spelled as flags."""
 
 
 def register(subparsers) -> None:
@@ -68,8 +42,14 @@ def register(subparsers) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``TrainConfig`` fields that ``--config`` and the flags set (flags win)."""
     names = {f.name for f in fields(TrainConfig)}
-    values = read_toml(args.config) if getattr(args, "config", None) else {}
+    values = {}
+    if getattr(args, "config", None):
+        try:
+            values = read_toml(args.config)
+        except InputError as exc:
+            raise InputError(f"--config {exc}") from None
     values.update({k: v for k, v in vars(args).items() if k in names})
     return values
 
@@ -78,70 +58,87 @@ def _warn(message: str) -> None:
     tqdm.write(f"adain train: {message}", file=sys.stderr)
 
 
+def message(exc: NamesSettings) -> str:
+    """A library message with its options spelled as flags (and, for too many bad images, how to list them)."""
+    text = exc.render(flag_spelling)
+    if isinstance(exc, BadImagesError):
+        text += "; `adain train --check-data` lists every one"
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     """Train as ``args`` say; the exit code is 0 when done, 130 when interrupted (checkpoint saved).
 
     With ``--check-data``: check the folders instead (0 when every image is usable, 1 otherwise).
     """
-    overrides = _overrides(args)
-    if getattr(args, "check_data", False):
-        return _check_data(config_from(TrainConfig(), overrides).validate())
-    out = Path(overrides.get("out", TrainConfig().out))
-    with lock_run_dir(out):  # before the checkpoints are read: a second run on this --out stops here
-        config, state = _resolve(overrides, out)
-        return _train(config, state)
-
-
-def _resolve(overrides: dict[str, Any], out: Path) -> tuple[TrainConfig, dict | None]:
-    """The run's config and, with ``--resume``, the newest valid checkpoint to continue from."""
-    base, state = TrainConfig(), None
-    if overrides.get("resume"):
-        state = find_resume_state(out, lambda path, reason: _warn(f"checkpoint {path} is unusable ({reason}); "
-                                                                   "trying the previous one"))
-        if state is None:
-            _warn(f"no valid checkpoint in {out}; starting a new run")
-        else:
-            base = config_from(base, {k: v for k, v in state["config"].items() if k != "resume"})
-    elif (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*.pt")):
-        raise InputError(f"{out} already holds checkpoints of a run: pass --resume to continue it, or another --out")
-    return config_from(base, {**overrides, "out": str(out)}), state  # the directory locked and resumed
-
-
-def _train(config: TrainConfig, state: dict | None) -> int:
-    """``train`` with a progress bar and one line per event worth a line."""
-    bar = None
-
-    def on_event(event: str, info: dict) -> None:
-        nonlocal bar
-        if event == "start":
-            bar = tqdm(total=info["max_iter"], initial=info["start_step"], unit="step", dynamic_ncols=True,
-                       disable=None)
-            _warn(f"{info['content_images']} content and {info['style_images']} style images; device "
-                  f"{info['device']} x{info['world_size']}, {info['autocast']}; starting at step {info['start_step']}")
-        elif event == "step" and bar is not None:
-            bar.update(1)
-        elif event == "log" and bar is not None:
-            bar.set_postfix(loss=f"{info['loss']:.3g}", content=f"{info['content']:.3g}",
-                            style=f"{info['style']:.3g}", img_s=f"{info['images_per_s']:.1f}", refresh=False)
-        elif event == "bad_image":
-            _warn(f"skipped {info['message']}")
-        elif event == "done":
-            if bar is not None:
-                bar.close()
-            _warn(f"done: final model in {info['final']} (skipped {info['nonfinite_skipped']} non-finite steps, "
-                  f"{info['bad_images']} bad images)")
-        elif event == "pushed":
-            _warn(f"pushed to {info['repo']}: {info['url']}")
-
-    rank = int(os.environ.get("RANK", "0"))
     try:
-        train(config, on_event if rank == 0 else None, resume_state=state)
-    except Interrupted as exc:
-        _warn(str(exc))
-        return 130
-    finally:
-        if bar is not None:
-            bar.close()
+        overrides = _overrides(args)
+        if getattr(args, "check_data", False):
+            return _check_data(config_from(TrainConfig(), overrides).validate())
+        return _train(_config(overrides))
+    except NamesSettings as exc:
+        raise TrainCommandError(message(exc)) from exc
+
+
+def _config(overrides: dict[str, Any]) -> TrainConfig:
+    """The run's configuration: with ``--resume``, the resumed run's own under the TOML file and the flags."""
+    out = overrides.get("out", TrainConfig().out)
+    base = (TrainConfig.from_run(out) if overrides.get("resume") else None) or TrainConfig()
+    return config_from(base, overrides)
+
+
+class _Progress:
+    """``train``'s callback on rank 0: a progress bar and one line per event worth a line; returns whether a
+    signal asked to stop."""
+
+    def __init__(self, stop: StopRequests) -> None:
+        self.stop, self.bar = stop, None
+
+    def __call__(self, event: TrainEvent) -> bool:
+        if isinstance(event, StartEvent):
+            self.bar = tqdm(total=event.max_iter, initial=event.start_step, unit="step", dynamic_ncols=True,
+                            disable=None)
+            _warn(f"{event.content_images} content and {event.style_images} style images; device {event.device} "
+                  f"x{event.world_size}, {event.autocast}; starting at step {event.start_step}")
+        elif isinstance(event, StepEvent) and self.bar is not None:
+            self.bar.update(1)
+        elif isinstance(event, LogEvent) and self.bar is not None:
+            self.bar.set_postfix(loss=f"{event.loss:.3g}", content=f"{event.content:.3g}",
+                                 style=f"{event.style:.3g}", img_s=f"{event.images_per_s:.1f}", refresh=False)
+        elif isinstance(event, InvalidCheckpointEvent):
+            _warn(f"checkpoint {event.path} is unusable ({event.reason}); trying the previous one")
+        elif isinstance(event, NewRunEvent):
+            _warn(f"no valid checkpoint in {event.run_dir}; starting a new run")
+        elif isinstance(event, BadImageEvent):
+            _warn(f"skipped {event.message}")
+        elif isinstance(event, DoneEvent):
+            self.close()
+            _warn(f"done: final model in {event.final} (skipped {event.nonfinite_skipped} non-finite steps, "
+                  f"{event.bad_images} bad images)")
+        elif isinstance(event, PushedEvent):
+            _warn(f"pushed to {event.repo}: {event.url}")
+        return self.stop.requested
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _train(config: TrainConfig) -> int:
+    """``train`` with a progress bar (rank 0), stopping at the end of a step on the first SIGINT or SIGTERM."""
+    with StopRequests() as stop:
+        progress = _Progress(stop) if int(os.environ.get("RANK", "0")) == 0 else None
+        try:
+            train(config, progress or (lambda event: stop.requested), worker_init_fn=ignore_stop_signals)
+        except Interrupted as exc:
+            if progress is not None:
+                progress.close()
+            _warn(message(exc))
+            return EXIT_INTERRUPTED
+        finally:
+            if progress is not None:
+                progress.close()
     return 0
 
 
@@ -189,10 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except KeyboardInterrupt:
         print("adain train: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (AdaINError, OSError, ValueError, RuntimeError) as exc:
         if args.debug:
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"adain train: error: {message}", file=sys.stderr)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"adain train: error: {text}", file=sys.stderr)
         return 1

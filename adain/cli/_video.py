@@ -3,7 +3,8 @@
 Defaults come from the signature of ``adain.stylize_video``; the flags it shares with ``adain stylize``
 (``--weights``, ``--style-weights``, ``--preserve-color``, ``--style-size``, ``--device``, ``--dtype``,
 ``--max-memory``) from ``common``. Several STYLE files are blended into one style. Ctrl-C or SIGTERM
-closes the output properly and prints one line saying how many frames it holds (exit status 130).
+stops at the end of the batch (``_signals``; the library's callback stops the run): the output is closed
+properly and one line says how many frames it holds (exit status 130).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .._arguments import check_alpha
 from ..video import VideoInterrupted, VideoProgress, stylize_video
 from . import EXIT_INTERRUPTED
 from ._common import HelpFormatter, add_shared, load_model, signature_defaults
+from ._signals import StopRequests
 
 _NOTES = {"--style-weights": "here several STYLE files are always blended, equally without this flag"}
 _SHARED = ("--weights", "--style-weights", "--preserve-color", "--style-size", "--device", "--dtype", "--max-memory")
@@ -59,28 +61,34 @@ def run(args) -> int:
     # The default model is loaded inside stylize_video, after the input and output are checked.
     model = load_model(args.weights) if args.weights is not None else None
     bar = None if args.quiet else tqdm(unit="frame", dynamic_ncols=True, disable=None, file=sys.stderr)
+    total = None
 
-    def progress(p: VideoProgress) -> None:
+    def progress(p: VideoProgress) -> bool:
+        nonlocal total
+        total = p.total
         if bar is not None:
             bar.total = p.total
             bar.update(p.frames - bar.n)
+        return stop.requested
 
     try:
-        stylize_video(
-            args.input, args.style if len(args.style) > 1 else args.style[0], args.output, alpha=args.alpha,
-            model=model, style_size=args.style_size, style_weights=args.style_weights,
-            preserve_color=args.preserve_color, smoothing=args.smoothing, cut_threshold=args.cut_threshold,
-            fps=args.fps, crf=args.crf, audio=args.audio, overwrite=args.overwrite, device=args.device,
-            dtype=args.dtype, max_memory=args.max_memory, batch_size=args.batch_size, callback=progress,
-            compile=args.compile,
-        )  # fmt: skip
-    except VideoInterrupted as exc:
-        if bar is not None:
-            bar.close()
-            bar = None
-        print(f"adain: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        with StopRequests() as stop:
+            result = stylize_video(
+                args.input, args.style if len(args.style) > 1 else args.style[0], args.output, alpha=args.alpha,
+                model=model, style_size=args.style_size, style_weights=args.style_weights,
+                preserve_color=args.preserve_color, smoothing=args.smoothing, cut_threshold=args.cut_threshold,
+                fps=args.fps, crf=args.crf, audio=args.audio, overwrite=args.overwrite, device=args.device,
+                dtype=args.dtype, max_memory=args.max_memory, batch_size=args.batch_size, callback=progress,
+                compile=args.compile,
+            )  # fmt: skip
+        # Stopped by a signal: the same line as an interrupt, from the library's own wording.
+        interrupted = VideoInterrupted(result.frames, total, result.output) if result.stopped else None
+    except VideoInterrupted as exc:  # a second Ctrl-C (KeyboardInterrupt): the library closed the output too
+        interrupted = exc
     finally:
         if bar is not None:
             bar.close()
+    if interrupted is not None:
+        print(f"adain: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0

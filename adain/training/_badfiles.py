@@ -1,11 +1,11 @@
 """Bad training images: what makes a file unusable, how many a run tolerates, and checking whole folders.
 
 A file is bad when it cannot be decoded (empty, truncated, not an image, a decompression bomb) or its
-shorter side is under ``--min-image-side``. A run skips bad files as it meets them (``data.ImageStream``)
+shorter side is under ``min_image_side``. A run skips bad files as it meets them (``_data.ImageStream``)
 and lists them in ``RUN_DIR/skipped.txt``; it stops only when a folder holds more bad files than
-``bad_files_tolerated``: ``--max-bad-fraction`` of the folder, but always at least ``MIN_TOLERATED`` and
+``bad_files_tolerated``: ``max_bad_fraction`` of the folder, but always at least ``MIN_TOLERATED`` and
 never more than half the folder (a folder that is mostly not pictures is the wrong folder). ``check_folder``
-reads every file of a folder once, without training (``adain train --check-data``).
+reads every file of a folder once, without training (the command line's ``--check-data``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from PIL import Image
 
 from ..errors import ImageReadError, InputError
 from .._io import IMAGE_EXTENSIONS, list_images, read_image
+from ._errors import Setting
 
 MIN_TOLERATED = 3
-"""Bad files a run always tolerates per folder, whatever ``--max-bad-fraction`` says (up to half the folder)."""
+"""Bad files a run always tolerates per folder, whatever ``max_bad_fraction`` says (up to half the folder)."""
 
 
 def find_images(root: str | os.PathLike) -> tuple[list[Path], list[str]]:
@@ -35,7 +36,7 @@ def find_images(root: str | os.PathLike) -> tuple[list[Path], list[str]]:
         raise InputError(f"{root}: not a directory of images")
     problems: list[str] = []
     # Entries list_images cannot read (a sub-folder it cannot list, a file without read permission) are
-    # reported here, and from here into skipped.txt and `adain train --check-data`, never dropped silently.
+    # reported here, and from here into skipped.txt and check_folder, never dropped silently.
     paths = list_images(root, on_error=lambda path, reason: problems.append(f"{path}: cannot be read ({reason})"))
     if not paths:
         raise InputError(f"{root}: no images found (looked recursively for {', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -71,14 +72,15 @@ def count_under(root: Path, messages) -> int:
     return sum(1 for m in messages if m.startswith(prefix))
 
 
-def too_many_bad(root: Path, bad: int, n: int, fraction: float) -> str | None:
-    """Why a run must stop when ``bad`` of the ``n`` images below ``root`` are bad (``None``: it goes on)."""
+def too_many_bad(root: Path, bad: int, n: int, fraction: float) -> tuple[str | Setting, ...] | None:
+    """Why a run must stop when ``bad`` of the ``n`` images below ``root`` are bad, as the parts of a message
+    (``adain.training._errors``); ``None``: it goes on."""
     tolerated = bad_files_tolerated(n, fraction)
     if bad <= tolerated:
         return None
-    return (f"{root}: {bad} of {n} images are unreadable or too small, more than the {tolerated} a run tolerates "
-            f"(--max-bad-fraction {fraction}, at least {MIN_TOLERATED}, at most half the folder); is it the right "
-            "folder? `adain train --check-data` lists every bad file")
+    return (f"{root}: {bad} of {n} images are unreadable or too small, more than the {tolerated} a run tolerates (",
+            Setting("max_bad_fraction", fraction), f", at least {MIN_TOLERATED}, at most half the folder); is it the "
+            "right folder?")
 
 
 @dataclass
@@ -91,8 +93,8 @@ class FolderCheck:
     bad: list[str] = field(default_factory=list)
 
     @property
-    def stop_reason(self) -> str | None:
-        """Why a training run on this folder would stop (``None``: it would train)."""
+    def stop_reason(self) -> tuple[str | Setting, ...] | None:
+        """Why a training run on this folder would stop, as message parts (``None``: it would train)."""
         return too_many_bad(self.root, len(self.bad), self.total, self.fraction)
 
 

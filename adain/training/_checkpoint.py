@@ -24,13 +24,14 @@ import torch
 
 from .._atomic import atomic_path
 from ..errors import AdaINError
+from ._errors import NamesSettings, Setting
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
 _REQUIRED = ("step", "decoder", "optimizer", "rng", "data", "config")
 
 
-class CheckpointWriteError(AdaINError, OSError):
+class CheckpointWriteError(NamesSettings, AdaINError, OSError):
     """A checkpoint could not be written (e.g. the disk is full); the previous checkpoints are intact."""
 
 
@@ -87,11 +88,11 @@ def _write_error(path: Path, exc: Exception) -> CheckpointWriteError:
         reason = exc.strerror
     else:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    advice = "free some space and continue with --resume" if full else "continue with --resume"
+    advice = ("free some space and continue with " if full else "continue with ", Setting("resume", True))
     previous = [p for p in list_checkpoints(path.parent.parent) if p != path]
-    kept = (f"the previous checkpoint {previous[-1]} is intact: {advice}" if previous
-            else "no checkpoint of this run was written yet")
-    return CheckpointWriteError(f"cannot write checkpoint {path}: {reason}; {kept}")
+    kept = ((f"the previous checkpoint {previous[-1]} is intact: ", *advice) if previous
+            else ("no checkpoint of this run was written yet",))
+    return CheckpointWriteError(f"cannot write checkpoint {path}: {reason}; ", *kept)
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:

@@ -14,7 +14,6 @@ with the batch, so the caller can count, list and, past the limit ``badfiles`` s
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,14 +153,3 @@ class StepBatchSampler(torch.utils.data.Sampler):
         while True:
             yield positions_for_step(step, self.batch_size, self.rank, self.world_size)
             step += 1
-
-
-def ignore_stop_signals(worker_id: int) -> None:
-    """``worker_init_fn`` for loader processes: leave SIGINT/SIGTERM to the training process.
-
-    Ctrl-C (and many schedulers' SIGTERM) reach the whole process group; a loader worker that died of it
-    would make the next batch fail before the training process could write its checkpoint. The workers
-    exit when the training process shuts the loader down (or dies).
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)

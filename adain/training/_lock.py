@@ -6,8 +6,9 @@ the kernel's: it goes away with the process that holds it, however that process 
 cut), so a ``.lock`` file left behind by a dead run never blocks the next one. The file itself is left in
 place (deleting it could let two processes lock two different files).
 
-Holding the lock is re-entrant within a process (the command line takes it before it reads the run's
-checkpoints, and ``train`` takes it again). Forked children (data-loader workers) close their inherited
+``check`` runs with the lock held but before this process's PID is written: ``train`` refuses a directory
+holding an earlier run there without having changed a byte of it. Holding the lock is re-entrant within a
+process. Forked children (data-loader workers) close their inherited
 copy, so a child that outlives a killed trainer does not keep the directory locked. In a
 data-parallel run only rank 0 (``RANK``) takes it: the other ranks never write to the run directory.
 Where there is no ``flock`` (Windows) runs are not locked.
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import AdaINError
+from ._errors import NamesSettings, Setting
 
 try:
     import fcntl
@@ -33,7 +35,7 @@ LOCK_NAME = ".lock"
 _held: dict[Path, list[int]] = {}  # run directory (resolved) -> [file descriptor, depth]
 
 
-class RunDirInUseError(AdaINError, RuntimeError):
+class RunDirInUseError(NamesSettings, AdaINError, RuntimeError):
     """Another process is training in this run directory."""
 
 
@@ -64,8 +66,9 @@ def _holder(fd: int) -> str:
     return f"PID {pid.strip()}" + (f" on {host.strip()}" if elsewhere else "")
 
 
-def _acquire(run_dir: Path) -> int:
-    """Open and lock ``run_dir/.lock`` (creating both), write this PID into it; returns the descriptor."""
+def _acquire(run_dir: Path, check: Callable[[], None]) -> int:
+    """Open and lock ``run_dir/.lock`` (creating both), call ``check``, write this PID into it; returns the
+    descriptor. An exception from ``check`` releases the lock, the lock file's content unchanged."""
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -74,7 +77,12 @@ def _acquire(run_dir: Path) -> int:
         holder = _holder(fd)
         os.close(fd)
         raise RunDirInUseError(f"{run_dir} is in use by another training run ({holder}); wait for it to end, "
-                               "or choose another --out") from None
+                               "or choose another ", Setting("out")) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        check()
     except BaseException:
         os.close(fd)
         raise
@@ -84,20 +92,26 @@ def _acquire(run_dir: Path) -> int:
 
 
 @contextmanager
-def lock_run_dir(run_dir: str | os.PathLike, *, rank: int | None = None) -> Iterator[None]:
+def lock_run_dir(run_dir: str | os.PathLike, *, rank: int | None = None,
+                 check: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the run directory's lock for the ``with`` block (creating the directory if needed).
 
-    Raises ``RunDirInUseError`` naming the holder's PID when another process holds it. ``rank`` (default:
-    the ``RANK`` environment variable, 0 when unset): ranks other than 0 take no lock.
+    Raises ``RunDirInUseError`` naming the holder's PID when another process holds it. ``check`` (if given)
+    is called once the lock is held, before the lock file is written; what it raises ends the block before it
+    starts. ``rank`` (default: the ``RANK`` environment variable, 0 when unset): ranks other than 0 take no
+    lock (``check`` is still called).
     """
+    check = check or (lambda: None)
     if fcntl is None or (int(os.environ.get("RANK", "0")) if rank is None else rank) != 0:
+        check()
         yield
         return
     key = Path(run_dir).resolve()
     if key in _held:
+        check()
         _held[key][1] += 1
     else:
-        _held[key] = [_acquire(Path(run_dir)), 1]
+        _held[key] = [_acquire(Path(run_dir), check), 1]
     try:
         yield
     finally:

@@ -19,6 +19,8 @@ from .._images import tensor_to_pil
 from .._io import save_image
 
 LOG_FIELDS = ("step", "loss", "content", "style", "lr", "images_per_s", "nonfinite_skipped", "bad_images")
+LOG_NAME = "log.csv"
+TENSORBOARD_DIR = "tensorboard"
 
 
 class ScalarLog:
@@ -29,7 +31,7 @@ class ScalarLog:
     """
 
     def __init__(self, run_dir: str | os.PathLike, start_step: int = 0) -> None:
-        self.path = Path(run_dir) / "log.csv"
+        self.path = Path(run_dir) / LOG_NAME
         rows = read_log(self.path) if start_step > 0 else []
         rows = [r for r in rows if int(r["step"]) <= start_step]
         with open(self.path, "w", newline="") as f:
@@ -42,7 +44,7 @@ class ScalarLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=start_step or None)
+            self._tb = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR), purge_step=start_step or None)
         except ImportError:  # tensorboard is optional
             pass
 

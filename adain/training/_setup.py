@@ -1,14 +1,12 @@
 """What a training run is set up with: this process (its rank in a data-parallel run, its device, its seeds,
-how it stops on a signal) and the weights going into and out of it (the frozen encoder, the initial decoder,
+whether every rank stops) and the weights going into and out of it (the frozen encoder, the initial decoder,
 the exported model)."""
 
 from __future__ import annotations
 
 import os
 import random
-import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +49,7 @@ def init_distributed(device_spec: str) -> Distributed:
 
 
 def training_device(spec: str, dist_info: Distributed) -> torch.device:
-    """The device this process trains on (``--device``; a bare ``cuda`` means this rank's own GPU)."""
+    """The device this process trains on (``TrainConfig.device``; a bare ``cuda`` means this rank's own GPU)."""
     device = resolve_device(spec)
     if device.type == "cuda" and device.index is None:  # one GPU per process in data-parallel runs
         device = torch.device("cuda", dist_info.local_rank)
@@ -88,31 +86,14 @@ def data_parallel(decoder: nn.Module, device: torch.device, dist_info: Distribut
     return model, average
 
 
-@contextmanager
-def stop_on_signals(stop: dict) -> Iterator[None]:
-    """SIGINT/SIGTERM only set a flag; the loop saves a checkpoint and returns at the end of the step."""
-    def handler(signum, frame):
-        stop["signal"] = signum
-
-    try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: signals cannot be caught here
-        previous = {}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def should_stop(stop: dict, dist_info: Distributed, device: torch.device) -> bool:
-    """Whether a signal arrived (``stop_on_signals``) here or, in a data-parallel run, on any rank."""
+def should_stop(requested: bool, dist_info: Distributed, device: torch.device) -> bool:
+    """Whether a stop was ``requested`` here or, in a data-parallel run, on any rank."""
     if dist_info.world == 1:
-        return bool(stop)
+        return requested
     import torch.distributed as dist
 
-    flag = torch.tensor([1 if stop else 0], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # one rank signalled: every rank stops at the same step
+    flag = torch.tensor([1 if requested else 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # one rank asked: every rank stops at the same step
     return bool(flag.item())
 
 

@@ -7,10 +7,8 @@ temporal smoothing of the content statistics is ``temporal``'s.
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +35,7 @@ CPU_BATCH_PIXELS = 2**20
 
 
 class VideoInterrupted(AdaINError):
-    """Ctrl-C or SIGTERM stopped ``stylize_video``; the output was closed properly and holds ``frames``."""
+    """Ctrl-C (``KeyboardInterrupt``) stopped ``stylize_video``; the output was closed properly and holds ``frames``."""
 
     def __init__(self, frames: int, total: int | None, path: Path | None) -> None:
         of = f" of {total}" if total else ""
@@ -93,12 +91,14 @@ def stylize_video(
         audio: copy the input's audio streams unchanged.
         overwrite: replace an existing output (else ``InputError``; the output may never be the input).
         batch_size: frames per batch; default from the memory budget.
-        callback: receives a ``VideoProgress`` after each batch; returning ``True`` stops the run.
+        callback: receives a ``VideoProgress`` after each batch; returning ``True`` stops the run (the output
+            is closed properly and holds the frames written; ``VideoResult.stopped``). This is how a program
+            stops on a signal: its handler sets a flag that the callback returns (the library installs none).
         compile: ``torch.compile`` the networks (``Stylizer(compile=True)``): seconds to minutes once, then
             faster frames; worth it for long videos on a GPU (and a few percent on the CPU).
     Returns:
-        A ``VideoResult``. Ctrl-C or SIGTERM closes the output properly (a playable video of the frames
-        written so far) and raises ``VideoInterrupted``, which says how many frames it holds.
+        A ``VideoResult``. A ``KeyboardInterrupt`` (Ctrl-C) closes the output properly (a playable video of
+        the frames written so far) and raises ``VideoInterrupted``, which says how many frames it holds.
     """
     alpha = check_alpha(alpha)
     smoothing, cut_threshold = check_smoothing(smoothing, cut_threshold)
@@ -109,17 +109,16 @@ def stylize_video(
     try:
         sink = open_sink(output, source.info, overwrite=overwrite, crf=crf, audio=audio)
         try:
-            with _terminate_as_interrupt():
-                stylizer = Stylizer(model if model is not None else load_pretrained(), device, dtype,
-                                    max_memory=max_memory, compile=compile)
-                stylizer.set_style(style, style_size=style_size, style_weights=style_weights,
-                                   preserve_color=preserve_color)
-                size = batch_size if batch_size is not None else frames_per_batch(source.info, stylizer)
-                smoother = StatsSmoother(smoothing, cut_threshold) if smoothing > 0 and alpha > 0 else None
-                outcome = run_pipeline(batches(source.frames(), _check_batch(size)),
-                                       _processor(stylizer, alpha, smoother), sink.write,
-                                       total=source.info.total, callback=callback)
-                path = sink.close(complete=outcome == "done")
+            stylizer = Stylizer(model if model is not None else load_pretrained(), device, dtype,
+                                max_memory=max_memory, compile=compile)
+            stylizer.set_style(style, style_size=style_size, style_weights=style_weights,
+                               preserve_color=preserve_color)
+            size = batch_size if batch_size is not None else frames_per_batch(source.info, stylizer)
+            smoother = StatsSmoother(smoothing, cut_threshold) if smoothing > 0 and alpha > 0 else None
+            outcome = run_pipeline(batches(source.frames(), _check_batch(size)),
+                                   _processor(stylizer, alpha, smoother), sink.write,
+                                   total=source.info.total, callback=callback)
+            path = sink.close(complete=outcome == "done")
         except BaseException:
             sink.abort()
             raise
@@ -166,22 +165,3 @@ def _processor(stylizer: Stylizer, alpha: float, smoother: StatsSmoother | None)
         return out.cpu().numpy()
 
     return process
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C, so both close the output properly (in the main
-    thread; elsewhere signals cannot be handled and nothing changes)."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
