@@ -135,6 +135,7 @@ class Reporter:
             warnings.warn("train(config, callback): callback(kind, info) is deprecated; take one argument, the "
                           "event (a dataclass with a kind, e.g. adain.training.StepEvent)", DeprecationWarning,
                           stacklevel=3)
+
             def first_version(event: TrainEvent) -> bool:
                 callback(event.kind, _info(event))
                 return False
