@@ -77,13 +77,13 @@ class VGGEncoder(nn.Module):
 
         Arguments:
             x: ``(N, 3, H, W)`` RGB in [0, 1]. Every block's feature map must stay at least 2x2 for the
-               reflection padding, i.e. ``H, W >= 2 ** (block - 1) + 1``; callers pad small images.
+                reflection padding, i.e. ``H, W >= 2 ** (block - 1) + 1``; callers pad small images.
             layers: names from ``layer_names`` to return (e.g. ``("relu1_1", "relu4_1")``).
             pooling: ``"max"`` (the network as trained) or ``"avg"`` (smoother gradients, used by the
-               optimisation backend).
+                optimisation backend).
             pool_scale: optional ``{"pool1": factor, ...}`` multiplying a pooling layer's output; the
-               optimisation backend uses it to give average pooling the activation magnitude of max
-               pooling. Absent names are left unscaled.
+                optimisation backend uses it to give average pooling the activation magnitude of max
+                pooling. Absent names are left unscaled.
         Returns:
             ``{name: (N, C, H', W') features}`` for each requested name.
         """
