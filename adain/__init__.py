@@ -2,7 +2,7 @@
 
 The public API is the names below (``__all__``) and those of the public subpackages: ``adain.inference``,
 ``adain.optimization``, ``adain.video``, ``adain.training``, ``adain.weights``, ``adain.export``,
-``adain.modeling``, and the modules ``adain.errors``, ``adain.model`` and ``adain.demo``. Modules whose
+``adain.modeling``, and the modules ``adain.methods``, ``adain.errors``, ``adain.model`` and ``adain.demo``. Modules whose
 name starts with an underscore are internal and may change without notice.
 """
 
@@ -19,7 +19,7 @@ from .errors import WeightsNotFoundError as WeightsNotFoundError
 from .errors import WeightsOfflineError as WeightsOfflineError
 from .inference import Stylizer as Stylizer
 from .inference import TileProgress as TileProgress
-from .inference._stylizer import stylize as stylize
+from .methods import stylize as stylize
 from .model import AdaINModel as AdaINModel
 from .model import ModelConfig as ModelConfig
 from .model import load_pretrained as load_pretrained
@@ -61,6 +61,6 @@ __getattr__ = moved_modules(__name__, {
     "runtime": "adain._runtime", "version": "adain._version", "color": "adain.modeling._color",
     "stylizer": "adain.inference._stylizer", "tiling": "adain.inference._tiling",
     "transfer": "adain.inference._transfer", "prepared": "adain.inference._prepared",
-    "compiled": "adain.inference._compiled", "preflight": "adain.inference._checks",
+    "compiled": "adain.inference._prepared", "preflight": "adain.inference._checks",
     "onnx_export": "adain.export._onnx",
 })

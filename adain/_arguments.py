@@ -26,6 +26,19 @@ COLOR_MODES = ("coral", "luminance")
 ``preserve_color``); ``"luminance"`` transfers style to the luma only and keeps the content's chroma."""
 
 
+OUTPUT_TYPES = ("pil", "np", "pt")
+"""What a stylizing call returns, as its caller chooses (``output_type=``, as diffusers' pipelines): an RGB
+``PIL.Image``, a numpy ``H x W x 3`` uint8 array, or a torch ``3 x H x W`` float32 tensor in [0, 1]."""
+
+
+def check_output_type(output_type: Any, *, allow_none: bool = False) -> str | None:
+    """``output_type``: one of ``OUTPUT_TYPES`` (``None`` passes when ``allow_none``: the input's kind decides)."""
+    if (output_type is None and allow_none) or (isinstance(output_type, str) and output_type in OUTPUT_TYPES):
+        return output_type
+    default = " or None (a tensor gives 'pt', anything else 'pil')" if allow_none else ""
+    raise InputError(f"output_type: expected one of {', '.join(map(repr, OUTPUT_TYPES))}{default}, got {output_type!r}")
+
+
 def check_alpha(alpha: Any) -> float:
     """``alpha`` as a float in [0, 1] (numpy scalars accepted)."""
     value = _real(alpha)

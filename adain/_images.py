@@ -95,7 +95,7 @@ def _tensor_channels_to_rgb(t: Tensor, what: str) -> Tensor:
 
 def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False, what: str = "image",
               max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
-    """Turn any supported image into a ``(3, H, W)`` float32 tensor in [0, 1].
+    """Turn any supported image into a ``(3, H, W)`` float32 tensor in [0, 1]: ``check_image`` and ``decode``.
 
     Arguments:
         source: a path, ``PIL.Image``, numpy ``HxW[xC]`` array (uint8, uint16, or float in [0, 1]), or
@@ -106,19 +106,34 @@ def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False,
         max_pixels: a file with more pixels is refused (``ImageReadError``: a possible decompression bomb).
     Returns:
         ``(3, H, W)`` float32 tensor on the CPU (or ``source``'s device for tensors).
-
-    Files, PIL images and uint8 arrays are resized in Pillow on 8-bit data, exactly like the
-    reference's ``transforms.Resize`` + ``ToTensor``; float arrays and tensors are resized in torch.
     """
     size = check_size(size, f"{what} size")
-    if isinstance(source, (str, os.PathLike)):
-        return _pil_to_tensor(read_image(source, max_pixels=max_pixels), size, crop)
+    if not isinstance(source, (str, os.PathLike)):  # a file is checked as it is read, with one open
+        check_image(source, what=what)
+    return decode(source, size=size, crop=crop, what=what, max_pixels=max_pixels)
+
+
+def check_image(source: ImageLike, *, what: str = "image", max_pixels: int | None = None) -> tuple[int, int]:
+    """``image_size`` of one image: an ``(N, C, H, W)`` tensor must have N = 1 (a batch goes to a ``Stylizer``)."""
     if isinstance(source, Tensor) and source.dim() == 4 and source.shape[0] != 1:
         raise InputError(
             f"{what}: a 4-D tensor must have batch size 1 here, got shape {tuple(source.shape)} "
             "(a Stylizer takes batches)"
         )
-    image_size(source, what=what)  # shape, dtype, storage and at least one pixel, before any conversion
+    return image_size(source, what=what, max_pixels=max_pixels)
+
+
+def decode(source: ImageLike, *, size: int | None, crop: bool, what: str = "image",
+           max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
+    """The pixels of an image ``check_image`` accepted (not checked again: a file is opened once more, to be
+    read) as a ``(3, H, W)`` float32 tensor in [0, 1], resized and cropped as ``to_tensor`` says.
+
+    Files, PIL images and uint8 arrays are resized in Pillow on 8-bit data, exactly like the
+    reference's ``transforms.Resize`` + ``ToTensor``; float arrays and tensors are resized in torch.
+    Float values outside [0, 1] (beyond rounding), NaN and infinities are refused here, where they are read.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return _pil_to_tensor(read_image(source, max_pixels=max_pixels), size, crop)
     if isinstance(source, Image.Image):
         try:
             return _pil_to_tensor(to_rgb(source), size, crop)
@@ -162,9 +177,7 @@ def _resize_crop_tensor(t: Tensor, size: int | None, crop: bool) -> Tensor:
         batch = F.interpolate(batch, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         t = (batch if t.dim() == 4 else batch[0]).clamp(0, 1)
     if crop:
-        side = min(t.shape[-2:])
-        top, left = _centre_crop_origin(t.shape[-2], t.shape[-1], side)
-        t = t[..., top : top + side, left : left + side]
+        t = centre_square(t)
     return t.contiguous()
 
 
@@ -178,6 +191,27 @@ def tensor_to_pil(t: Tensor) -> Image.Image:
         t = t[0]
     arr = to_uint8(t.detach()).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
+
+
+def to_output(out: Tensor, output_type: str, *, batch: bool = False):
+    """``(N, 3, H, W)`` results as ``output_type`` (``adain._arguments.OUTPUT_TYPES``).
+
+    Arguments:
+        out: float (``"pt"``: returned as it is, where it is; else rounded by ``to_uint8``) or uint8 0-255.
+        batch: return all N results; else the first and only one.
+    Returns:
+        ``"pt"``: the ``(N, 3, H, W)`` / ``(3, H, W)`` tensor; ``"np"``: an ``(N, H, W, 3)`` / ``(H, W, 3)`` uint8
+        array (C-contiguous); ``"pil"``: a list of RGB ``PIL.Image`` / one. Arrays and pictures are on the host.
+    """
+    if output_type == "pt":
+        return out if batch else out[0]
+    if out.dtype != torch.uint8:
+        out = to_uint8(out)
+    arrays = out.permute(0, 2, 3, 1).cpu().numpy()  # (N, H, W, 3)
+    if output_type == "np":
+        return np.ascontiguousarray(arrays if batch else arrays[0])
+    pictures = [Image.fromarray(np.ascontiguousarray(a), mode="RGB") for a in arrays]
+    return pictures if batch else pictures[0]
 
 
 def to_uint8(t: Tensor) -> Tensor:
@@ -221,12 +255,24 @@ def to_batch(source: Tensor, *, size: int | None = None, crop: bool = False, wha
     Same checks and resizing as ``to_tensor``, for a batch such as video frames; stays on its device.
     """
     size = check_size(size, f"{what} size")
+    check_batch(source, what)
+    return decode_batch(source, size=size, crop=crop, what=what)
+
+
+def check_batch(source: Tensor, what: str = "content") -> tuple[int, int]:
+    """``(H, W)`` of an ``(N, C, H, W)`` batch tensor with C in 1, 3, 4 and at least one image and pixel."""
     if not isinstance(source, Tensor) or source.dim() != 4 or source.shape[1] not in (1, 3, 4):
         shape = tuple(source.shape) if isinstance(source, Tensor) else type(source).__name__
         raise InputError(f"{what}: a batch must be an (N, C, H, W) tensor with C in 1, 3, 4; got {shape}")
     if 0 in source.shape:
         raise InputError(f"{what}: batch has no images or no pixels (shape {tuple(source.shape)})")
     _check_tensor(source, what)
+    return int(source.shape[-2]), int(source.shape[-1])
+
+
+def decode_batch(source: Tensor, *, size: int | None, crop: bool, what: str = "content") -> Tensor:
+    """A batch ``check_batch`` accepted -> ``(N, 3, H', W')`` float32 in [0, 1], resized and cropped, on its
+    device (values checked here: float images in [0, 1], finite)."""
     t = _check_float_image(_tensor_to_float(source.detach()), what)
     if t.shape[1] == 1:
         t = t.expand(-1, 3, -1, -1)
@@ -255,9 +301,14 @@ def to_mask(source: ImageLike, *, what: str = "mask", max_pixels: int = DEFAULT_
     return luma(to_tensor(_mask_image(source), what=what, max_pixels=max_pixels))[0] >= 0.5
 
 
+def decode_mask(source: ImageLike, *, what: str = "mask", max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
+    """``to_mask`` of a mask ``mask_size`` accepted, without checking it again."""
+    return luma(decode(_mask_image(source), size=None, crop=False, what=what, max_pixels=max_pixels))[0] >= 0.5
+
+
 def mask_size(source: ImageLike, *, what: str = "mask", max_pixels: int | None = None) -> tuple[int, int]:
-    """``(H, W)`` of a mask without decoding it, checked as ``image_size`` checks images."""
-    return image_size(_mask_image(source), what=what, max_pixels=max_pixels)
+    """``(H, W)`` of a mask without decoding it, checked as ``check_image`` checks images."""
+    return check_image(_mask_image(source), what=what, max_pixels=max_pixels)
 
 
 def check_mask_aspect(mask_hw: tuple[int, int], content_hw: tuple[int, int], what: str = "mask") -> None:
@@ -274,8 +325,11 @@ def fit_mask(mask: Tensor, content_hw: tuple[int, int], *, crop: bool = False, w
     """An ``(H, W)`` mask checked against the content's size as given (``check_mask_aspect``), and with
     ``crop`` cut to its centre square as the content is."""
     check_mask_aspect((mask.shape[-2], mask.shape[-1]), content_hw, what)
-    if crop:
-        side = min(mask.shape[-2:])
-        top, left = _centre_crop_origin(mask.shape[-2], mask.shape[-1], side)
-        mask = mask[..., top : top + side, left : left + side]
-    return mask
+    return centre_square(mask) if crop else mask
+
+
+def centre_square(t: Tensor) -> Tensor:
+    """The centre square of the last two dimensions of ``t`` (a view), rounded as torchvision's ``CenterCrop``."""
+    side = min(t.shape[-2:])
+    top, left = _centre_crop_origin(t.shape[-2], t.shape[-1], side)
+    return t[..., top : top + side, left : left + side]

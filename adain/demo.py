@@ -32,7 +32,7 @@ from .errors import AdaINError, ImageReadError, InputError
 from ._io import read_image, save_image
 from .model import AdaINModel
 from .optimization._api import gatys
-from .inference._stylizer import Stylizer
+from .inference import Stylizer
 
 __all__ = ["BACKENDS", "COLOR_CHOICES", "DEFAULT_MAX_SIZE", "DemoResult", "DemoRunner", "build_app",
            "parse_style_weights", "require_gradio"]

@@ -45,7 +45,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
-from adain.inference._compiled import compile_options  # noqa: E402
+from adain.inference._prepared import compile_options  # noqa: E402
 from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
 
 GROUPS = ("reference", "float32", "bfloat16", "compile", "onnxruntime")

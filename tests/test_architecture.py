@@ -122,6 +122,110 @@ def test_no_library_module_installs_a_signal_handler():
     assert not offenders, f"signal.signal called outside adain.cli: {offenders}"
 
 
+def test_inference_never_imports_the_optimization_backend_or_the_command_line():
+    for name in MODULES:
+        if not name.startswith("adain.inference"):
+            continue
+        bad = [t for t, _ in _imports(name) if (_internal(t) or "").startswith(("adain.optimization", "adain.cli"))]
+        assert not bad, f"{name} imports {bad}: method='gatys' is dispatched by adain.methods, above both backends"
+
+
+ENGINE_MODULES = ("adain.inference._engine", "adain.inference._tiling", "adain.inference._transfer")
+
+
+@pytest.mark.parametrize("name", ENGINE_MODULES)
+def test_the_engine_is_tensor_only(name):
+    """No PIL, no files, no argument checks, no image-likes: those are the Stylizer's (the boundary's)."""
+    for target, _ in _imports(name):
+        internal = _internal(target)
+        assert target.split(".")[0] != "PIL", f"{name} imports {target}: the engine knows no PIL"
+        assert internal not in ("adain._io", "adain.inference._checks", "adain.inference._stylizer"), (
+            f"{name} imports {target}: files, checks and image-likes belong to the Stylizer, not the engine")
+
+
+# Underscore attributes of third-party objects that are their documented way to read something.
+EXTERNAL_PRIVATE_ATTRIBUTES = {"_version"}  # torch.Tensor._version: the in-place version counter
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _own_private_names(tree: ast.AST) -> set[str]:
+    """Underscore names a module defines itself: functions, classes, assignments, attributes it sets, keywords."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.keyword) and node.arg:
+            names.add(node.arg)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+    return {n for n in names if _private(n)}
+
+
+def _foreign_private_uses(name: str) -> list[str]:
+    """Where module ``name`` uses another module's underscore names: ``from x import _name`` (not a module),
+    or ``obj._name`` where ``obj`` is neither ``self``/``cls``/``super()`` nor a third-party module and
+    ``_name`` is not the module's own."""
+    tree = ast.parse(MODULES[name].read_text())
+    package = name if MODULES[name].name == "__init__.py" else name.rpartition(".")[0]
+    external, found = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            external |= {(a.asname or a.name).split(".")[0] for a in node.names if not a.name.startswith("adain")}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:
+                if not target.startswith("adain"):
+                    external.add(alias.asname or alias.name)
+                elif _private(alias.name) and f"{target}.{alias.name}" not in MODULES:
+                    found.append(f"line {node.lineno}: from {target} import {alias.name}")
+    own = _own_private_names(tree)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and _private(node.attr)):
+            continue
+        if node.attr in own or node.attr in EXTERNAL_PRIVATE_ATTRIBUTES:
+            continue
+        value = node.value
+        if isinstance(value, ast.Name) and value.id in ("self", "cls"):
+            continue
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "super":
+            continue
+        root = value
+        while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+            root = root.func if isinstance(root, ast.Call) else root.value
+        if isinstance(root, ast.Name) and root.id in external:
+            continue  # torch._dynamo, sys._getframe...: a third-party module's own business
+        found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_uses_another_modules_underscore_names(name):
+    """Private means private to its module: ``stylizer._encode()`` from tiling, ``from ._tiling import _grid``
+    or ``prepared._cache`` from elsewhere would be a door that the import graph cannot see."""
+    found = _foreign_private_uses(name)
+    assert not found, f"{name} uses underscore names of other modules: {found}"
+
+
+def test_the_private_use_detector_sees_the_doors_it_forbids(tmp_path, monkeypatch):
+    code = ("from adain.inference._tiling import _spans\nfrom adain.inference import _tiling as tiling\n"
+            "import torch\n\ndef f(stylizer, t):\n    stylizer._encode(t)\n    tiling._batches(t)\n"
+            "    torch._dynamo.reset()\n    return self_made._own\n\nself_made = None\n_own = 1\n")
+    fake = tmp_path / "fake.py"
+    fake.write_text(code)
+    monkeypatch.setitem(MODULES, "adain.fake", fake)
+    found = _foreign_private_uses("adain.fake")
+    assert [f.split(": ", 1)[1] for f in found] == [
+        "from adain.inference._tiling import _spans", "stylizer._encode", "tiling._batches"]
+
+
 def test_modeling_imports_only_torch():
     for name in MODULES:
         if not name.startswith("adain.modeling"):
@@ -176,6 +280,7 @@ def test_training_recipes_ship_in_the_wheel_and_load_by_name_anywhere(tmp_path):
 
 @pytest.mark.parametrize("old, new", [("adain.stylizer", "adain.inference._stylizer"), ("adain.io", "adain._io"),
                                       ("adain.weights.hub", "adain.weights._hub"),
+                                      ("adain.compiled", "adain.inference._prepared"),
                                       ("adain.training.loop", "adain.training._loop")])
 def test_a_module_of_the_first_layout_is_still_reachable_with_a_deprecation_warning(old, new):
     package, _, name = old.rpartition(".")

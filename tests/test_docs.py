@@ -25,7 +25,7 @@ README = REPO_ROOT / "README.md"
 README_MAX_BYTES = 12 * 1024
 
 # The modules with a page in the API reference (docs/api/), each rendering what its __all__ lists.
-DOCUMENTED_MODULES = ["adain", "adain.inference", "adain.optimization", "adain.video", "adain.training",
+DOCUMENTED_MODULES = ["adain", "adain.methods", "adain.inference", "adain.optimization", "adain.video", "adain.training",
                       "adain.weights", "adain.export", "adain.modeling", "adain.errors", "adain.demo"]
 # Public names whose definitions have no docstring yet: mkdocstrings renders documented objects only.
 UNDOCUMENTED = {"adain.__version__", "adain.video.VideoResult", "adain.demo.DemoResult"}

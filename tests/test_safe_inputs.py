@@ -142,8 +142,10 @@ def test_every_argument_is_checked_before_any_weights_load(tmp_path, no_weights,
 
 def test_set_style_checks_every_style_before_decoding_any(model, tmp_path, monkeypatch):
     good = str(_png(tmp_path / "good.png"))
-    monkeypatch.setattr(images, "to_mask", lambda *a, **k: pytest.fail("the mask was decoded first"))
-    monkeypatch.setattr(images, "to_tensor", lambda *a, **k: pytest.fail("a style was decoded first"))
+    for decoder in ("to_mask", "decode_mask"):
+        monkeypatch.setattr(images, decoder, lambda *a, **k: pytest.fail("the mask was decoded first"))
+    for decoder in ("to_tensor", "decode"):
+        monkeypatch.setattr(images, decoder, lambda *a, **k: pytest.fail("a style was decoded first"))
     stylizer = adain.Stylizer(model, device="cpu")
     with pytest.raises(ImageReadError, match="missing.png"):
         stylizer.set_style([good, str(tmp_path / "missing.png")], mask=good)

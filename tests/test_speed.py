@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import adain
-from adain.inference import _compiled as compiled, _prepared as prepared
+from adain.inference import _prepared as prepared
 from adain import _runtime as runtime
 from adain.cli import build_parser
 from adain.errors import InputError
@@ -162,8 +162,8 @@ def test_compilations_are_bounded_by_shape_buckets_and_results_are_exact(own_mod
 @pytest.mark.parametrize("side, bucket", [(16, 64), (64, 64), (65, 128), (500, 512), (1024, 1024), (1080, 1152),
                                           (1920, 1920), (2160, 2304), (3840, 3840)])
 def test_bucket_sides(side, bucket):
-    assert compiled.bucket_side(side) == bucket
-    assert compiled.bucket_side(bucket) == bucket
+    assert prepared.bucket_side(side) == bucket
+    assert prepared.bucket_side(bucket) == bucket
 
 
 def test_a_failing_compiler_warns_once_and_falls_back_to_the_exact_path(own_model):
@@ -179,7 +179,7 @@ def test_a_failing_compiler_warns_once_and_falls_back_to_the_exact_path(own_mode
 
 
 def test_compile_on_the_cpu_without_a_cxx_compiler_is_refused_in_one_line(model, monkeypatch):
-    monkeypatch.setattr(compiled, "_cxx_compiler", lambda: None)
+    monkeypatch.setattr(prepared, "_cxx_compiler", lambda: None)
     with pytest.raises(InputError, match=r"compile: .*C\+\+ compiler"):
         adain.Stylizer(model, "cpu", compile=True)
     adain.Stylizer(model, "cpu", compile={"backend": "eager"})  # no C++ needed: accepted

@@ -12,7 +12,7 @@ from PIL import Image
 import adain
 from adain.errors import InputError
 from adain.modeling._ops import calc_mean_std
-from adain.inference._stylizer import BYTES_PER_PIXEL
+from adain.inference._engine import BYTES_PER_PIXEL
 from reference_port import ref_coral, ref_style_transfer, ref_to_uint8
 
 

@@ -18,7 +18,7 @@ from adain.cli import main
 from adain.errors import ImageReadError, InputError
 from adain.modeling import _padding as padding
 from adain.modeling._ops import calc_mean_std, masked_mean_std
-from adain.inference._stylizer import BYTES_PER_PIXEL
+from adain.inference._engine import BYTES_PER_PIXEL
 from adain.inference._transfer import Moments
 from reference_port import ref_style_transfer, ref_to_uint8
 
@@ -172,7 +172,7 @@ def test_region_statistics_over_tiles_equal_masked_mean_std_of_the_whole_image(m
     grid = tiling.plan(h, w, 64, None, BYTES_PER_PIXEL, CPU)
     fg = padding.feature_mask(mask, h, w)
     with torch.inference_mode():
-        tiled = tiling._statistics(stylizer, x, grid, fg, lambda n: None)
+        tiled = tiling.statistics(stylizer.engine, x, grid, fg)
         f_c = model.encode(padding.pad_bottom_right(x, padding.padded_side(h), padding.padded_side(w)))
     valid = torch.zeros_like(fg)
     valid[..., : padding.feature_side(h), : padding.feature_side(w)] = True
@@ -199,7 +199,7 @@ def test_an_overlap_short_of_the_receptive_field_is_not_exact(model, monkeypatch
 @pytest.mark.parametrize("size, step", [((203, 157), 64), ((17, 1000), 8), ((12000, 12000), 1504), ((9, 40), 8)])
 def test_owned_pixels_cover_the_image_once_and_tiles_start_on_the_pooling_grid(size, step):
     h, w = size
-    tiles = tiling._grid(h, w, step)
+    tiles = tiling.grid(h, w, step)
     owned = torch.zeros(h, w, dtype=torch.int32) if h * w < 10**6 else None
     for t in tiles:
         assert t.top % 8 == 0 and t.left % 8 == 0 and t.own_top % 8 == 0 and t.own_left % 8 == 0
@@ -238,6 +238,7 @@ def test_max_pixels_refuses_a_file_naming_it_before_any_work(model, tmp_path, mo
     path = tmp_path / "big.png"
     Image.new("RGB", (50, 40)).save(path)
     monkeypatch.setattr(adain.Stylizer, "__init__", lambda *a, **k: pytest.fail("the model was reached"))
+    monkeypatch.setattr(adain.inference.Engine, "__init__", lambda *a, **k: pytest.fail("the model was reached"))
     with pytest.raises(ImageReadError, match=r"big.png: 50x40 = 2000 pixels is over the limit of 1999.*max_pixels"):
         adain.stylize(path, _smooth(16, 16), model=model, max_pixels=1999, device="cpu")
     with pytest.raises(InputError, match="max_pixels"):

@@ -16,8 +16,9 @@ from tqdm import tqdm
 from .._arguments import check_alpha
 from ..errors import InputError
 from .._runtime import resolve_device, resolve_dtype
-from ..inference._stylizer import Stylizer, stylize
-from ..inference._tiling import OVERLAP, TileProgress
+from ..inference import Stylizer, TileProgress
+from ..inference._tiling import OVERLAP
+from ..methods import stylize
 from ._common import HelpFormatter, add_inputs, add_shared, load_model, parse_size, signature_defaults
 from ._folders import plan_pairs, run_pairs
 

@@ -1,6 +1,10 @@
-"""Inference: the ``Stylizer`` (a model on a device with a style cached) and its exact tiling of huge images."""
+"""Inference: the tensor-level ``Engine`` (a prepared model on a device, in a dtype, within a memory budget) and
+the immutable ``Style`` it makes; the ``Stylizer`` (an engine with a style set, for images of every kind); the
+exact tiling of images too large for the budget, and its ``TileProgress``."""
 
+from ._engine import Engine as Engine
 from ._stylizer import Stylizer as Stylizer
 from ._tiling import TileProgress as TileProgress
+from ._transfer import Style as Style
 
-__all__ = ["Stylizer", "TileProgress"]
+__all__ = ["Engine", "Style", "Stylizer", "TileProgress"]

@@ -1,37 +1,117 @@
-"""A call's inputs checked before any work: the arguments, and every image without decoding it.
+"""The boundary's checks: every argument and image of a call checked once, before any work.
 
-``stylize`` runs these checks before it loads (or downloads) weights, and ``Stylizer.set_style`` /
-``__call__`` before they decode a pixel, so a bad call fails at once with one line naming the argument
-or the file: a missing or unreadable file (its header is read, nothing more), an empty or meta tensor,
-a count of ``style_weights`` or a ``mask`` that does not match the styles, a mask whose aspect ratio is
-not the content's. The shared vocabulary itself (what each argument accepts) is ``adain._arguments``;
-what an image-like may be is ``adain._images``.
+``stylize`` runs them before it loads (or downloads) weights, and ``Stylizer.set_style`` / ``__call__``
+before they decode a pixel, so a bad call fails at once with one line naming the argument or the file: a
+missing or unreadable file, an empty or meta tensor, a count of ``style_weights`` or a ``mask`` that does
+not match the styles, a mask whose aspect ratio is not the content's. Each check returns what it learnt
+(a ``CheckedImage`` with the size read from a file's header, ``StyleInputs``, ``CallOptions``, resolved
+devices and dtypes), and what comes after takes those records rather than the raw arguments: nothing is
+checked twice, and a file is opened once for its header and once to be decoded. The shared vocabulary
+(what each argument accepts) is ``adain._arguments``; what an image-like may be is ``adain._images``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .. import _images as images
-from .._arguments import check_int, check_mask_styles, check_size, color_mode, normalize_style_weights
+from .._arguments import (check_alpha, check_int, check_mask_styles, check_output_type, check_size, color_mode,
+                          normalize_style_weights)
+from .._runtime import check_max_memory, resolve_device, resolve_dtype
 from ..errors import InputError
-from .._io import DEFAULT_MAX_PIXELS
+from ..model import AdaINModel
+from ._engine import Engine
+from ._prepared import compile_options
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An image-like argument, checked without decoding it (a file: its header)."""
+
+    source: Any  # as given: a path, PIL.Image, numpy array or tensor
+    what: str  # its name in messages: "content", "style", "style[1]", "mask"
+    size: tuple[int, int]  # (H, W) as given, EXIF orientation applied
+    batch: bool = False  # an (N, C, H, W) tensor of frames, stylized as a batch
 
 
 @dataclass(frozen=True)
 class StyleInputs:
-    """The style arguments of a call, checked: the images as given (not decoded) and the rest normalised."""
+    """The style arguments of a call, checked: the images (not decoded) and the rest normalised."""
 
-    styles: list[Any]  # the image-likes, as given
-    names: list[str]  # "style", or "style[0]", "style[1]", ... in messages
-    sizes: list[tuple[int, int]]  # (H, W) of each style as given
+    styles: list[CheckedImage]
     style_size: int | None
     weights: list[float]  # one per style, summing to 1
     color: str | None  # None, "coral" or "luminance"
-    mask_size: tuple[int, int] | None  # (H, W) of the mask as given; None without a mask
+    mask: CheckedImage | None
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """The options of a stylizing call, checked."""
+
+    alpha: float
+    content_size: int | None
+    crop: bool
+    tile_size: int | None
+    max_pixels: int
+    output_type: str | None  # None: a tensor gives "pt", anything else "pil"
+
+
+def check_model(model: Any) -> AdaINModel:
+    """``model`` must be an ``AdaINModel``."""
+    if not isinstance(model, AdaINModel):
+        raise InputError(f"model: expected an adain.AdaINModel, got {type(model).__name__}")
+    return model
+
+
+def check_runtime(device: Any, dtype: Any, max_memory: Any, compile: Any = None
+                  ) -> tuple[torch.device, torch.dtype, int | None, dict | None]:
+    """``(device, dtype, max_memory, torch.compile options)`` resolved (``adain._runtime``) for an ``Engine``."""
+    max_memory = check_max_memory(max_memory)
+    resolved = resolve_device(device)
+    return resolved, resolve_dtype(dtype, resolved), max_memory, compile_options(compile, resolved)
+
+
+def check_max_pixels(max_pixels: Any) -> int:
+    """``max_pixels``: the most pixels an image file may have (a positive integer)."""
+    return check_int(max_pixels, "max_pixels", hint=" (pixels an image file may have)")
+
+
+def check_call(*, alpha: Any, content_size: Any, crop: Any, tile_size: Any, max_pixels: Any,
+               output_type: Any, by_input: bool = True) -> CallOptions:
+    """The options of ``Stylizer.__call__`` / ``stylize``; ``by_input``: ``output_type=None`` is accepted (the
+    input's kind decides, as a ``Stylizer`` does)."""
+    alpha = check_alpha(alpha)
+    content_size = check_size(content_size, "content_size")
+    tile_size = check_int(tile_size, "tile_size", allow_none=True, hint=" (None = only when needed)")
+    max_pixels = check_max_pixels(max_pixels)
+    output_type = check_output_type(output_type, allow_none=by_input)
+    return CallOptions(alpha, content_size, bool(crop), tile_size, max_pixels, output_type)
+
+
+def check_contents(content: Any, *, max_pixels: int, many: bool = True) -> list[CheckedImage]:
+    """The content images of a call, checked without decoding them. ``many`` (a ``Stylizer``): a list/tuple
+    gives one item per element, and an ``(N, C, H, W)`` tensor is one batch of frames; else (``stylize``)
+    ``content`` is one image."""
+    if not many:
+        check_one_content(content)
+        return [CheckedImage(content, "content", images.check_image(content, what="content", max_pixels=max_pixels))]
+    items = list(content) if isinstance(content, (list, tuple)) else [content]
+    return [CheckedImage(c, "content", images.check_batch(c, "content"), batch=True)
+            if isinstance(c, Tensor) and c.dim() == 4 else
+            CheckedImage(c, "content", images.image_size(c, what="content", max_pixels=max_pixels)) for c in items]
+
+
+def check_one_content(content: Any) -> None:
+    """A one-call ``stylize`` (either method) takes one image: an ``(N, C, H, W)`` batch is refused unless N = 1."""
+    if isinstance(content, Tensor) and content.dim() == 4 and content.shape[0] != 1:
+        raise InputError(
+            f"content: stylize takes one image, got a batch of shape {tuple(content.shape)}; use a Stylizer"
+        )
 
 
 def style_list(style: Any) -> list[Any]:
@@ -43,36 +123,45 @@ def style_list(style: Any) -> list[Any]:
 
 
 def check_styles(style: Any, *, style_size: Any, style_weights: Any, mask: Any, preserve_color: Any,
-                 content_hw: tuple[int, int] | None = None, max_pixels: Any = DEFAULT_MAX_PIXELS) -> StyleInputs:
+                 max_pixels: int, content_hw: tuple[int, int] | None = None) -> StyleInputs:
     """Every style argument of ``stylize`` / ``Stylizer.set_style``, checked without decoding an image;
     with the content's ``(H, W)`` as given (``content_hw``), the mask's aspect ratio too; files over
-    ``max_pixels`` are refused."""
-    max_pixels = check_max_pixels(max_pixels)
+    ``max_pixels`` (checked already) are refused."""
     styles = style_list(style)
     size = check_size(style_size, "style_size")
     weights = normalize_style_weights(style_weights, len(styles))
     color = color_mode(preserve_color)
-    mask_size = None
+    checked_mask = None
     if mask is not None:
         check_mask_styles(len(styles), style_weights)
-        mask_size = images.mask_size(mask, max_pixels=max_pixels)
+        checked_mask = CheckedImage(mask, "mask", images.mask_size(mask, max_pixels=max_pixels))
         if content_hw is not None:
-            images.check_mask_aspect(mask_size, content_hw)
+            images.check_mask_aspect(checked_mask.size, content_hw)
     names = ["style"] if len(styles) == 1 else [f"style[{i}]" for i in range(len(styles))]
-    sizes = [images.image_size(s, what=name, max_pixels=max_pixels) for s, name in zip(styles, names)]
-    return StyleInputs(styles, names, sizes, size, weights, color, mask_size)
+    checked = [CheckedImage(s, name, images.check_image(s, what=name, max_pixels=max_pixels))
+               for s, name in zip(styles, names)]
+    return StyleInputs(checked, size, weights, color, checked_mask)
 
 
-def check_content(content: Any, *, content_size: Any, max_pixels: Any = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """``(H, W)`` of the content as given, checked without decoding it (``content_size`` checked too; a
-    file over ``max_pixels`` is refused)."""
-    check_size(content_size, "content_size")
-    return images.image_size(content, what="content", max_pixels=check_max_pixels(max_pixels))
+def check_hook(content_stats: Any, mask: Tensor | None) -> None:
+    """``content_stats`` (a callable or ``None``) cannot be combined with a mask."""
+    if content_stats is not None and not callable(content_stats):
+        raise InputError(f"content_stats: expected a function (mean, std) -> (mean, std), got {content_stats!r}")
+    if content_stats is not None and mask is not None:
+        raise InputError("content_stats: cannot be combined with a mask (each region has its own statistics)")
 
 
-def check_max_pixels(max_pixels: Any) -> int:
-    """``max_pixels``: the most pixels an image file may have (a positive integer)."""
-    return check_int(max_pixels, "max_pixels", hint=" (pixels an image file may have)")
+def check_fits(engine: Engine, height: int, width: int, what: str) -> None:
+    """``InputError`` when one ``height x width`` style image does not fit the engine's memory budget
+    (styles are encoded whole: they are not tiled)."""
+    limit, needed = engine.budget(), engine.frame_bytes(height, width)
+    if limit is not None and needed > limit:
+        fits = int(math.sqrt(limit / engine.bytes_per_pixel * min(height, width) / max(height, width)))
+        raise InputError(
+            f"{what}: a {width}x{height} image needs about {needed / 2**30:.1f} GiB on {engine.device}, over the "
+            f"limit of {limit / 2**30:.1f} GiB; pass a smaller {what.split('[')[0]}_size (at most about {fits}), "
+            "or raise max_memory if the memory really is there"
+        )
 
 
 def target_size(size: tuple[int, int], new_size: int | None, crop: bool) -> tuple[int, int]:
@@ -84,15 +173,3 @@ def target_size(size: tuple[int, int], new_size: int | None, crop: bool) -> tupl
         h = w = min(h, w)
     return h, w
 
-
-def square_crop(content: Any, style: Any, mask: Any, content_size: int | None, style_size: int | None
-                ) -> tuple[Tensor, list[Tensor], Tensor | None]:
-    """Content, styles and mask resized and cut to their centre squares, for a backend without ``crop``
-    (``stylize(method="gatys", crop=True)``); the mask is checked against the content as given."""
-    content_size, style_size = check_size(content_size, "content_size"), check_size(style_size, "style_size")
-    content_hw = images.image_size(content, what="content")
-    mask_t = None if mask is None else images.fit_mask(images.to_mask(mask), content_hw, crop=True)
-    content_t = images.to_tensor(content, size=content_size, crop=True, what="content")
-    styles = [images.to_tensor(s, size=style_size, crop=True, what=f"style[{i}]")
-              for i, s in enumerate(style_list(style))]
-    return content_t, styles, mask_t

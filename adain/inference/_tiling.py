@@ -9,6 +9,9 @@ of the relu4_1 features) are taken over the whole image. So a tiled image takes 
 2. **Output.** Every tile is encoded again, AdaIN'd with those frozen statistics, blended with ``alpha``,
    decoded, and the pixels it owns are written into a CPU buffer of the whole output.
 
+Both passes use only the engine's public tensor-level methods (``encode``, ``style_stats``, ``render``: the
+``Stage`` protocol); the engine decides when to tile, from its own budget (``Engine.run``, ``Engine.tile_plan``).
+
 Exactness comes from the geometry: tiles start at multiples of 8 in the image, so their pooling grids are
 the untiled one; a tile at the bottom/right edge is padded exactly as the whole image is; a tile at the
 top/left edge sees the same reflection padding there as the whole image; and every interior edge is
@@ -21,18 +24,19 @@ features of the whole image.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from ..modeling._color import luma, replace_luma
-from ..errors import InputError
 from .._images import to_uint8
+from ..errors import InputError
+from ..model import AdaINModel
+from ..modeling._color import luma, replace_luma
 from ..modeling._padding import MULTIPLE, feature_mask, feature_side, pad_bottom_right, padded_side
-from ._transfer import ContentStats, Moments
+from ._transfer import ContentStats, Moments, Stats, StatsHook, Style
 
 OVERLAP = 72
 """Pixels each tile computes beyond those it owns, at each edge inside the image: a multiple of 8 at least
@@ -49,9 +53,28 @@ MAX_TILE_BATCH = 16
 """Tiles of one shape encoded together at most, when several fit in the memory budget."""
 
 
+class Stage(Protocol):
+    """What tiling uses of the engine: its public tensor-level methods (``adain.inference.Engine`` has them).
+
+    A protocol rather than an import of ``Engine``: the engine decides to tile (``Engine.run``) and so
+    imports this module; tiling depends on nothing but this surface.
+    """
+
+    device: torch.device
+    eps: float
+
+    def encode(self, x: Tensor) -> Tensor: ...
+
+    def style_stats(self, style: Style, content: Tensor) -> list[Stats]: ...
+
+    def render(self, x: Tensor, style: Style, alpha: float, *, stats: Sequence[Stats] | None = None,
+               cells: Tensor | None = None, content_stats: ContentStats | None = None,
+               hook: StatsHook | None = None) -> Tensor: ...
+
+
 @dataclass(frozen=True)
 class TileProgress:
-    """What the ``callback`` of a tiled ``Stylizer`` call receives after each batch of tiles."""
+    """What the ``callback`` of a tiled call (``Engine.run``, a ``Stylizer``) receives after each batch of tiles."""
 
     done: int  # steps done: each tile is encoded once for the statistics, then once for the output
     total: int  # 2 x tiles (tiles alone with alpha 0: no statistics are needed)
@@ -114,14 +137,17 @@ def _spans(length: int, step: int) -> list[tuple[int, int, int, int]]:
             for a in range(0, length, step)]
 
 
-def _grid(height: int, width: int, step: int) -> list[Tile]:
+def grid(height: int, width: int, step: int) -> list[Tile]:
+    """The tiles of an ``height x width`` image owning runs of at most ``step`` pixels a side (a multiple of 8),
+    in raster order: owned pixels cover the image once, every tile starts on the pooling grid, and every
+    edge inside the image is at least ``OVERLAP`` pixels from the pixels its tile owns."""
     return [Tile(top, bottom, left, right, own_top, own_bottom, own_left, own_right)
             for top, bottom, own_top, own_bottom in _spans(height, step)
             for left, right, own_left, own_right in _spans(width, step)]
 
 
 def _largest_tile(height: int, width: int, step: int) -> int:
-    """Padded pixels of the largest tile of ``_grid(height, width, step)``."""
+    """Padded pixels of the largest tile of ``grid(height, width, step)``."""
     rows = max(padded_side(stop - start) for start, stop, _, _ in _spans(height, step))
     cols = max(padded_side(stop - start) for start, stop, _, _ in _spans(width, step))
     return rows * cols
@@ -153,7 +179,7 @@ def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_
             _refuse(height, width, whole, limit, per_pixel, device, what)
     else:
         step = MULTIPLE * -(-tile_size // MULTIPLE)
-    tiles = _grid(height, width, step)
+    tiles = grid(height, width, step)
     if len(tiles) == 1 and (limit is None or whole <= limit):
         return None  # one tile is the whole image: nothing to split
     per_tile = per_pixel * _largest_tile(height, width, step)
@@ -193,43 +219,61 @@ def _pixels(source: Tensor, batch: list[Tile], device: torch.device) -> Tensor:
     return torch.cat(parts).to(device).expand(-1, 3, -1, -1)
 
 
-@torch.inference_mode()
-def stylize(stylizer: Any, alpha: float, mask: Tensor | None, hook: Callable | None, grid: TileGrid,
-            callback: Callable[[TileProgress], None] | None, image: Tensor, *, as_uint8: bool = False) -> Tensor:
-    """A ``Stylizer`` call on one image, tile by tile: ``Stylizer._run`` with the same result.
+def stylize(engine: Stage, style: Style, image: Tensor, alpha: float, tiles: TileGrid, *,
+            hook: StatsHook | None = None, callback: Callable[[TileProgress], None] | None = None,
+            as_uint8: bool = False) -> Tensor:
+    """One image stylized tile by tile, with the result ``engine`` gives for it whole (``Engine.run``).
 
     Arguments:
-        stylizer: the ``adain.Stylizer`` (its style set); ``alpha``, ``mask`` (fitted to the content),
-            ``hook`` (``content_stats``) as ``Stylizer._run`` takes them.
-        image: ``(3, H, W)`` float32 in [0, 1] (kept where it is; tiles go to the stylizer's device).
-        as_uint8: return ``(H, W, 3)`` uint8 (rounded as ``images.tensor_to_pil``) instead of float32.
+        engine: the engine (``adain.inference.Engine``); only its public methods are used.
+        style: the ``Style``; its mask, if any, covers ``image`` (any resolution, the image's aspect ratio).
+        image: ``(3, H, W)`` float32 in [0, 1] (kept where it is; tiles go to ``engine.device``).
+        alpha: style strength in [0, 1].
+        tiles: the plan for an ``H x W`` image (``plan``, ``Engine.tile_plan``).
+        hook: ``content_stats`` as ``Engine.run`` takes it: called once, with the whole image's statistics.
+        callback: receives a ``TileProgress`` after each batch of tiles.
+        as_uint8: return uint8 0-255 (rounded as ``adain._images.to_uint8``) instead of float32: 3 bytes per
+            pixel of output rather than 12. Its layout is channels-last (``.permute(1, 2, 0)`` is contiguous).
     Returns:
-        ``(3, H, W)`` float32 in [0, 1], or ``(H, W, 3)`` uint8, on the CPU.
+        ``(3, H, W)`` float32 in [0, 1], or uint8, on the CPU: an ordinary tensor (allocated outside inference
+        mode), which the caller may change in place.
     """
     height, width = image.shape[-2:]
+    if as_uint8:
+        out = torch.empty((height, width, 3), dtype=torch.uint8).permute(2, 0, 1)
+    else:
+        out = torch.empty((3, height, width), dtype=torch.float32)
+    with torch.inference_mode():
+        _stylize_into(out, engine, style, image, alpha, tiles, hook, callback)
+    return out
+
+
+def _stylize_into(out: Tensor, engine: Stage, style: Style, image: Tensor, alpha: float, tiles: TileGrid,
+                  hook: StatsHook | None, callback: Callable[[TileProgress], None] | None) -> None:
+    """``stylize``'s two passes, writing each tile's owned pixels into ``out``."""
+    height, width = image.shape[-2:]
     x = image[None]
-    source = luma(x) if stylizer._style.color == "luminance" else x
-    fg = None if mask is None else feature_mask(mask, height, width).cpu()
-    total = len(grid.tiles) * (2 if alpha > 0 else 1)
+    source = luma(x) if style.color == "luminance" else x
+    fg = None if style.mask is None else feature_mask(style.mask, height, width).cpu()
+    total = len(tiles.tiles) * (2 if alpha > 0 else 1)
     done = 0
 
-    def report(tiles: int) -> None:
+    def report(count: int) -> None:
         nonlocal done
-        done += tiles
+        done += count
         if callback is not None:
-            callback(TileProgress(done, total, len(grid.tiles)))
+            callback(TileProgress(done, total, len(tiles.tiles)))
 
     c_stats, s_stats = None, None
     if alpha > 0:
-        c_stats = _statistics(stylizer, source, grid, fg, report)
+        c_stats = statistics(engine, source, tiles, fg, report)
         c_stats = c_stats if hook is None else hook(*c_stats)
-        s_stats = stylizer._style_stats(source)
-    out = torch.empty((height, width, 3) if as_uint8 else (3, height, width),
-                      dtype=torch.uint8 if as_uint8 else torch.float32)
-    for batch in _batches(grid):
+        s_stats = engine.style_stats(style, source)
+    for batch in _batches(tiles):
         masks = None if fg is None else torch.cat([fg[(..., *t.cells(height, width))] for t in batch])
-        masks = None if masks is None else masks.to(stylizer.device)
-        styled = stylizer._stylize(_pixels(source, batch, stylizer.device), s_stats, alpha, masks, None, c_stats)
+        masks = None if masks is None else masks.to(engine.device)
+        styled = engine.render(_pixels(source, batch, engine.device), style, alpha, stats=s_stats, cells=masks,
+                               content_stats=c_stats)
         for tile, result in zip(batch, styled):
             rows, cols = tile.owned_pixels()
             result = result[:, rows, cols]
@@ -237,21 +281,29 @@ def stylize(stylizer: Any, alpha: float, mask: Tensor | None, hook: Callable | N
                 own = x[0, :, tile.own_top : tile.own_bottom, tile.own_left : tile.own_right]
                 result = replace_luma(own.to(result.device), luma(result))
             result = result.clamp_(0, 1)
-            if as_uint8:
-                out[tile.own_top : tile.own_bottom, tile.own_left : tile.own_right] = to_uint8(result).permute(1, 2, 0)
-            else:
-                out[:, tile.own_top : tile.own_bottom, tile.own_left : tile.own_right] = result
+            owned = (slice(None), slice(tile.own_top, tile.own_bottom), slice(tile.own_left, tile.own_right))
+            out[owned] = to_uint8(result) if out.dtype == torch.uint8 else result
         report(len(batch))
-    return out
 
 
-def _statistics(stylizer: Any, source: Tensor, grid: TileGrid, fg: Tensor | None,
-                report: Callable[[int], None]) -> ContentStats:
-    """Pass 1: the content statistics of the whole image from its tiles' owned, valid feature cells."""
+def statistics(engine: Stage, source: Tensor, tiles: TileGrid, fg: Tensor | None,
+               report: Callable[[int], None] | None = None) -> ContentStats:
+    """Pass 1: the content statistics of a whole image from its tiles' owned, valid feature cells.
+
+    Arguments:
+        source: the ``(1, C, H, W)`` float32 image in [0, 1] (C = 3, or 1 for a luma, which is encoded as grey).
+        tiles: its tile plan. fg: ``None``, or the mask on the image's padded feature grid
+            (``adain.modeling._padding.feature_mask``), on the CPU.
+        report: called with the number of tiles after each batch.
+    Returns:
+        What ``adain.inference._transfer.content_stats`` gives for the whole image to float rounding:
+        ``(mean, std)`` ``(1, 512, 1, 1)`` float32, or with ``fg`` one per region (``None`` for a region
+        without a cell).
+    """
     moments = [Moments()] if fg is None else [Moments(), Moments()]
-    for batch in _batches(grid):
-        x = _pixels(source, batch, stylizer.device)
-        feats = stylizer._encode(pad_bottom_right(x, padded_side(x.shape[-2]), padded_side(x.shape[-1])))
+    for batch in _batches(tiles):
+        x = _pixels(source, batch, engine.device)
+        feats = engine.encode(pad_bottom_right(x, padded_side(x.shape[-2]), padded_side(x.shape[-1])))
         for tile, feat in zip(batch, feats):
             rows, cols = tile.owned_cells()
             cells = feat[:, rows, cols]
@@ -263,13 +315,14 @@ def _statistics(stylizer: Any, source: Tensor, grid: TileGrid, fg: Tensor | None
             inside = inside.to(cells.device)
             moments[0].add(cells[:, inside])
             moments[1].add(cells[:, ~inside])
-        report(len(batch))
-    stats = [m.stats(stylizer.eps) for m in moments]
+        if report is not None:
+            report(len(batch))
+    stats = [m.stats(engine.eps) for m in moments]
     return stats[0] if fg is None else stats
 
 
 @torch.inference_mode()
-def measure_radius(model: Any, side: int = 160) -> int:
+def measure_radius(model: AdaINModel, side: int = 160) -> int:
     """How far (pixels, in any direction) changing one input pixel moves the output of ``model``'s encoder
     (to relu4_1) and decoder: the largest over the 8 positions of the pixel in its pooling cell, from a
     ``side`` x ``side`` random image, on the model's device and dtype. What ``OVERLAP`` must cover."""

@@ -1,17 +1,20 @@
 """AdaIN on padded content features, with the content statistics of the *valid* feature cells only.
 
-The Stylizer pads images at the bottom and right to a multiple of 8 (``adain.modeling._padding``). The
+The engine pads images at the bottom and right to a multiple of 8 (``adain.modeling._padding``). The
 padded border repeats content near those edges; counting its feature cells would bias the statistics
 towards them, so the content's mean and standard deviation are taken over the cells that cover the image
 (on multiples of 8 there is no padding and this is exactly the reference). With a mask each region has
 its own statistics. The statistics are either measured on one feature map (``content_stats``) or
 gathered tile by tile over an image too large to encode at once (``Moments``, used by ``adain.inference._tiling``);
-``adain`` then applies them, on the whole map or on any tile of it.
+``adain`` then applies them, on the whole map or on any tile of it. The style side of the transfer is
+a ``Style``: what ``Engine.style`` made of the style images, immutable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -22,9 +25,37 @@ from ..modeling._ops import affine, blend_stats, calc_mean_std, masked_mean_std
 Stats = tuple[Tensor, Tensor]
 """``(mean, std)``, each ``(N or 1, C, 1, 1)`` float32."""
 
-ContentStats = "Stats | list[Stats | None]"
+ContentStats = Union[Stats, list[Optional[Stats]]]
 """Without a mask one ``Stats``; with a mask ``[foreground, background]``, ``None`` for a region without a cell
 in the whole image (``Moments``, for tiles)."""
+
+StatsHook = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+"""``(mean, std) -> (mean, std)`` of the content features, each ``(N, C, 1, 1)`` float32: given the statistics
+measured on a batch (frames in order), returns those AdaIN normalises with (``Engine.run(content_stats=...)``)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Style:
+    """What ``Engine.style`` made of one style image or a blend of several: immutable, so one ``Style`` can
+    serve any number of contents, frames or threads (a ``Stylizer`` holds the one ``set_style`` made).
+
+    Attributes:
+        weights: one blend weight per style, summing to 1 (with a mask each region takes one style instead).
+        stats: per style, the ``(mean, std)`` of its relu4_1 features, each ``(1, 512, 1, 1)`` float32, encoded
+            once; ``None`` when they depend on the content (``color`` set).
+        images: with ``color``, the style images, ``(1, 3, h, w)`` float32 in [0, 1] on the engine's device,
+            encoded again for each content (``Engine.style_stats``); else empty.
+        mask: ``None``, or with two styles an ``(H, W)`` bool tensor on the device, True where the first style
+            goes, at any resolution with the content's aspect ratio (the ``Stylizer`` fits it to each content).
+        color: ``None``, ``"coral"`` (each style image recoloured to the content before it is encoded) or
+            ``"luminance"`` (style transferred to the content's luma only, its chroma kept).
+    """
+
+    weights: tuple[float, ...]
+    stats: tuple[Stats, ...] | None
+    images: tuple[Tensor, ...] = ()
+    mask: Tensor | None = None
+    color: str | None = None
 
 
 def _valid(fg: Tensor, size: tuple[int, int]) -> Tensor:

@@ -1,8 +1,8 @@
 """``stylize_video``: one style (or blend) over every frame of a video or a folder of frames.
 
-The style is encoded once; frames are decoded, stylized in batches sized by the memory budget, and
-encoded in a pipeline (``adain.video._pipeline``). What goes in and out is ``source`` and ``sink``'s job;
-temporal smoothing of the content statistics is ``temporal``'s.
+The style is encoded once; frames are decoded, stylized in batches the Stylizer sizes from its memory
+budget (``Stylizer.frames_per_batch``), and encoded in a pipeline (``adain.video._pipeline``). What goes in
+and out is ``source`` and ``sink``'s job; temporal smoothing of the content statistics is ``temporal``'s.
 """
 
 from __future__ import annotations
@@ -15,23 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..inference import _tiling as tiling
 from .._arguments import check_alpha
 from ..errors import AdaINError, InputError
+from ..inference import Stylizer
+from ..inference._stylizer import DEFAULT_SIZE
 from ..model import AdaINModel, load_pretrained
-from ..modeling import _padding as padding
-from .._runtime import memory_budget, to_device
-from ..inference._stylizer import BYTES_PER_PIXEL, DEFAULT_SIZE, Stylizer
+from .._runtime import to_device
 from ._pipeline import VideoProgress, batches, run_pipeline
 from ._sink import open_sink
 from ._source import VideoInfo, open_source
 from ._temporal import StatsSmoother, check_smoothing
-
-MAX_BATCH = 8
-"""Most frames stylized in one batch: enough to keep a GPU busy; more only adds latency and memory."""
-
-CPU_BATCH_PIXELS = 2**20
-"""On the CPU a batch stops growing at about one megapixel: larger batches measured slower per frame."""
 
 
 class VideoInterrupted(AdaINError):
@@ -130,21 +123,10 @@ def stylize_video(
 
 
 def frames_per_batch(info: VideoInfo, stylizer: Stylizer) -> int:
-    """Frames per batch from the memory budget of ``stylizer``'s device (``adain._runtime``): as many as
-    fit, at most ``MAX_BATCH``, and on the CPU about ``CPU_BATCH_PIXELS`` pixels. A frame too large to
-    stylize whole goes alone, in tiles (``adain.inference._tiling``, the same result); ``InputError`` if even the
-    smallest tiles do not fit."""
-    h, w = info.height, info.width
-    per_pixel = BYTES_PER_PIXEL * torch.finfo(stylizer.dtype).bits // 32
-    per_frame = per_pixel * padding.padded_side(h) * padding.padded_side(w)
-    budget = memory_budget(stylizer.device, stylizer.max_memory)
-    fits = MAX_BATCH if budget is None else budget // per_frame
-    if fits < 1:
-        tiling.plan(h, w, None, budget, per_pixel, stylizer.device, what=str(info.path))  # refuses before any output
-        return 1
-    if stylizer.device.type == "cpu":
-        fits = min(fits, CPU_BATCH_PIXELS // (h * w))
-    return int(max(1, min(MAX_BATCH, fits)))
+    """Frames per batch for ``info``'s frame size, as ``stylizer`` decides from its memory budget
+    (``Stylizer.frames_per_batch``): a frame too large to stylize whole goes alone, in tiles (the same
+    result); ``InputError`` naming the input if even the smallest tiles do not fit, before any output."""
+    return stylizer.frames_per_batch(info.height, info.width, what=str(info.path))
 
 
 def _check_batch(size) -> int:
@@ -160,7 +142,7 @@ def _processor(stylizer: Stylizer, alpha: float, smoother: StatsSmoother | None)
         x = to_device(torch.from_numpy(frames), stylizer.device).permute(0, 3, 1, 2)  # uint8: 4x less to copy
         if smoother is not None:
             smoother.observe(x)
-        out = stylizer(x, alpha, content_stats=smoother)
+        out = stylizer.stylize_tensor(x, alpha, content_stats=smoother)
         out = out.mul_(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
         return out.cpu().numpy()
 

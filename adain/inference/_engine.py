@@ -1,0 +1,262 @@
+"""The engine: a prepared AdaIN model on a device, in a compute dtype, within a memory budget; tensors only.
+
+``Engine`` is the tensor-level stage everything else is built on: the ``Stylizer`` (image-likes and the
+checks of a call), tiling, video and the benchmarks, as segment-anything's mask generator is built on
+its predictor's public methods. It receives resolved values (a ``torch.device``, a ``torch.dtype``,
+integers), checks no argument, reads no file and knows no PIL. A ``Style`` (``adain.inference._transfer``)
+is what ``Engine.style`` makes of style images; it is immutable and can serve any number of contents.
+
+``run`` decides how to compute from the engine's own memory budget, as diffusers' ``AutoencoderKL``
+decides to decode in tiles from its own limits: a batch goes through in forward passes of
+``frames_per_batch`` frames, and an image too large for the budget (or any, with ``tile_size``) is
+stylized in tiles (``adain.inference._tiling``) with the untiled result. The memory arithmetic is here
+and nowhere else: the bytes per pixel, the batch policy, the tile plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from .._images import to_uint8
+from .._runtime import memory_budget, to_device, to_host
+from ..model import AdaINModel
+from ..modeling import _padding as padding
+from ..modeling._color import luma, match_luma, replace_luma
+from ..modeling._ops import calc_mean_std, coral
+from . import _tiling as tiling
+from . import _transfer as transfer
+from ._prepared import prepare
+from ._tiling import TileGrid, TileProgress
+from ._transfer import ContentStats, Stats, StatsHook, Style
+
+BYTES_PER_PIXEL = 1200
+"""Peak memory per content pixel of one float32 encode + decode, in bytes (measured on CPU at 1024^2:
+about 1070; the full-resolution 64-channel convs and their reflection-padded copies dominate). Half
+precision needs half of it. Used to refuse images that cannot fit before allocating anything."""
+
+MAX_BATCH = 8
+"""Most frames stylized in one forward pass: enough to keep a GPU busy; more only adds latency and memory."""
+
+CPU_BATCH_PIXELS = 2**20
+"""On the CPU a batch stops growing at about one megapixel: larger batches measured slower per frame."""
+
+
+class Engine:
+    """An ``AdaINModel`` prepared to run on one device in one compute dtype, within a memory budget.
+
+    Arguments:
+        model: an ``AdaINModel``, never modified: the copy that runs is prepared once per model and setting
+            and shared while the model is unchanged (``adain.inference._prepared``).
+        device: where it runs, resolved (``torch.device("cpu")``, ``torch.device("cuda", 0)``...).
+        dtype: compute dtype of the convolutions (``torch.float32``, ``torch.bfloat16``, ``torch.float16``);
+            feature statistics are float32 whatever it is.
+        max_memory: bytes one call may use for activations; ``None``: 80% of the memory free on the device at
+            each call (``adain._runtime.memory_budget``), no limit where the platform cannot tell.
+        compile: ``torch.compile`` keyword arguments (``adain.inference._prepared.compile_options``) or ``None``.
+
+    Attributes:
+        model: the prepared model (``encode``/``decode``); shared, so treat it as read-only.
+        device, dtype, max_memory: as given. eps: the model's variance epsilon.
+        compile_stats: the compilations so far (``CompileStats``, shared by the model) when compiled, else ``None``.
+    """
+
+    def __init__(self, model: AdaINModel, device: torch.device, dtype: torch.dtype, *, max_memory: int | None = None,
+                 compile: Mapping | None = None) -> None:
+        self.device, self.dtype, self.max_memory = device, dtype, max_memory
+        # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
+        # cores want on CUDA; it changes no value beyond float summation order.
+        self.memory_format = torch.channels_last
+        self.model = prepare(model, device, dtype, self.memory_format, compile=compile)
+        self.eps = model.config.eps
+        self.compile_stats = getattr(self.model, "stats", None)
+
+    # ---- the networks --------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` float in [0, 1] on the device, sides the encoder takes (content: ``padded_side``)
+        -> ``(N, 512, ceil(H/8), ceil(W/8))`` relu4_1 features in the compute dtype."""
+        return self.model.encode(x.to(self.dtype).contiguous(memory_format=self.memory_format))
+
+    @torch.inference_mode()
+    def feature_stats(self, image: Tensor) -> Stats:
+        """``(1, 3, h, w)`` float32 image in [0, 1] on the device, any size -> float32 ``(mean, std)``, each
+        ``(1, 512, 1, 1)``, of its relu4_1 features (padded only as the encoder needs; cells over the image)."""
+        h, w = image.shape[-2:]
+        feat = self.encode(padding.min_encodable(image))
+        return calc_mean_std(feat[..., : padding.feature_side(h), : padding.feature_side(w)], self.eps)
+
+    # ---- styles --------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def style(self, images: Sequence[Tensor], weights: Sequence[float], *, mask: Tensor | None = None,
+              color: str | None = None) -> Style:
+        """Encode style images once into a ``Style``.
+
+        Arguments:
+            images: one ``(1, 3, h, w)`` float32 tensor in [0, 1] per style, on any device, any size.
+            weights: one blend weight per style, summing to 1.
+            mask: ``None``, or with two styles an ``(H, W)`` bool tensor, True where the first style goes, at
+                any resolution with the contents' aspect ratio.
+            color: ``None``, ``"coral"`` or ``"luminance"`` (``Style.color``): then the statistics depend on
+                each content, and the images are kept (copied to the device) instead.
+        Returns:
+            The immutable ``Style``.
+        """
+        if color is not None:
+            kept = tuple(img.to(self.device, copy=True) for img in images)  # the caller's tensors may change
+            stats = None
+        else:
+            kept, stats = (), tuple(self.feature_stats(img.to(self.device)) for img in images)
+        mask = None if mask is None else mask.to(self.device, copy=True)
+        return Style(tuple(float(w) for w in weights), stats, kept, mask, color)
+
+    @torch.inference_mode()
+    def style_stats(self, style: Style, content: Tensor) -> list[Stats]:
+        """Each style's float32 ``(mean, std)`` for one content image: ``style.stats`` when they do not depend on
+        it; with ``"coral"`` ``content`` is the ``(1, 3, H, W)`` image, with ``"luminance"`` its luma
+        ``(1, 1, H, W)`` (each style's luma, matched to its mean and std, is encoded as grey)."""
+        if style.stats is not None:
+            return list(style.stats)
+        if style.color == "coral":
+            # Reference: the style image is recoloured to the content before encoding, not clamped.
+            return [self.feature_stats(coral(img[0], content[0])[None]) for img in style.images]
+        return [self.feature_stats(match_luma(luma(img), content).expand(-1, 3, -1, -1)) for img in style.images]
+
+    # ---- rendering -----------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def render(self, x: Tensor, style: Style, alpha: float, *, stats: Sequence[Stats] | None = None,
+               cells: Tensor | None = None, content_stats: ContentStats | None = None,
+               hook: StatsHook | None = None) -> Tensor:
+        """The core pipeline on a batch: pad, encode, AdaIN with ``alpha``, decode, crop.
+
+        Arguments:
+            x: ``(N, 3, H, W)`` float32 in [0, 1] on the device, any size (padded here to ``padded_side``).
+            style: the ``Style`` (its blend weights).
+            alpha: style strength in [0, 1]; 0 decodes the content features.
+            stats: the styles' statistics for this content (``style_stats``); default ``style.stats``.
+            cells: ``None``, or the mask on ``x``'s padded feature grid (``padding.feature_mask``), bool
+                ``(N or 1, 1, h, w)``, True where the first style goes; each region has its own statistics.
+            content_stats: the content statistics to normalise with, frozen beforehand (a tile of an image:
+                ``adain.inference._tiling``); default those of ``x``'s valid cells (``_transfer.content_stats``),
+                passed through ``hook``.
+        Returns:
+            ``(N, 3, H, W)`` float32, not clamped (the decoder's output range is about [0, 1]).
+        """
+        h, w = x.shape[-2:]
+        f_c = self.encode(padding.pad_bottom_right(x, padding.padded_side(h), padding.padded_side(w)))
+        if alpha > 0:
+            if content_stats is None:
+                content_stats = transfer.content_stats(f_c, cells, (h, w), self.eps)
+                content_stats = content_stats if hook is None else hook(*content_stats)
+            stats = style.stats if stats is None else stats
+            if stats is None:
+                raise ValueError("render: a style that depends on the content needs its stats (style_stats)")
+            t = transfer.adain(f_c, content_stats, stats, style.weights, cells)
+            # Same order of operations as the reference: t * alpha + f_c * (1 - alpha).
+            feat = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
+        else:
+            feat = f_c
+        out = self.model.decode(feat.to(self.dtype).contiguous(memory_format=self.memory_format))
+        return out[..., :h, :w].float().contiguous()
+
+    def run(self, x: Tensor, style: Style, alpha: float = 1.0, *, content_stats: StatsHook | None = None,
+            tile_size: int | None = None, callback: Callable[[TileProgress], None] | None = None,
+            as_uint8: bool = False) -> Tensor:
+        """Stylize a batch, choosing from the budget: forward passes of ``frames_per_batch`` frames, or each
+        frame in tiles when it is too large for the budget (``tile_plan``), with the same result.
+
+        Arguments:
+            x: ``(N, 3, H, W)`` float32 in [0, 1] on any device (moved to the engine's pass by pass).
+            style: the ``Style``; its mask, if any, covers ``x`` (any resolution with ``x``'s aspect ratio).
+            alpha: style strength in [0, 1].
+            content_stats: ``(mean, std) -> (mean, std)``, given the content statistics of each forward pass
+                (float32 ``(n, 512, 1, 1)``, frames in order; a tiled frame's whole-frame statistics) and
+                returning those AdaIN normalises with (e.g. smoothed over video frames). Not with a mask.
+            tile_size: ``None`` tiles only frames over the budget; an integer: tiles owning about that many
+                pixels a side.
+            callback: receives a ``TileProgress`` after each batch of tiles of a tiled frame.
+            as_uint8: uint8 0-255 (rounded as ``adain._images.to_uint8``) instead of float32: a tiled frame then
+                keeps 3 bytes per pixel of output on the host rather than 12.
+        Returns:
+            ``(N, 3, H, W)`` float32 in [0, 1] (or uint8) on ``x``'s device: an ordinary tensor (made outside
+            inference mode), which the caller may change in place.
+        Raises:
+            InputError: not even the smallest tiles of a frame fit the budget (before anything is allocated).
+        """
+        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        tiles = self.tile_plan(h, w, tile_size)
+        if tiles is not None:
+            frames = [tiling.stylize(self, style, frame, alpha, tiles, hook=content_stats, callback=callback,
+                                     as_uint8=as_uint8) for frame in x]
+            return (frames[0][None] if n == 1 else torch.stack(frames)).to(x.device)
+        out = torch.empty((n, 3, h, w), dtype=torch.uint8 if as_uint8 else torch.float32, device=self.device)
+        with torch.inference_mode():
+            cells = None if style.mask is None else padding.feature_mask(style.mask.to(self.device), h, w)
+            step = self.frames_per_batch(h, w)
+            for start in range(0, n, step):
+                part = to_device(x[start : start + step], self.device)
+                part = self._stylize(part, style, alpha, cells, content_stats)
+                out[start : start + step] = to_uint8(part) if as_uint8 else part
+        return to_host(out, x.device)
+
+    def _stylize(self, x: Tensor, style: Style, alpha: float, cells: Tensor | None, hook: StatsHook | None) -> Tensor:
+        """``render`` on a batch on the device, with the colour modes; clamped to [0, 1]."""
+        if style.color is None:
+            return self.render(x, style, alpha, cells=cells, hook=hook).clamp_(0, 1)
+        # The style depends on each content image: one image at a time.
+        return torch.cat([self._dependent(frame[None], style, alpha, cells, hook) for frame in x]).clamp_(0, 1)
+
+    def _dependent(self, x: Tensor, style: Style, alpha: float, cells: Tensor | None,
+                   hook: StatsHook | None) -> Tensor:
+        if style.color == "coral":
+            return self.render(x, style, alpha, stats=self.style_stats(style, x) if alpha > 0 else None,
+                               cells=cells, hook=hook)
+        # Luminance only (Gatys et al. 2017, "Controlling perceptual factors"): stylize the luma as a
+        # gray image, with the style's luma mean/std matched to the content's, then put the content's
+        # chroma back. YIQ keeps luma and chroma separable with a fixed linear map.
+        y_c = luma(x)
+        out = self.render(y_c.expand(-1, 3, -1, -1), style, alpha,
+                          stats=self.style_stats(style, y_c) if alpha > 0 else None, cells=cells, hook=hook)
+        return replace_luma(x, luma(out))
+
+    # ---- memory --------------------------------------------------------------------------------------
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        """Peak bytes per padded content pixel of one encode + decode in the compute dtype."""
+        return BYTES_PER_PIXEL * torch.finfo(self.dtype).bits // 32
+
+    def budget(self) -> int | None:
+        """Bytes a call may use on the device now (``max_memory``, else 80% of the free memory); ``None``: unknown."""
+        return memory_budget(self.device, self.max_memory)
+
+    def frame_bytes(self, height: int, width: int) -> int:
+        """Bytes one ``height x width`` image needs in one forward pass (padded to a multiple of 8)."""
+        return self.bytes_per_pixel * padding.padded_side(height) * padding.padded_side(width)
+
+    def frames_per_batch(self, height: int, width: int, *, what: str = "content") -> int:
+        """How many ``height x width`` frames ``run`` stylizes per forward pass: as many as fit the budget, at
+        most ``MAX_BATCH``, and on the CPU about ``CPU_BATCH_PIXELS`` pixels; 1 for a frame too large to
+        stylize whole (it goes alone, in tiles). ``InputError`` (naming ``what``) if not even its smallest
+        tiles fit."""
+        limit = self.budget()
+        per_frame = self.frame_bytes(height, width)
+        if limit is not None and per_frame > limit:
+            self.tile_plan(height, width, what=what)  # refuses when even the smallest tiles do not fit
+            return 1
+        fits = MAX_BATCH if limit is None else min(MAX_BATCH, limit // per_frame)
+        if self.device.type == "cpu":
+            fits = min(fits, CPU_BATCH_PIXELS // (height * width))
+        return int(max(1, fits))
+
+    def tile_plan(self, height: int, width: int, tile_size: int | None = None, *,
+                  what: str = "content") -> TileGrid | None:
+        """The tiles ``run`` cuts an ``height x width`` image into, or ``None`` to stylize it whole
+        (``adain.inference._tiling.plan`` with this engine's budget). ``InputError`` (naming ``what``) when not
+        even the smallest tiles fit, or ``tile_size`` tiles do not."""
+        return tiling.plan(height, width, tile_size, self.budget(), self.bytes_per_pixel, self.device, what)
