@@ -67,7 +67,8 @@ class InputFiles:
 
     def find(self, path: str | os.PathLike) -> Path | None:
         """The input that ``path`` is (as given to the constructor), or ``None``."""
-        return self.ids.get(_file_id(Path(path))) if self.ids else None
+        key = _file_id(Path(path)) if self.ids else None
+        return self.ids.get(key) if key is not None else None
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

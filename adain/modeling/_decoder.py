@@ -20,7 +20,7 @@ DECODER_CONVS: tuple[tuple[str, int, int] | str, ...] = (
 def _decoder_plan(convs: tuple[tuple[str, int, int] | str, ...]) -> tuple[Step, ...]:
     steps, ups = [], sum(entry == "up" for entry in convs)
     for entry in convs:
-        if entry == "up":  # named after the encoder pool it undoes: up3 (relu4_1 grid -> block 3), up2, up1
+        if not isinstance(entry, tuple):  # "up", named after the pool it undoes: up3 (relu4_1 grid -> block 3), ...
             steps.append(Step("up", f"up{ups}"))
             ups -= 1
             continue
@@ -44,7 +44,7 @@ class Decoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         for step in DECODER_CONVS:
-            if step != "up":
+            if isinstance(step, tuple):  # not "up"
                 name, cin, cout = step
                 self.add_module(name, nn.Conv2d(cin, cout, kernel_size=3, padding=1, padding_mode="reflect"))
 
