@@ -6,6 +6,7 @@ The public API is the names below (``__all__``) and those of the public subpacka
 name starts with an underscore are internal and may change without notice.
 """
 
+from . import export  # noqa: F401 -- the public subpackage; importing it fills adain.model.onnx_exporter
 from ._arguments import moved_modules
 from ._version import __version__ as __version__
 from .errors import AdaINError as AdaINError
@@ -14,6 +15,7 @@ from .errors import DiskFullError as DiskFullError
 from .errors import ImageReadError as ImageReadError
 from .errors import InputError as InputError
 from .errors import OutputExistsError as OutputExistsError
+from .errors import OutputIsInputError as OutputIsInputError
 from .errors import WeightsError as WeightsError
 from .errors import WeightsNotFoundError as WeightsNotFoundError
 from .errors import WeightsOfflineError as WeightsOfflineError
@@ -40,6 +42,7 @@ __all__ = [
     "InputError",
     "ModelConfig",
     "OutputExistsError",
+    "OutputIsInputError",
     "Stylizer",
     "TileProgress",
     "VideoProgress",

@@ -7,6 +7,11 @@ under the real name (``replace=False`` never replaces an existing file either: t
 into place, which fails if the name is taken). A full disk (``ENOSPC``, ``EDQUOT``) becomes a one-line ``DiskFullError`` naming
 the file and the bytes it needed, and the temporary is removed. Temporaries left behind by a process
 that died are recognised by their name and removed by ``remove_stale_temporaries`` once a day old.
+
+Whether a file may be written at all is ``check_output``, the one output policy of every writer (images,
+video sinks, ONNX export, the command line): an output that is one of the inputs (the same file through
+any link or letter case) is ``OutputIsInputError``, even with ``overwrite``; an output that exists without
+``overwrite`` is ``OutputExistsError``.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DiskFullError
+from .errors import DiskFullError, OutputExistsError, OutputIsInputError
 
 STALE_AFTER_S = 24 * 3600
 """A temporary older than this (a day) belongs to no live write and may be removed."""
@@ -31,6 +36,83 @@ NAME_MAX = 255
 
 _TEMPORARY = re.compile(r"\..+\.(?:tmp|part)-[0-9]+")  # what temporary_name makes with the tags in use
 _FULL = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
+
+
+# ---- the output policy -------------------------------------------------------------------------
+
+
+class InputFiles:
+    """Files that are never written, recognised by identity (device and inode): the same file is found
+    through a symbolic or hard link and, where the file system ignores case, through any letter case.
+    Built once (one ``stat`` per input) to check many outputs (one ``stat`` each).
+
+    Arguments:
+        paths: input files or folders; a folder stands for itself and the files directly inside it (a
+            model folder, a folder of video frames). Paths that do not exist are left out.
+    """
+
+    def __init__(self, paths: Iterable[str | os.PathLike] = ()) -> None:
+        self.ids: dict[tuple[int, int], Path] = {}
+        for path in map(Path, paths):
+            self._add(path)
+            if path.is_dir():
+                for entry in path.iterdir():
+                    if entry.is_file():
+                        self._add(entry)
+
+    def _add(self, path: Path) -> None:
+        key = _file_id(path)
+        if key is not None:
+            self.ids.setdefault(key, path)
+
+    def find(self, path: str | os.PathLike) -> Path | None:
+        """The input that ``path`` is (as given to the constructor), or ``None``."""
+        key = _file_id(Path(path)) if self.ids else None
+        return self.ids.get(key) if key is not None else None
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_output(path: str | os.PathLike, *, overwrite: bool = False,
+                 inputs: Iterable[str | os.PathLike] | InputFiles = ()) -> None:
+    """Refuse an output before anything is computed or written.
+
+    Arguments:
+        path: the file (or folder) about to be written.
+        overwrite: whether an existing ``path`` may be replaced.
+        inputs: the inputs of the same job (files or folders, see ``InputFiles``; pass an ``InputFiles``
+            to check many outputs against the same inputs).
+    Raises:
+        OutputIsInputError: ``path`` is one of ``inputs`` (the same file through any link or letter case),
+            whatever ``overwrite`` says.
+        OutputExistsError: ``path`` exists (a file, a folder or a link, even a broken one) and not ``overwrite``.
+    """
+    path = Path(path)
+    found = (inputs if isinstance(inputs, InputFiles) else InputFiles(inputs)).find(path)
+    if found is not None:
+        error = OutputIsInputError(f"{path}: this output is the input {found}; inputs are never overwritten, "
+                                   "choose another output")
+        error.filename, error.input = str(path), str(found)
+        raise error
+    if not overwrite and os.path.lexists(path):
+        raise exists_error(path)
+
+
+def exists_error(path: str | os.PathLike, reason: str = "exists") -> OutputExistsError:
+    """The one-line ``OutputExistsError`` for ``path`` (``filename`` set); ``reason`` says how it was found
+    (e.g. a file that appeared while the output was being written)."""
+    error = OutputExistsError(f"{path}: {reason}; pass overwrite=True to replace it")
+    error.filename = str(path)
+    return error
+
+
+# ---- writing -------------------------------------------------------------------------------------
 
 
 def temporary_name(path: Path, tag: str = "tmp") -> Path:

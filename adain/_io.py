@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._atomic import atomic_path
-from .errors import DiskFullError, ImageReadError, InputError, OutputExistsError
+from ._atomic import InputFiles, atomic_path, check_output, exists_error
+from .errors import DiskFullError, ImageReadError, InputError
 
 _log = logging.getLogger(__name__)
 _ORIENTATION = 0x0112  # the EXIF tag read_image applies
@@ -123,22 +123,24 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def save_image(image: Image.Image, path: str | os.PathLike, *, quality: int = 95, icc_profile: bytes | None = None,
-               exif: bytes | None = None, overwrite: bool = True) -> Path:
+               exif: bytes | None = None, overwrite: bool = True,
+               inputs: Iterable[str | os.PathLike] | InputFiles = ()) -> Path:
     """Write ``image`` to ``path`` (format from the extension), atomically: a temporary file, then rename.
 
     Parent directories are created. ``quality`` (0-100) is JPEG's and WebP's; ``icc_profile`` and ``exif``
     (e.g. from ``read_metadata``) are embedded where the format holds them (JPEG, PNG, WebP; TIFF the
-    profile; EXIF too large for a JPEG is left out). ``overwrite=False`` raises ``OutputExistsError``
-    rather than replace an existing file, also one that appears while the image is encoded. Raises
-    ``InputError`` for an extension Pillow cannot write or a file or folder that cannot be written,
-    and ``DiskFullError`` when the disk is full (no partial file is left).
+    profile; EXIF too large for a JPEG is left out). The output policy is ``adain._atomic.check_output``:
+    ``OutputIsInputError`` if ``path`` is one of ``inputs`` (files or folders the image was made from),
+    even with ``overwrite``; ``overwrite=False`` raises ``OutputExistsError`` rather than replace an
+    existing file, also one that appears while the image is encoded. Raises ``InputError`` for an
+    extension Pillow cannot write or a file or folder that cannot be written, and ``DiskFullError`` when
+    the disk is full (no partial file is left). Returns ``path``.
     """
     path = Path(path)
     fmt = image_format(path)
     if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
         raise InputError(f"quality: expected an integer from 0 to 100, got {quality!r}")
-    if not overwrite and os.path.lexists(path):
-        raise OutputExistsError(f"{path}: exists (not replaced)")
+    check_output(path, overwrite=overwrite, inputs=inputs)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -156,7 +158,7 @@ def save_image(image: Image.Image, path: str | os.PathLike, *, quality: int = 95
     except FileExistsError as exc:
         if overwrite:
             raise InputError(f"{path}: cannot write image: {exc}") from None
-        raise OutputExistsError(f"{path}: exists (not replaced)") from None
+        raise exists_error(path, "appeared while the image was written") from None
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"{path}: cannot write image: {exc}") from None
     return path

@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "ImageReadError",
     "OutputExistsError",
+    "OutputIsInputError",
     "WeightsError",
     "WeightsNotFoundError",
     "CorruptWeightsError",
@@ -33,7 +34,23 @@ class ImageReadError(InputError):
 
 
 class OutputExistsError(AdaINError, FileExistsError):
-    """An output file exists and replacing it was not asked for (``save_image(..., overwrite=False)``)."""
+    """An output exists and replacing it was not asked for (``overwrite=False``), from every writer: images,
+    videos and frame folders, ONNX export. ``filename`` is the output."""
+
+    def __str__(self) -> str:  # with ``filename`` set, OSError would format the message as "[Errno None] ..."
+        return str(self.args[0]) if self.args else ""
+
+
+class OutputIsInputError(InputError):
+    """An output is one of the inputs (the same file through any link or letter case): refused even with
+    ``overwrite=True``, an input is never written. ``filename`` is the output, ``input`` the input it is.
+
+    The command line's folder mode also raises it for outputs that would land inside an input folder, where
+    the next run would read them back as inputs.
+    """
+
+    filename: str | None = None
+    input: str | None = None
 
 
 class WeightsError(AdaINError, OSError):

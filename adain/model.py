@@ -1,15 +1,18 @@
 """``AdaINModel``: encoder + AdaIN + decoder, and the ways to get one.
 
 The modules come from ``adain.modeling``; saving, loading and converting delegate to ``adain.weights``,
-which works on ``(ModelConfig, state dict)`` pairs and never imports this module back.
+which works on ``(ModelConfig, state dict)`` pairs and never imports this module back. Export to ONNX is
+``adain.export``, which builds on this module (``AdaINModel.export_onnx`` is its deprecated spelling).
 ``load_pretrained`` turns any weight name (registered, folder, Hub repo) into a model.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -17,7 +20,6 @@ from .modeling._config import ModelConfig
 from .modeling._decoder import Decoder
 from .modeling._encoder import CONTENT_LAYER, VGGEncoder
 from .modeling._ops import adain
-from .export._onnx import ONNXFiles, export_onnx
 from .weights import _format as weights_format
 from .weights._download import DownloadProgress
 from .weights._legacy import load_reference_port
@@ -26,6 +28,13 @@ from .weights._torch7 import load_torch7
 from .weights._torchvision import model_from_torchvision
 
 __all__ = ["AdaINModel", "ModelConfig", "load_pretrained"]
+
+# ``adain.export`` builds on this module (it imports the model side), so this module may not import it back,
+# not even inside a function: that would be an import cycle, only hidden. The deprecated
+# ``AdaINModel.export_onnx`` reaches the exporter through this slot instead, which ``adain.export`` fills when it
+# is imported; ``adain/__init__.py`` imports ``adain.export``, and Python runs it before any module of the
+# package, so the slot is filled wherever a model exists. The slot goes with the deprecated method.
+onnx_exporter: Callable[..., Any] | None = None
 
 
 class AdaINModel(nn.Module):
@@ -55,15 +64,17 @@ class AdaINModel(nn.Module):
         t = adain(f_c, self.encode(style), self.config.eps)
         return self.decode(alpha * t + (1 - alpha) * f_c)
 
-    def export_onnx(self, path: str | os.PathLike, *, overwrite: bool = False) -> ONNXFiles:
-        """Write ONNX graphs for onnxruntime & co.: ``path`` (``.onnx``, content -> image with the style
-        statistics as inputs), ``<stem>.style.onnx`` (style -> statistics) and ``<stem>.json`` (the sidecar:
-        inputs, outputs, padding rule, versions). See README "Export to ONNX" and ``adain.export._onnx``.
+    def export_onnx(self, path: str | os.PathLike, *, overwrite: bool = False) -> Any:
+        """Deprecated: ``adain.export.export_onnx(model, path)``, which this calls (with a ``DeprecationWarning``).
 
-        An existing file is never replaced unless ``overwrite``. Both graphs are run in onnxruntime and
-        compared with PyTorch before anything is written. Needs the extra: ``pip install 'adain[export]'``.
+        Returns:
+            The ``adain.export.ONNXFiles`` written.
         """
-        return export_onnx(self, path, overwrite=overwrite)
+        warnings.warn("AdaINModel.export_onnx(path) is deprecated; use adain.export.export_onnx(model, path)",
+                      DeprecationWarning, stacklevel=2)
+        if onnx_exporter is None:  # only if adain/__init__.py stopped importing adain.export
+            raise RuntimeError("adain.export is not imported; use adain.export.export_onnx(model, path)")
+        return onnx_exporter(self, path, overwrite=overwrite)
 
     # ---- building from (config, state) pairs ---------------------------------------------------------
 

@@ -30,11 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
 from adain.modeling._padding import pad_bottom_right, padded_side  # noqa: E402
+from adain.export import export_onnx  # noqa: E402
 from adain.export._onnx import require_export_extra  # noqa: E402
 
 
 def _sessions(ort, model: adain.AdaINModel, folder: Path, threads: int):
-    files = model.export_onnx(folder / "adain.onnx")
+    files = export_onnx(model, folder / "adain.onnx")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -238,6 +238,13 @@ def test_modeling_imports_only_torch():
             assert ok, f"{name} imports {target}: adain.modeling is pure tensor code (torch and the stdlib only)"
 
 
+def test_the_model_does_not_import_its_exporter():
+    # adain.export builds on adain.model; the deprecated AdaINModel.export_onnx reaches it through a slot.
+    bad = [t for t, _ in _imports("adain.model") if (_internal(t) or "").startswith("adain.export")]
+    assert not bad, f"adain.model imports {bad}: the export package imports the model side, not the reverse"
+    assert "adain.model" in _graph()["adain.export"]
+
+
 def test_imports_inside_functions_are_only_for_optional_dependencies():
     for name in MODULES:
         late = [t for t, inside in _imports(name) if inside]

@@ -1,8 +1,8 @@
-"""ONNX export: ``adain export`` / ``AdaINModel.export_onnx`` write two graphs that onnxruntime runs to the
+"""ONNX export: ``adain export`` / ``adain.export.export_onnx`` write two graphs that onnxruntime runs to the
 same pictures as ``adain.Stylizer`` (the library's pad-and-crop around the content graph).
 
 The calibrated random-weight model is exported once for the module, through the command line (which
-calls ``AdaINModel.export_onnx``); every other test reads those files or is refused before exporting.
+calls ``adain.export.export_onnx``); every other test reads those files or is refused before exporting.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import adain
 from adain.cli import main
 from adain.modeling._ops import calc_mean_std
 from adain.modeling._padding import pad_bottom_right, padded_side
+from adain.export import export_onnx
 from adain.export._onnx import OPSET, check_outputs, output_paths
 
 onnx = pytest.importorskip("onnx")
@@ -158,12 +159,25 @@ def test_missing_onnxruntime_is_one_line_naming_the_extra(model, exported, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "onnxruntime" in err[0] and "pip install 'adain[export]'" in err[0]
     with pytest.raises(adain.InputError, match=r"onnxruntime: pip install 'adain\[export\]'"):
-        model.export_onnx(out)
+        export_onnx(model, out)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_torch_without_the_dynamo_exporter_is_one_line(model, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "__version__", "2.5.1")
     with pytest.raises(adain.InputError, match=r"torch >= 2\.6 .* this is 2\.5\.1: pip install 'adain\[export\]'$"):
-        model.export_onnx(tmp_path / "m.onnx")
+        export_onnx(model, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_model_method_is_deprecated_and_calls_export_onnx(model, tmp_path, monkeypatch):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"precious")
+    with pytest.warns(DeprecationWarning, match=r"adain\.export\.export_onnx\(model, path\)"), \
+            pytest.raises(adain.OutputExistsError, match="m.onnx: exists"):
+        model.export_onnx(out)  # refused by export_onnx's own check: the call reached it, overwrite=False
+    monkeypatch.setattr(torch, "__version__", "2.5.1")  # past the output checks, stopped before exporting
+    with pytest.warns(DeprecationWarning), pytest.raises(adain.InputError, match=r"torch >= 2\.6"):
+        model.export_onnx(out, overwrite=True)
+    assert out.read_bytes() == b"precious" and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+

@@ -6,8 +6,10 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import adain
+from adain.modeling._decoder import DECODER_CONVS
 from adain.modeling._encoder import LAYER_NAMES, VGGEncoder
 from adain.errors import CorruptWeightsError, WeightsNotFoundError
 from reference_port import random_reference_models
@@ -29,6 +31,47 @@ def test_encoder_stops_at_last_layer_and_rejects_deeper_taps():
     assert not hasattr(enc, "conv4_2")
     with pytest.raises(ValueError, match="relu5_1"):
         enc(torch.rand(1, 3, 32, 32), ("relu5_1",))
+
+
+def _conv_calls(module, x, layers=None):
+    """The names of the convolutions that ran while ``module`` processed ``x``."""
+    ran = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: ran.append(name))
+             for name, m in module.named_children() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        module(x) if layers is None else module(x, layers)
+    for hook in hooks:
+        hook.remove()
+    return ran
+
+
+def test_the_encoder_walk_stops_after_the_deepest_requested_layer():
+    enc = VGGEncoder("relu5_1")
+    assert _conv_calls(enc, torch.rand(1, 3, 32, 32), ("relu1_1", "relu2_1")) == ["preprocess", "conv1_1", "conv1_2",
+                                                                                   "conv2_1"]
+    assert _conv_calls(enc, torch.rand(1, 3, 32, 32), ("pool1",)) == ["preprocess", "conv1_1", "conv1_2"]
+
+
+def test_the_decoder_walk_runs_every_convolution_once_in_order():
+    dec = adain.modeling.Decoder()
+    assert _conv_calls(dec, torch.rand(1, 512, 2, 3)) == [step[0] for step in DECODER_CONVS if step != "up"]
+
+
+def test_a_requested_convolution_keeps_its_negative_values_and_options_reach_the_pooling():
+    enc = VGGEncoder("relu4_1")
+    x = torch.rand(1, 3, 20, 18)
+    with torch.no_grad():
+        out = enc(x, ("conv1_1", "relu1_1", "conv1_2", "pool1"), pooling="avg", pool_scale={"pool1": 3.0})
+        conv1_1 = F.conv2d(F.pad(enc.preprocess(x), (1, 1, 1, 1), mode="reflect"), enc.conv1_1.weight, enc.conv1_1.bias)
+        relu1_2 = F.conv2d(F.pad(conv1_1.relu(), (1, 1, 1, 1), mode="reflect"), enc.conv1_2.weight,
+                           enc.conv1_2.bias).relu()
+    assert (out["conv1_1"] < 0).any()  # not overwritten by the ReLU after it (in place only when not returned)
+    torch.testing.assert_close(out["conv1_1"], conv1_1)
+    torch.testing.assert_close(out["relu1_1"], conv1_1.relu())
+    assert (out["conv1_2"] < 0).any()
+    expected_pool = F.avg_pool2d(relu1_2, kernel_size=2, stride=2, ceil_mode=True) * 3.0
+    assert out["pool1"].shape == (1, 64, 10, 9)
+    torch.testing.assert_close(out["pool1"], expected_pool)
 
 
 def test_decoder_matches_reference_decoder(reference_models, model):

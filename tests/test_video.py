@@ -6,6 +6,7 @@ Clips are tiny (64x48, 8 frames) and generated here, with an AAC sine track; the
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -289,18 +290,18 @@ def test_outputs_are_never_clobbered_without_overwrite(model, style, clip, tmp_p
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious")
     kwargs = dict(model=model, style_size=STYLE_SIZE, device="cpu")
-    with pytest.raises(adain.InputError, match="exists; pass overwrite=True"):
+    with pytest.raises(adain.OutputExistsError, match=re.escape(f"{out}: exists; pass overwrite=True")):
         adain.stylize_video(clip, str(style), out, **kwargs)
     assert out.read_bytes() == b"precious"
-    with pytest.raises(adain.InputError, match="the output is the input"):
+    with pytest.raises(adain.OutputIsInputError, match="this output is the input"):
         adain.stylize_video(clip, str(style), clip, overwrite=True, **kwargs)
     adain.stylize_video(clip, str(style), out, overwrite=True, **kwargs)
     assert _describe(out)["frames"] == N
     folder = tmp_path / "frames"
     adain.stylize_video(clip, str(style), folder, **kwargs)
-    with pytest.raises(adain.InputError, match="already holds frames"):
+    with pytest.raises(adain.OutputExistsError, match=re.escape(f"{folder / 'frame_000001.png'}: exists")):
         adain.stylize_video(clip, str(style), folder, **kwargs)
-    with pytest.raises(adain.InputError, match="the output is the input"):
+    with pytest.raises(adain.OutputIsInputError, match="this output is the input"):
         adain.stylize_video(folder, str(style), folder, overwrite=True, **kwargs)
 
 
@@ -319,7 +320,7 @@ def test_the_command_line_writes_the_video(model, model_dir, style, clip, tmp_pa
     again = subprocess.run([sys.executable, "-m", "adain", "video", str(clip), str(style), "-o", str(out)],
                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert again.returncode == 1 and again.stderr.strip().splitlines() == [
-        f"adain: error: {out}: exists; pass overwrite=True (--overwrite) to replace it"]
+        f"adain: error: {out}: exists; pass --overwrite to replace it"]
 
 
 # ---- temporal smoothing --------------------------------------------------------------------------

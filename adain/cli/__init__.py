@@ -22,7 +22,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Sequence
 
-from ..errors import AdaINError, WeightsError
+from ..errors import AdaINError, OutputExistsError, WeightsError
 from .._version import __version__
 
 __all__ = ["main", "build_parser"]
@@ -105,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         text = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, OutputExistsError) and exc.filename:
+            text = f"{exc.filename}: exists; pass --overwrite to replace it"  # the library names overwrite=True
         # One line, except for weights errors: when every source failed the message lists each one (and
         # where a rejected file was moved, and where to put files by hand), which is what the user needs next.
         message = text if isinstance(exc, WeightsError) else text.splitlines()[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from ..export import export_onnx
 from ..export._onnx import check_outputs, output_paths, require_export_extra
 from ._common import load_model
 
@@ -34,7 +35,7 @@ def _run(args) -> int:
     check_outputs(files, overwrite=args.overwrite, inputs=[args.weights])
     require_export_extra()  # before loading (perhaps downloading) the weights
     model = load_model(args.weights)
-    model.export_onnx(files.content, overwrite=args.overwrite)
+    export_onnx(model, files.content, overwrite=args.overwrite, inputs=[args.weights])
     print(f"wrote {files.content}, {files.style.name} and {files.sidecar.name} (checked in onnxruntime)",
           file=sys.stderr)
     return 0

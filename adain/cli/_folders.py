@@ -34,7 +34,7 @@ from .._atomic import NAME_MAX
 from ..errors import AdaINError, ImageReadError, InputError, OutputExistsError
 from .._runtime import resolve_device
 from . import EXIT_ERROR, EXIT_SKIPPED
-from ._outputs import case_insensitive, check_names, content_names, output_is_file, refuse_inputs, refuse_inside_inputs, style_labels, too_long
+from ._outputs import case_insensitive, check_names, content_names, existing_outputs, output_is_file, refuse_inside_inputs, style_labels, too_long
 
 _FAILURES = (AdaINError, OSError, ValueError, RuntimeError)
 """What one pair may fail with without stopping the others (what ``adain.cli.main`` reports in one line)."""
@@ -105,11 +105,12 @@ def plan_pairs(args: argparse.Namespace, *, combine: bool, inputs: Sequence[str 
     single = len(contents) == 1 and len(styles) == 1 and content_root.is_file()
     _check_output(out, to_file, single, len(contents) * len(styles))
     targets = {(0, 0): out} if to_file else _targets(out, content_root, contents, styles, args.ext, insensitive)
-    refuse_inputs(targets.values(), [*contents, *(s for style in styles for s in style.sources), *others])
+    inputs = [*contents, *(s for style in styles for s in style.sources), *others]
+    existing = existing_outputs(targets, inputs, overwrite=args.overwrite)
     folders = ([content_root] if content_root.is_dir() else []) + style_folders
     refuse_inside_inputs(None if to_file else out, folders, targets.values())
     plan = Plan(contents, styles, targets, single, args.overwrite, args.quality, unreadable=unreadable.count)
-    plan.existing = set() if args.overwrite else {k for k, t in targets.items() if os.path.lexists(t)}
+    plan.existing = existing
     plan.refused = {k: f"{t}: the file name is {len(os.fsencode(t.name))} bytes, over the {NAME_MAX} a name "
                        "may have" for k, t in targets.items() if too_long(t) and k not in plan.existing}
     if single and plan.refused:

@@ -8,9 +8,10 @@ extension in it (``pic_jpg_stylized_x.png``); names still shared after that (a s
 ``sub_x.png``) get ``_2``, ``_3``... in sorted order. Names are compared case-insensitively where the
 output folder's file system is. All of this is decided before any work.
 
-An output that is an input (the same file, through any link or letter case) is refused, and so are
-outputs inside an input folder that the next run would read back as inputs (an output folder inside an
-input folder is left out of its walk instead, see ``adain._io.list_images``).
+An output that is an input (the same file, through any link or letter case) is refused
+(``OutputIsInputError``, the library's output policy ``adain._atomic.check_output``), and so are outputs
+inside an input folder that the next run would read back as inputs (an output folder inside an input
+folder is left out of its walk instead, see ``adain._io.list_images``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .. import _io as io
-from .._atomic import NAME_MAX
-from ..errors import InputError
+from .._atomic import NAME_MAX, InputFiles, check_output
+from ..errors import InputError, OutputExistsError, OutputIsInputError
 
 _EXTENSIONS = ", ".join(sorted(io.IMAGE_EXTENSIONS))
 
@@ -152,28 +153,22 @@ def too_long(target: Path) -> bool:
 # ---- outputs that are inputs ---------------------------------------------------------------------
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
-
-
-def refuse_inputs(targets: Iterable[Path], inputs: Iterable[Path]) -> None:
-    """``InputError`` if an output is one of the input files (same file through links or letter case),
-    ``--overwrite`` or not: an input is never written."""
-    ids = {key: path for path in inputs if (key := _file_id(path)) is not None}
-    for target in targets:
-        key = _file_id(target)
-        if key in ids:
-            raise InputError(f"{target}: this output is the input {ids[key]}; an input is never overwritten, "
-                             "choose another -o")
+def existing_outputs(targets: Mapping[Hashable, Path], inputs: Iterable[Path], *, overwrite: bool) -> set:
+    """The keys of ``targets`` whose output exists (none with ``overwrite``), after refusing
+    (``OutputIsInputError``) any output that is one of the ``inputs``, ``--overwrite`` or not: the output
+    policy of ``adain._atomic.check_output``, one target at a time."""
+    known, existing = InputFiles(inputs), set()
+    for key, target in targets.items():
+        try:
+            check_output(target, overwrite=overwrite, inputs=known)
+        except OutputExistsError:
+            existing.add(key)
+    return existing
 
 
 def refuse_inside_inputs(out: Path | None, folders: Iterable[Path], targets: Iterable[Path]) -> None:
-    """``InputError`` if an output would land inside an input folder (where the next run would read it
-    as an input), unless the output folder ``out`` (``None``: ``-o`` is a file) is a sub-folder of it,
+    """``OutputIsInputError`` if an output would land inside an input folder (where the next run would read
+    it as an input), unless the output folder ``out`` (``None``: ``-o`` is a file) is a sub-folder of it,
     which that folder's walk leaves out."""
     places = {t.parent.resolve() for t in targets}
     out = out.resolve() if out is not None else None
@@ -183,6 +178,8 @@ def refuse_inside_inputs(out: Path | None, folders: Iterable[Path], targets: Ite
             continue
         inside = sorted(p for p in places if p.is_relative_to(root))
         if inside:
-            raise InputError(f"-o: outputs would be written inside the input folder {folder} and read back "
-                             f"as inputs next time; choose a folder outside it, or a sub-folder such as "
-                             f"{folder / 'stylized'}")
+            error = OutputIsInputError(f"-o: outputs would be written inside the input folder {folder} and read "
+                                       f"back as inputs next time; choose a folder outside it, or a sub-folder "
+                                       f"such as {folder / 'stylized'}")
+            error.filename, error.input = str(inside[0]), str(folder)
+            raise error

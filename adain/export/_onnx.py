@@ -34,8 +34,9 @@ import torch
 from torch import Tensor, nn
 from torch.export import Dim
 
-from .._atomic import atomic_path
+from .._atomic import InputFiles, atomic_path, check_output
 from ..errors import InputError
+from ..model import AdaINModel
 from ._graphs import StyleStatsGraph, StylizeGraph
 from ..modeling._padding import MIN_SIDE, MIN_STYLE_SIDE, MULTIPLE
 from .._version import __version__
@@ -114,35 +115,43 @@ def output_paths(path: str | os.PathLike) -> ONNXFiles:
 
 
 def check_outputs(files: Iterable[Path], *, overwrite: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> None:
-    """Refuse (``InputError`` naming the file) an output that is a folder, one of ``inputs`` (files, or
-    the files directly inside input folders; even with ``overwrite``), or that exists without ``overwrite``."""
-    taken = set()
-    for entry in map(Path, inputs):
-        if entry.is_dir():
-            taken.update(p.resolve() for p in entry.iterdir() if p.is_file())
-        elif entry.exists():
-            taken.add(entry.resolve())
+    """Refuse taken output names before any work, each in one line naming the file: ``InputError`` for a
+    folder; ``OutputIsInputError`` for one of ``inputs`` (files, or folders and the files directly inside
+    them), even with ``overwrite``; ``OutputExistsError`` for one that exists without ``overwrite``."""
+    known = InputFiles(inputs)
     for path in files:
         if path.is_dir():
             raise InputError(f"{path}: is a folder; the output must be a file name ending in .onnx")
-        if path.resolve() in taken:
-            raise InputError(f"{path}: is one of the inputs; choose another output name")
-        if path.exists() and not overwrite:
-            raise InputError(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
+        check_output(path, overwrite=overwrite, inputs=known)
 
 
 # ---- export ----------------------------------------------------------------------------------------
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, overwrite: bool = False) -> ONNXFiles:
-    """Write ``model`` (an ``AdaINModel``) as the two ONNX graphs and the sidecar described above.
+def export_onnx(model: AdaINModel, path: str | os.PathLike, *, overwrite: bool = False,
+                inputs: Iterable[str | os.PathLike] = ()) -> ONNXFiles:
+    """Write ``model`` as the two ONNX graphs and the sidecar described above (float32, CPU copies; the
+    model itself is untouched).
 
     Nothing is written under a real name until both graphs have been exported, loaded in onnxruntime
-    and found to match PyTorch on a test input (within ``TOLERANCE``). ``InputError`` for a bad or
-    taken output name or a missing extra, ``RuntimeError`` naming the file if export or the check fails.
+    and found to match PyTorch on a test input (within ``TOLERANCE``).
+
+    Arguments:
+        model: the ``AdaINModel`` to export.
+        path: the content graph's file name, ending in ``.onnx``; the style graph (``<stem>.style.onnx``)
+            and the sidecar (``<stem>.json``) are written beside it.
+        overwrite: replace existing files (else ``OutputExistsError`` before any work).
+        inputs: files or folders the outputs may never be, even with ``overwrite`` (e.g. the folder the
+            weights were read from; ``OutputIsInputError``).
+    Returns:
+        The ``ONNXFiles`` written.
+    Raises:
+        OutputExistsError, OutputIsInputError: see ``overwrite`` and ``inputs``; raised before any work.
+        InputError: a bad output name or a missing extra (``pip install 'adain[export]'``).
+        RuntimeError: export or the onnxruntime check failed (naming the file).
     """
     files = output_paths(path)
-    check_outputs(files, overwrite=overwrite)
+    check_outputs(files, overwrite=overwrite, inputs=inputs)
     onnx, ort = require_export_extra()
     style_graph, content_graph = _graphs(model)
     files.content.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +166,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, overwrite: bool = 
     return files
 
 
-def _graphs(model: nn.Module) -> tuple[StyleStatsGraph, StylizeGraph]:
+def _graphs(model: AdaINModel) -> tuple[StyleStatsGraph, StylizeGraph]:
     """The two wrappers around float32 CPU copies of the model's encoder and decoder (the model is untouched)."""
     encoder = copy.deepcopy(model.encoder).float().cpu().eval().requires_grad_(False)
     decoder = copy.deepcopy(model.decoder).float().cpu().eval().requires_grad_(False)

@@ -18,11 +18,11 @@ valid sizes are 0-dim integer tensors, so one compiled graph serves every image 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from ._decoder import DECODER_CONVS, Decoder
-from ._encoder import CONTENT_LAYER, VGGEncoder
+from ._decoder import DECODER_OUTPUT, DECODER_PLAN, Decoder
+from ._encoder import CONTENT_LAYER, ENCODER_PLAN, VGGEncoder
+from ._walk import Ops, walk
 
 
 def _edge(h: Tensor, hv: Tensor, wv: Tensor, shift: int) -> Tensor:
@@ -33,32 +33,37 @@ def _edge(h: Tensor, hv: Tensor, wv: Tensor, shift: int) -> Tensor:
     return torch.where(cols == wv, h.roll(shift, dims=-1), h)
 
 
+class _CanvasOps(Ops):
+    """``Ops`` on a canvas whose top-left ``hv x wv`` cells are valid (0-dim integer tensors, updated as the
+    walk pools and upsamples): the borders fixed up before each convolution and pooling, as described above."""
+
+    def __init__(self, network: nn.Module, hv: Tensor, wv: Tensor) -> None:
+        super().__init__(network)
+        self.hv, self.wv = hv, wv
+
+    def conv(self, name: str, h: Tensor) -> Tensor:
+        return super().conv(name, _edge(h, self.hv, self.wv, 2))  # the reflection of row/column hv-1/wv-1's neighbour
+
+    def relu(self, name: str, h: Tensor) -> Tensor:
+        return torch.relu(h)
+
+    def pool(self, name: str, h: Tensor) -> Tensor:
+        h = super().pool(name, _edge(h, self.hv, self.wv, 1))
+        self.hv, self.wv = (self.hv + 1) // 2, (self.wv + 1) // 2
+        return h
+
+    def up(self, name: str, h: Tensor) -> Tensor:
+        self.hv, self.wv = self.hv * 2, self.wv * 2
+        return super().up(name, h)
+
+
 def encode_on_canvas(encoder: VGGEncoder, x: Tensor, hv: Tensor, wv: Tensor) -> Tensor:
     """``(N, 3, H, W)`` canvas whose top-left ``hv x wv`` is the image -> relu4_1 features ``(N, 512, H', W')``
     whose top-left ``ceil(hv/8) x ceil(wv/8)`` cells are the image's own (``encoder.forward`` with max pooling)."""
-    h = encoder.preprocess(x)
-    for name in encoder.layer_names[: encoder.layer_names.index(CONTENT_LAYER) + 1]:
-        if name.startswith("conv"):
-            h = getattr(encoder, name)(_edge(h, hv, wv, 2))  # the reflection of row/column hv-1/wv-1's neighbour
-        elif name.startswith("relu"):
-            h = torch.relu(h)
-        else:
-            h = F.max_pool2d(_edge(h, hv, wv, 1), kernel_size=2, stride=2, ceil_mode=True)
-            hv, wv = (hv + 1) // 2, (wv + 1) // 2
-    return h
+    return walk(ENCODER_PLAN, x, _CanvasOps(encoder, hv, wv), (CONTENT_LAYER,))[CONTENT_LAYER]
 
 
 def decode_on_canvas(decoder: Decoder, t: Tensor, hv: Tensor, wv: Tensor) -> Tensor:
     """``(N, 512, h, w)`` canvas whose top-left ``hv x wv`` cells are the features -> ``(N, 3, 8h, 8w)`` whose
     top-left ``8hv x 8wv`` pixels are ``decoder(features)``."""
-    h = t
-    last = DECODER_CONVS[-1][0]
-    for step in DECODER_CONVS:
-        if step == "up":
-            h = F.interpolate(h, scale_factor=2, mode="nearest")
-            hv, wv = hv * 2, wv * 2
-            continue
-        h = getattr(decoder, step[0])(_edge(h, hv, wv, 2))
-        if step[0] != last:
-            h = torch.relu(h)
-    return h
+    return walk(DECODER_PLAN, t, _CanvasOps(decoder, hv, wv), (DECODER_OUTPUT,))[DECODER_OUTPUT]

@@ -22,12 +22,15 @@ Every output value is the plain modules' up to float summation order. Nothing he
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._decoder import DECODER_CONVS, Decoder
-from ._encoder import CONTENT_LAYER, VGGEncoder
+from ._decoder import DECODER_OUTPUT, DECODER_PLAN, Decoder
+from ._encoder import CONTENT_LAYER, ENCODER_PLAN, VGGEncoder
+from ._walk import Ops, Step, walk
 
 BORDER_FIX_PIXELS = 256 * 256
 """Maps of at least this many pixels skip the padded copy (zero-padded convolution + border recomputed)."""
@@ -83,6 +86,22 @@ class _Conv:
         return out
 
 
+class _FusedOps(Ops):
+    """``Ops`` with every 3x3 convolution of ``plan`` a ``_Conv``, its ReLU (when the next step is one) inside it."""
+
+    def __init__(self, network: nn.Module, plan: Sequence[Step]) -> None:
+        super().__init__(network)
+        after = [*plan[1:], None]
+        self.convs = {name: _Conv(getattr(network, name), relu=nxt is not None and nxt.kind == "relu")
+                      for (kind, name), nxt in zip(plan, after) if kind == "conv"}
+
+    def conv(self, name: str, h: Tensor) -> Tensor:
+        return self.convs[name](h)
+
+    def relu(self, name: str, h: Tensor) -> Tensor:
+        return h  # done by the convolution before it (a oneDNN post-op)
+
+
 class FusedEncoder(nn.Module):
     """``VGGEncoder`` for inference up to ``relu4_1`` with fused kernels; other requests go to ``encoder``.
 
@@ -96,21 +115,14 @@ class FusedEncoder(nn.Module):
         self.encoder = encoder
         self.last_layer = encoder.last_layer
         self.layer_names = encoder.layer_names
-        self._plan = []
-        for name in encoder.layer_names[: encoder.layer_names.index(CONTENT_LAYER) + 1]:
-            if name.startswith("conv"):
-                self._plan.append(_Conv(getattr(encoder, name), relu=True))  # every encoder conv has its ReLU
-            elif name.startswith("pool"):
-                self._plan.append(name)
+        plan = ENCODER_PLAN[: [name for _, name in ENCODER_PLAN].index(CONTENT_LAYER) + 1]
+        self._ops = _FusedOps(encoder, plan)
 
     def forward(self, x: Tensor, layers=(CONTENT_LAYER,), **options) -> dict[str, Tensor]:
         """As ``VGGEncoder.forward``; ``{"relu4_1": features}`` alone (max pooling) takes the fused path."""
         if options or tuple(layers) != (CONTENT_LAYER,) or torch.is_grad_enabled():
             return self.encoder(x, layers, **options)
-        h = F.conv2d(x, self.encoder.preprocess.weight, self.encoder.preprocess.bias)
-        for step in self._plan:
-            h = F.max_pool2d(h, kernel_size=2, stride=2, ceil_mode=True) if isinstance(step, str) else step(h)
-        return {CONTENT_LAYER: h}
+        return walk(ENCODER_PLAN, x, self._ops, (CONTENT_LAYER,))
 
 
 class FusedDecoder(nn.Module):
@@ -119,15 +131,10 @@ class FusedDecoder(nn.Module):
     def __init__(self, decoder: Decoder) -> None:
         super().__init__()
         self.decoder = decoder
-        last = DECODER_CONVS[-1][0]  # no activation after the last conv
-        self._plan = [step if step == "up" else _Conv(getattr(decoder, step[0]), relu=step[0] != last)
-                      for step in DECODER_CONVS]
+        self._ops = _FusedOps(decoder, DECODER_PLAN)
 
     def forward(self, t: Tensor) -> Tensor:
         """``(N, 512, h, w)`` channels_last features -> ``(N, 3, 8h, 8w)`` image, unclamped."""
         if torch.is_grad_enabled():
             return self.decoder(t)
-        h = t
-        for step in self._plan:
-            h = F.interpolate(h, scale_factor=2, mode="nearest") if isinstance(step, str) else step(h)
-        return h
+        return walk(DECODER_PLAN, t, self._ops, (DECODER_OUTPUT,))[DECODER_OUTPUT]

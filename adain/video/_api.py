@@ -82,7 +82,8 @@ def stylize_video(
         fps: frame rate of a folder of frames (default 25); a video keeps its own timestamps.
         crf: H.264 quality (0 lossless ... 51; 18 is visually lossless for most content).
         audio: copy the input's audio streams unchanged.
-        overwrite: replace an existing output (else ``InputError``; the output may never be the input).
+        overwrite: replace an existing output (else ``OutputExistsError``); the output may never be the input
+            (``OutputIsInputError``, even with ``overwrite``).
         batch_size: frames per batch; default from the memory budget.
         callback: receives a ``VideoProgress`` after each batch; returning ``True`` stops the run (the output
             is closed properly and holds the frames written; ``VideoResult.stopped``). This is how a program

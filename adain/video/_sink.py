@@ -1,20 +1,20 @@
 """Where stylized frames go: an H.264 video (MP4, MOV or MKV, by the extension) or a folder of PNGs.
 
-A user's files are never clobbered: an existing output is refused unless ``overwrite``, and the output
-may not be the input. A video is written under a hidden temporary name beside the target and renamed
-when closed; an interrupted run closes it properly first, so the partial video is playable. A folder
-receives ``frame_000001.png``, ``frame_000002.png``, ... each written atomically.
+A user's files are never clobbered (``adain._atomic.check_output``): an existing output is refused unless
+``overwrite`` (``OutputExistsError``), and the output may not be the input (``OutputIsInputError``). A video
+is written under a hidden temporary name beside the target and renamed when closed; an interrupted run
+closes it properly first, so the partial video is playable. A folder receives ``frame_000001.png``,
+``frame_000002.png``, ... each written atomically.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .._atomic import publish, temporary_name
+from .._atomic import check_output, exists_error, publish, temporary_name
 from ..errors import InputError
 from .._io import IMAGE_EXTENSIONS, save_image
 from ._audio import AudioCopy
@@ -34,8 +34,9 @@ def open_sink(path, info: VideoInfo, *, overwrite: bool = False, crf: int = 18, 
     """A ``VideoWriter`` for a video extension, else a ``FrameWriter`` (a folder, existing or not; an
     image or other video extension is refused)."""
     path = Path(path)
-    if path.exists() and (path == info.path or os.path.samefile(path, info.path)):
-        raise InputError(f"{path}: the output is the input; choose another output")
+    # Only the input here: whether an existing output may be replaced is each writer's check (a folder of
+    # frames may exist, frames in it may not).
+    check_output(path, overwrite=True, inputs=[info.path])
     if path.suffix.lower() in VIDEO_FORMATS:
         return VideoWriter(path, info, overwrite=overwrite, crf=crf, audio=audio)
     if path.suffix.lower() in _NOT_FOLDERS and not path.is_dir():
@@ -51,8 +52,7 @@ class VideoWriter:
     def __init__(self, path: Path, info: VideoInfo, *, overwrite: bool, crf: int, audio: bool) -> None:
         if path.is_dir():
             raise InputError(f"{path}: is a folder; give a file name for the video, or no extension for frames")
-        if path.exists() and not overwrite:
-            raise InputError(f"{path}: exists; pass overwrite=True (--overwrite) to replace it")
+        check_output(path, overwrite=overwrite)
         self._av = require_av("writing video files")
         self.path, self.info, self.overwrite, self.written = path, info, overwrite, 0
         self.tmp = temporary_name(path)
@@ -133,7 +133,7 @@ class VideoWriter:
             publish(self.tmp, self.path, replace=self.overwrite)
         except FileExistsError:
             self.tmp.unlink(missing_ok=True)
-            raise InputError(f"{self.path}: appeared while the video was written; it was not replaced") from None
+            raise exists_error(self.path, "appeared while the video was written") from None
         return self.path
 
     def abort(self) -> None:
@@ -153,9 +153,8 @@ class FrameWriter:
         if path.exists() and not path.is_dir():
             raise InputError(f"{path}: exists and is not a folder")
         self._stale = sorted(path.glob("frame_*.png")) if path.is_dir() else []
-        if self._stale and not overwrite:
-            raise InputError(f"{path}: already holds frames ({self._stale[0].name}, ...); pass overwrite=True "
-                             "(--overwrite) to replace them")
+        for frame in self._stale:  # frames of an earlier run are outputs that exist
+            check_output(frame, overwrite=overwrite)
         self.path, self.written = path, 0
         self._turns = (info.rotation // 90) % 4 if info.rotation % 90 == 0 else 0
         path.mkdir(parents=True, exist_ok=True)
