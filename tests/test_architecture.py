@@ -263,6 +263,7 @@ def test_every_submodule_imports_as_the_module_it_names(name):
     assert obj is module, f"adain.{'.'.join(name.split('.')[1:])} is {obj!r}, not the module"
 
 
+@pytest.mark.slow
 def test_training_recipes_ship_in_the_wheel_and_load_by_name_anywhere(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",

@@ -50,6 +50,7 @@ def test_save_image_on_a_full_disk(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_line_on_the_command_line(tmp_path, model, monkeypatch, capsys):
     from adain.cli import main
 

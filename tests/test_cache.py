@@ -44,6 +44,7 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout_s: float = 300) -> 
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_two_processes_fill_one_entry_at_once_and_both_succeed(legacy_bytes, tmp_path, model):
     """The second process starts while the first has written model.safetensors but not config.json yet:
     it must neither remove the first one's half-written model folder nor fail."""

@@ -327,6 +327,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, code, message", [("SIGINT", 130, "adain: interrupted"),
                                                  ("SIGTERM", 143, "adain: stopped by SIGTERM")])
 def test_a_signal_while_writing_leaves_no_temporary_file(name, code, message, model_dir, tmp_path):

@@ -52,6 +52,7 @@ def test_content_size_zero_or_none_keeps_the_size(text):
     assert args.content_size is None
 
 
+@pytest.mark.slow
 def test_single_pair_writes_the_file_the_library_would(model, model_dir, tmp_path):
     content = _picture(tmp_path / "c.png", 21, 30, seed=0)
     style = _picture(tmp_path / "s.png", 24, 24, seed=1)
@@ -64,6 +65,7 @@ def test_single_pair_writes_the_file_the_library_would(model, model_dir, tmp_pat
     assert np.abs(np.asarray(Image.open(out)).astype(int) - np.asarray(expected).astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_folders_give_every_pair_mirrored_and_a_bad_file_does_not_stop_the_rest(model_dir, tmp_path):
     contents, styles, out = tmp_path / "contents", tmp_path / "styles", tmp_path / "out"
     _picture(contents / "a.PNG", 16, 20, seed=2)

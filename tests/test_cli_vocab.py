@@ -137,6 +137,7 @@ def test_stylize_with_the_same_flags_writes_what_the_library_returns(model, mode
     assert np.abs(_pixels(out) - _pixels(expected)).max() <= 1
 
 
+@pytest.mark.slow
 def test_gatys_folder_mode_writes_the_names_stylize_writes_and_counts_failures(model_dir, tmp_path, capsys):
     contents, styles = tmp_path / "contents", tmp_path / "styles"
     _picture(contents / "a.png", 32, 40, seed=2)

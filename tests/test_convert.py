@@ -38,6 +38,7 @@ def test_fingerprint_rejects_other_first_convs(weight, bias):
         check_vgg_fingerprint(weight, bias, "vgg")
 
 
+@pytest.mark.slow
 def test_cli_converts_reference_port_pair(tmp_path, legacy_weights, model):
     out = tmp_path / "converted"
     proc = subprocess.run(
@@ -65,6 +66,7 @@ def torchvision_vgg():
     return torchvision.models.vgg19(weights=None).eval()
 
 
+@pytest.mark.slow
 def test_torchvision_encoder_taps_equal_torchvision_features(torchvision_vgg):
     """Same input, same network: our relu taps equal torchvision's features after each ReLU.
 
@@ -126,6 +128,7 @@ def test_convert_torchvision_offline_says_how_to_pass_the_file(tmp_path, monkeyp
     assert "--state-dict vgg19-dcbb9e9d.pth" in err and not out.exists()
 
 
+@pytest.mark.slow
 def test_convert_torchvision_with_state_dict_needs_no_network(tmp_path, torchvision_vgg, monkeypatch):
     import torch.hub
 

@@ -52,6 +52,7 @@ def _predict(client, content, styles, weights="", alpha=1.0, color="none", backe
 # ---- through the running server ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_adain_run_returns_an_image_and_a_png_of_the_content_size(client, pictures):
     image, download, summary = _predict(client, pictures["content"], [pictures["style"]], alpha=0.6)
     with Image.open(image) as shown, Image.open(download) as saved:
@@ -61,6 +62,7 @@ def test_adain_run_returns_an_image_and_a_png_of_the_content_size(client, pictur
     assert summary.startswith("AdaIN: 80x60, alpha 0.60")
 
 
+@pytest.mark.slow
 def test_two_styles_with_weights_and_colour_preservation(client, pictures):
     image, _, _ = _predict(client, pictures["content"], [pictures["style"], pictures["style2"]], weights="1, 3",
                            color="luminance")
@@ -68,6 +70,7 @@ def test_two_styles_with_weights_and_colour_preservation(client, pictures):
         assert shown.size == (80, 60)
 
 
+@pytest.mark.slow
 def test_gatys_with_a_tiny_budget_returns_an_image(client, pictures):
     image, download, summary = _predict(client, pictures["content"], [pictures["style"]], backend="Gatys",
                                         iterations=1)
@@ -76,6 +79,7 @@ def test_gatys_with_a_tiny_budget_returns_an_image(client, pictures):
     assert summary.startswith("Gatys: 80x60, 1 iterations")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, expected", [
     ("corrupt content", "content (broken.png): not an image file Pillow can read"),
     ("corrupt style", "style 2 (broken.png): not an image file Pillow can read"),

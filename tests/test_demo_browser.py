@@ -52,6 +52,7 @@ def _page_with_pictures(browser, url: str, folder: Path):
     return page
 
 
+@pytest.mark.slow
 def test_stylize_in_the_browser_and_download_the_png(browser, demo_server, tmp_path):
     page = _page_with_pictures(browser, demo_server.url, tmp_path)
 
@@ -86,6 +87,7 @@ def test_stylize_in_the_browser_and_download_the_png(browser, demo_server, tmp_p
     page.close()
 
 
+@pytest.mark.slow
 def test_gatys_shows_live_progress_in_the_browser(browser, demo_server, tmp_path):
     page = _page_with_pictures(browser, demo_server.url, tmp_path)
     page.locator("#backend").get_by_text("Gatys").click()
@@ -102,6 +104,7 @@ def test_gatys_shows_live_progress_in_the_browser(browser, demo_server, tmp_path
     page.close()
 
 
+@pytest.mark.slow
 def test_a_corrupt_upload_shows_the_one_line_message_in_the_page(browser, demo_server, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a picture at all")

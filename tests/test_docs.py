@@ -90,6 +90,7 @@ def is_private(path: str) -> bool:
                for part in path.split("."))
 
 
+@pytest.mark.slow
 def test_the_api_index_holds_only_public_paths(site):
     assert site.entries, "the inventory is empty"
     private = [e.name for e in site.entries if is_private(e.name)]

@@ -128,6 +128,7 @@ def test_frames_per_batch_follows_the_budget_and_the_batch_policy(model):
         _engine(model, max_memory=10**4).frames_per_batch(h, w, what="clip.mp4")
 
 
+@pytest.mark.slow
 def test_the_engine_tiles_from_its_own_budget_with_the_untiled_result(model):
     content, style_image = _smooth(300, 160, seed=14)[None], _smooth(48, 48, seed=15)[None]
     whole_engine = _engine(model)

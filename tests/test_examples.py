@@ -85,6 +85,7 @@ def test_stylize_one_writes_the_picture_at_the_requested_size(weights, tmp_path)
         assert picture.size == (48, 32)  # shorter side 40 -> 32, aspect kept
 
 
+@pytest.mark.slow
 def test_stylize_one_runs_as_a_script(weights, tmp_path):
     content, = _pictures(tmp_path / "content", [(24, 32)], seed=1)
     style, = _pictures(tmp_path / "style", [(24, 24)], seed=2)
@@ -148,6 +149,7 @@ def test_stylize_video_writes_every_frame_and_can_stop_early(weights, tmp_path, 
     assert "(stopped early)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_train_tiny_decoder_leaves_a_loadable_model(weights, tmp_path):
     _pictures(tmp_path / "photos", [(40, 48), (48, 40), (40, 40)], seed=7)
     _pictures(tmp_path / "paintings", [(40, 40), (44, 52)], seed=8)

@@ -65,6 +65,7 @@ def _images(*shapes, seed=0):
     return [torch.rand(*shape, generator=gen) for shape in shapes]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(40, 56), (37, 61)], ids=["40x56", "37x61"])
 def test_onnx_matches_the_stylizer(model, sessions, size):
     content, style = _images((2, 3, *size), (1, 3, 33, 50))
@@ -74,6 +75,7 @@ def test_onnx_matches_the_stylizer(model, sessions, size):
     assert (got - want).abs().max() <= 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.35])
 def test_alpha_between_0_and_1_matches(model, sessions, alpha):
     content, style = _images((1, 3, 37, 61), (1, 3, 24, 40), seed=1)
@@ -82,6 +84,7 @@ def test_alpha_between_0_and_1_matches(model, sessions, alpha):
     assert (got - want).abs().max() <= 1e-3
 
 
+@pytest.mark.slow
 def test_style_graph_gives_calc_mean_std_of_relu4_1_per_style(model, sessions):
     (styles,) = _images((2, 3, 33, 50), seed=2)
     mean, std = _style_stats(sessions, styles)
@@ -93,6 +96,7 @@ def test_style_graph_gives_calc_mean_std_of_relu4_1_per_style(model, sessions):
     assert np.abs(std - want_std.numpy()).max() <= 1e-5 * scale
 
 
+@pytest.mark.slow
 def test_one_style_per_frame_or_one_for_all(sessions):
     content, styles = _images((2, 3, 24, 32), (2, 3, 20, 20), seed=3)
     per_frame = _onnx_stylize(sessions, content, _style_stats(sessions, styles), 1.0)
@@ -108,6 +112,7 @@ def test_numpy_reflect_padding_is_the_library_padding():
     assert np.array_equal(padded, pad_bottom_right(image, padded_side(37), padded_side(61)).numpy())
 
 
+@pytest.mark.slow
 def test_graphs_have_dynamic_axes_and_the_sidecar_describes_them(exported):
     _, files = exported
     meta = json.loads(files.sidecar.read_text())
@@ -126,6 +131,7 @@ def test_graphs_have_dynamic_axes_and_the_sidecar_describes_them(exported):
                 assert dims == graph[side][value.name]["shape"], value.name
 
 
+@pytest.mark.slow
 def test_cli_refuses_to_overwrite_without_overwrite(exported, capsys):
     weights, files = exported
     before = {path: path.read_bytes() for path in files}
@@ -137,6 +143,7 @@ def test_cli_refuses_to_overwrite_without_overwrite(exported, capsys):
     check_outputs(files, overwrite=True)  # --overwrite lets the same files through
 
 
+@pytest.mark.slow
 def test_an_output_that_is_an_input_is_refused_even_with_overwrite(exported, capsys):
     weights, _ = exported
     config = (weights / "config.json").read_bytes()
@@ -146,12 +153,14 @@ def test_an_output_that_is_an_input_is_refused_even_with_overwrite(exported, cap
     assert (weights / "config.json").read_bytes() == config and not (weights / "config.onnx").exists()
 
 
+@pytest.mark.slow
 def test_output_must_be_an_onnx_file_name(exported, tmp_path, capsys):
     assert main(["export", str(exported[0]), str(tmp_path / "model.bin")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model.bin" in err[0] and ".onnx" in err[0]
 
 
+@pytest.mark.slow
 def test_missing_onnxruntime_is_one_line_naming_the_extra(model, exported, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
     out = tmp_path / "m.onnx"

@@ -95,6 +95,7 @@ def test_callback_receives_progress_and_can_stop_the_run(model):
 # ---- options change the output in the expected direction -------------------------------------------
 
 
+@pytest.mark.slow
 def test_larger_style_weight_lowers_style_loss(model):
     _, s = _images()
     weak = _run(model, style_weight=1.0, iterations=10)
@@ -196,6 +197,7 @@ def test_normalised_gradients_and_layer_weightings_run_and_differ(model):
         assert not torch.allclose(out, base), options
 
 
+@pytest.mark.slow
 def test_bf16_autocast_runs_and_stays_close_to_float32(model):
     full = _run(model, iterations=2)
     half = _run(model, iterations=2, dtype="bfloat16")
@@ -322,6 +324,7 @@ print(peak - base, est)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the resident set size")
 def test_memory_estimate_is_within_a_factor_of_two_of_measured_peak(tmp_path):
     for size in (160, 224):
@@ -373,6 +376,7 @@ def test_cli_defaults_come_from_the_library_signature():
         assert getattr(args, name) == params[name].default, name
 
 
+@pytest.mark.slow
 def test_cli_writes_a_stylized_image(legacy_weights, tmp_path):
     content, style = _images()
     Image.fromarray((content.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(tmp_path / "c.png")

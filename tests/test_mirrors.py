@@ -54,6 +54,7 @@ def _assert_same(loaded: adain.AdaINModel, model: adain.AdaINModel) -> None:
     assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
 
 
+@pytest.mark.slow
 def test_hub_mirror_with_the_right_legacy_files_loads_and_converts(hub, good, model, tmp_path, monkeypatch):
     hub.add_repo("org/legacy", good, files=BOTH)
     _register(monkeypatch, good, HubFilesSource("org/legacy", files=BOTH))
@@ -63,6 +64,7 @@ def test_hub_mirror_with_the_right_legacy_files_loads_and_converts(hub, good, mo
     assert list((tmp_path / "hub").glob("models--org--legacy/snapshots/*/vgg_normalised.pth"))  # via the Hub cache
 
 
+@pytest.mark.slow
 def test_hub_mirror_serving_wrong_bytes_is_refused_and_the_next_is_tried(hub, good, wrong, model, tmp_path,
                                                                          monkeypatch, caplog):
     hub.add_repo("bad/mirror", wrong, files=BOTH)
@@ -75,6 +77,7 @@ def test_hub_mirror_serving_wrong_bytes_is_refused_and_the_next_is_tried(hub, go
     assert ("GET", "/good/mirror/resolve/main/vgg_normalised.pth") in hub.requests
 
 
+@pytest.mark.slow
 def test_wrong_bytes_are_never_copied_into_the_cache(hub, good, wrong, tmp_path, monkeypatch):
     hub.add_repo("bad/mirror", wrong, files=BOTH)
     _register(monkeypatch, good, HubFilesSource("bad/mirror", files=BOTH), UrlSource("http://127.0.0.1:9/dead"))
@@ -84,6 +87,7 @@ def test_wrong_bytes_are_never_copied_into_the_cache(hub, good, wrong, tmp_path,
     assert not (tmp_path / NAME / "model").exists()
 
 
+@pytest.mark.slow
 def test_wrong_hub_mirror_then_url_mirror(hub, good, wrong, model, tmp_path, monkeypatch):
     hub.add_repo("bad/mirror", wrong, files=VGG_ONLY)
     with FileServer() as files:
@@ -94,6 +98,7 @@ def test_wrong_hub_mirror_then_url_mirror(hub, good, wrong, model, tmp_path, mon
         assert ("GET", "/m/vgg_normalised.pth") in files.requests
 
 
+@pytest.mark.slow
 def test_vgg_only_mirror_and_a_decoder_source_complete_the_pair(hub, good, model, tmp_path, monkeypatch):
     hub.add_repo("vgg/only", good, files=VGG_ONLY)
     with FileServer() as files:
@@ -103,6 +108,7 @@ def test_vgg_only_mirror_and_a_decoder_source_complete_the_pair(hub, good, model
         assert [p for _, p in files.requests] == ["/m/decoder.pth"]
 
 
+@pytest.mark.slow
 def test_decoder_only_hub_mirror_after_a_vgg_only_one(hub, good, model, tmp_path, monkeypatch):
     hub.add_repo("vgg/only", good, files=VGG_ONLY)
     hub.add_repo("decoder/only", good, files=("decoder.pth",))

@@ -112,6 +112,7 @@ def test_cli_convert_refuses(evil, legacy_weights, tmp_path, kind, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_cli_in_a_subprocess_refuses(evil, legacy_weights, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "adain", "convert", "reference-port", str(evil[0]), str(legacy_weights[1]), str(tmp_path / "o")],

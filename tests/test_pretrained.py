@@ -274,6 +274,7 @@ def test_revision_for_weights_without_hub_source_is_an_input_error(tmp_path):
         adain.load_pretrained("reference-port", revision="main", cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_registry_size_cuts_off_a_mirror_that_streams_without_length(server, legacy_bytes, shas, tmp_path,
                                                                      monkeypatch, caplog, model):
     size = len(legacy_bytes["vgg"])

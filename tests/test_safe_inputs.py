@@ -236,6 +236,7 @@ def _half_mask(h, w):
     return mask
 
 
+@pytest.mark.slow
 def test_a_mask_of_another_aspect_ratio_is_refused_naming_both_sizes(model):
     c, s1, s2 = _rand(3, 32, 40), _rand(3, 36, 36, seed=1), _rand(3, 36, 36, seed=2)
     wrong = _half_mask(32, 64)

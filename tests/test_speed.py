@@ -109,6 +109,7 @@ def _exact(model, style, content):
     return stylizer.set_style(style, style_size=None)(content)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not fusable(torch.device("cpu"), torch.float32), reason="no oneDNN fused convolution here")
 @pytest.mark.parametrize("size", [(40, 56), (264, 272)])  # the second crosses BORDER_FIX_PIXELS at full size
 def test_fused_cpu_kernels_give_the_plain_result(own_model, size):
@@ -138,6 +139,7 @@ class _CountingBackend:
         return graph.forward
 
 
+@pytest.mark.slow
 def test_compilations_are_bounded_by_shape_buckets_and_results_are_exact(own_model):
     backend = _CountingBackend()
     stylizer = adain.Stylizer(own_model, "cpu", "float32", compile={"backend": backend})

@@ -50,11 +50,13 @@ def _tiled_and_whole(stylizer, content, alpha, tile_size=96):
     return tiled, stylizer(content, alpha)
 
 
+@pytest.mark.slow
 def test_an_odd_size_tiled_equals_untiled_and_reports_each_step(model):
     stylizer = adain.Stylizer(model, device="cpu").set_style(_smooth(48, 56, seed=1), style_size=None)
     _assert_same(*_tiled_and_whole(stylizer, _smooth(203, 157, seed=2), 1.0))
 
 
+@pytest.mark.slow
 def test_alpha_and_style_weights_tiled_equal_untiled_and_the_reference(model, reference_models):
     content, styles = _smooth(200, 144, seed=3), [_smooth(48, 48, seed=4), _smooth(48, 48, seed=5) ** 2]
     stylizer = adain.Stylizer(model, device="cpu").set_style(styles, style_size=None, style_weights=[1, 3])
@@ -66,6 +68,7 @@ def test_alpha_and_style_weights_tiled_equal_untiled_and_the_reference(model, re
     assert (ref_to_uint8(tiled).int() - ref_to_uint8(ref[0]).int()).abs().max() <= 2
 
 
+@pytest.mark.slow
 def test_a_mask_tiled_equals_untiled(model):
     mask = torch.zeros(157, 203)
     mask[40:130, 25:110] = 1  # edges cut across tiles and feature cells
@@ -74,6 +77,7 @@ def test_a_mask_tiled_equals_untiled(model):
     _assert_same(*_tiled_and_whole(stylizer, _smooth(157, 203, seed=8), 0.7))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["coral", "luminance"])
 def test_colour_preservation_tiled_equals_untiled(model, mode):
     stylizer = adain.Stylizer(model, device="cpu").set_style(_smooth(48, 56, seed=9) ** 3, style_size=None,
@@ -81,6 +85,7 @@ def test_colour_preservation_tiled_equals_untiled(model, mode):
     _assert_same(*_tiled_and_whole(stylizer, 0.2 + 0.6 * _smooth(181, 150, seed=10), 0.8))
 
 
+@pytest.mark.slow
 def test_an_image_over_max_memory_is_tiled_instead_of_refused(model):
     content, style = _smooth(300, 160, seed=11), _smooth(48, 48, seed=12)
     whole = adain.Stylizer(model, device="cpu").set_style(style, style_size=None)(content)
@@ -92,6 +97,7 @@ def test_an_image_over_max_memory_is_tiled_instead_of_refused(model):
     _assert_same(tiled, whole)
 
 
+@pytest.mark.slow
 def test_files_and_pictures_give_the_untiled_picture(model, tmp_path):
     path = tmp_path / "content.png"
     Image.fromarray((_smooth(150, 190, seed=13).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(path)
@@ -102,6 +108,7 @@ def test_files_and_pictures_give_the_untiled_picture(model, tmp_path):
     assert np.abs(np.asarray(tiled).astype(int) - np.asarray(whole).astype(int)).max() <= 1  # rounding ties
 
 
+@pytest.mark.slow
 def test_a_batch_of_frames_is_tiled_frame_by_frame_with_the_statistics_hook(model):
     frames = torch.stack([_smooth(160, 320, seed=s) for s in (15, 16)])
     style = _smooth(48, 48, seed=17)
@@ -125,6 +132,7 @@ def test_a_batch_of_frames_is_tiled_frame_by_frame_with_the_statistics_hook(mode
     torch.testing.assert_close(*stds, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_video_frames_too_large_to_stylize_whole_are_tiled_with_smoothing(model, tmp_path, monkeypatch):
     tiled_frames = []
     stylize_tiles = tiling.stylize
@@ -162,6 +170,7 @@ def test_moments_merged_part_by_part_equal_calc_mean_std():
     assert Moments().stats(1e-5) is None
 
 
+@pytest.mark.slow
 def test_region_statistics_over_tiles_equal_masked_mean_std_of_the_whole_image(model):
     h, w = 157, 203
     mask = torch.zeros(h, w, dtype=torch.bool)
@@ -182,12 +191,14 @@ def test_region_statistics_over_tiles_equal_masked_mean_std_of_the_whole_image(m
         torch.testing.assert_close(stats[1], expected[1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_overlap_covers_the_measured_receptive_field(model):
     radius = tiling.measure_radius(model)
     assert radius == 67  # structurally: encoder 30 px either side of a feature cell, decoder up to 37
     assert tiling.OVERLAP % padding.MULTIPLE == 0 and radius <= tiling.OVERLAP < radius + padding.MULTIPLE
 
 
+@pytest.mark.slow
 def test_an_overlap_short_of_the_receptive_field_is_not_exact(model, monkeypatch):
     stylizer = adain.Stylizer(model, device="cpu").set_style(_smooth(48, 48, seed=20), style_size=None)
     content = _smooth(203, 157, seed=21)
@@ -258,6 +269,7 @@ def _picture(path, h, w, seed):
     return path
 
 
+@pytest.mark.slow
 def test_cli_tile_size_writes_the_untiled_picture(model, model_dir, tmp_path):
     content, style = _picture(tmp_path / "c.png", 150, 170, 22), _picture(tmp_path / "s.png", 40, 40, 23)
     out = tmp_path / "out.png"
@@ -268,6 +280,7 @@ def test_cli_tile_size_writes_the_untiled_picture(model, model_dir, tmp_path):
     assert np.abs(np.asarray(Image.open(out)).astype(int) - np.asarray(whole).astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_cli_max_pixels_is_one_line_naming_the_file_and_the_flag(model_dir, tmp_path, capsys):
     content, style = _picture(tmp_path / "c.png", 40, 50, 24), _picture(tmp_path / "s.png", 16, 16, 25)
     code = main(["stylize", str(content), str(style), "-o", str(tmp_path / "out.png"), "--weights", str(model_dir),

@@ -53,6 +53,7 @@ def decoder_of(run: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in load_file(str(run / "final" / "model.safetensors")).items() if k.startswith("decoder.")}
 
 
+@pytest.mark.slow
 def test_end_to_end_run_writes_checkpoints_samples_logs_and_a_loadable_final_model(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "4", "--save-every", "2",
@@ -69,6 +70,7 @@ def test_end_to_end_run_writes_checkpoints_samples_logs_and_a_loadable_final_mod
     assert model(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
 
 
+@pytest.mark.slow
 def test_loss_goes_down_when_overfitting_one_pair(tmp_path, legacy_weights):
     # Square pictures resized to the crop size: the very same pair at every step.
     content = write_images(tmp_path / "c", 1, seed=3, size=(64, 64))
@@ -81,6 +83,7 @@ def test_loss_goes_down_when_overfitting_one_pair(tmp_path, legacy_weights):
     assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5])
 
 
+@pytest.mark.slow
 def test_resume_from_halfway_gives_a_bit_identical_decoder(folders, legacy_weights, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert main(args_for(folders, legacy_weights, straight, "--max-iter", "6", "--save-every", "3")) == 0
@@ -99,6 +102,7 @@ def test_a_run_directory_with_checkpoints_is_not_overwritten_without_resume(fold
     assert "--resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used(folders, legacy_weights, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "4", "--save-every", "2")) == 0
@@ -134,6 +138,7 @@ def _wait_for(condition, proc: subprocess.Popen, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_sigkilled_run_resumes_from_its_last_checkpoint(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
     proc = _spawn(args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "3"))
@@ -149,6 +154,7 @@ def test_a_sigkilled_run_resumes_from_its_last_checkpoint(folders, legacy_weight
     assert [int(r["step"]) for r in read_log(run / "log.csv")] == list(range(1, last + 3))
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_process_group_writes_a_checkpoint_and_exits_cleanly(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
     proc = _spawn(args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "100000",
@@ -202,6 +208,7 @@ def test_non_finite_losses_in_a_row_abort_pointing_at_the_weights(folders, legac
         train(config)
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_matches_one_process_with_the_global_batch(folders, legacy_weights, tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert main(args_for(folders, legacy_weights, single, "--max-iter", "3", "--save-every", "3")) == 0

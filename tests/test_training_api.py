@@ -45,6 +45,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 # ---- resume or refuse --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_training_into_a_run_with_checkpoints_leaves_every_file_of_it_byte_identical(folders, legacy_weights,
                                                                                      tmp_path):
     run = tmp_path / "run"
@@ -61,6 +62,7 @@ def test_training_into_a_run_with_checkpoints_leaves_every_file_of_it_byte_ident
                                "resume=True, or choose another out")
 
 
+@pytest.mark.slow
 def test_training_into_a_run_killed_before_its_first_checkpoint_leaves_its_log_and_samples(folders, legacy_weights,
                                                                                           tmp_path, capsys):
     run = tmp_path / "run"
@@ -84,6 +86,7 @@ def test_training_into_a_run_killed_before_its_first_checkpoint_leaves_its_log_a
     assert snapshot(run) == before
 
 
+@pytest.mark.slow
 def test_every_entry_a_run_writes_counts_as_an_earlier_run(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
     train(tiny(folders, legacy_weights, run, max_iter=2, save_every=1, sample_every=1))
@@ -121,6 +124,7 @@ def test_progress_arrives_as_frozen_typed_events(folders, legacy_weights, tmp_pa
     assert BadImageEvent("x: bad").kind == "bad_image"
 
 
+@pytest.mark.slow
 def test_a_callback_returning_true_stops_at_the_end_of_the_step_with_a_checkpoint(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
     config = tiny(folders, legacy_weights, run, max_iter=10, save_every=100, sample_every=0)
@@ -216,6 +220,7 @@ def test_each_field_is_documented_once_in_the_docstring_and_the_flags_help_comes
     assert f"--lr LR {docs['lr'].rstrip('.')} (default: {TrainConfig.lr})" in help_text
 
 
+@pytest.mark.slow
 def test_the_run_config_of_the_cli_layers_defaults_checkpoint_toml_and_flags(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
     train(tiny(folders, legacy_weights, run, max_iter=1, sample_every=0, style_weight=3.0, seed=5, lr=2e-4))

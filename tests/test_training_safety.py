@@ -43,6 +43,7 @@ def error_lines(err: str) -> list[str]:
 # ---- one run per run directory ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_out_is_refused_at_once_naming_the_first_ones_pid(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
     # With a loader worker, forked while the trainer holds the lock.
@@ -90,6 +91,7 @@ with lock_run_dir(sys.argv[1]):
 """
 
 
+@pytest.mark.slow
 def test_a_forked_child_does_not_keep_a_dead_trainers_lock(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run([sys.executable, "-c", _FORK_AND_DIE, str(tmp_path / "run")], cwd=REPO_ROOT, env=env,
@@ -251,6 +253,7 @@ def test_push_credentials_are_checked_before_training(folders, legacy_weights, t
     assert not (run / "log.csv").exists() and not list_checkpoints(run)  # not one step was trained
 
 
+@pytest.mark.slow
 def test_a_push_that_fails_after_training_keeps_the_model_and_says_where(folders, legacy_weights, tmp_path, hub,
                                                                         monkeypatch, capsys):
     hub.add_user("hf_alice", "alice")
@@ -279,6 +282,7 @@ def test_a_push_that_fails_after_training_keeps_the_model_and_says_where(folders
 # ---- a full disk while checkpointing ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_checkpointing_is_one_line_and_the_previous_checkpoint_resumes(folders, legacy_weights,
                                                                                         tmp_path, monkeypatch,
                                                                                         capsys):

@@ -208,6 +208,7 @@ def test_an_interrupt_leaves_a_closed_playable_partial_video(model, style, clip,
     assert set(handlers) == {signal.SIG_DFL}  # the library installs no signal handler
 
 
+@pytest.mark.slow
 def test_a_sigterm_stops_at_the_end_of_the_batch_through_the_callback_as_the_command_line_arranges(
         model, style, clip, tmp_path):
     def progress(p):
@@ -226,6 +227,7 @@ def test_a_sigterm_stops_at_the_end_of_the_batch_through_the_callback_as_the_com
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
 
 
+@pytest.mark.slow
 def test_sigterm_on_the_command_line_prints_how_many_frames_were_written(model_dir, style, tmp_path):
     source = _make_clip(tmp_path / "long.mp4", n=150, audio=False)
     out = tmp_path / "out.mp4"
@@ -275,6 +277,7 @@ def test_an_unreadable_video_is_one_line_naming_the_file(style, tmp_path, capsys
     assert list(tmp_path.glob("*out*")) == [] and list(tmp_path.glob(".out*")) == []
 
 
+@pytest.mark.slow
 def test_a_bad_frame_names_the_file_and_leaves_no_output(model, style, tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -305,6 +308,7 @@ def test_outputs_are_never_clobbered_without_overwrite(model, style, clip, tmp_p
         adain.stylize_video(folder, str(style), folder, overwrite=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_the_command_line_writes_the_video(model, model_dir, style, clip, tmp_path):
     out = tmp_path / "cli.mp4"
     proc = subprocess.run(
@@ -341,6 +345,7 @@ def _flicker(frames: np.ndarray, dx: int, dy: int, keep: np.ndarray) -> float:
     return float(np.abs(a - b)[:, keep[: h - dy, : w - dx]].mean())
 
 
+@pytest.mark.slow
 def test_smoothing_the_statistics_reduces_flicker_from_a_blinking_light(model, style, tmp_path):
     """A still texture with a light blinking in one corner: the per-frame statistics jump with the light
     and the whole stylized frame with them; the moving average damps that far from the light."""
@@ -379,6 +384,7 @@ def test_the_smoother_restarts_at_a_scene_cut_and_matches_plain_adain_there(mode
     assert smoother.cuts == 1
 
 
+@pytest.mark.slow
 def test_content_stats_hook_sees_each_batch_in_order_and_identity_changes_nothing(model, style):
     stylizer = adain.Stylizer(model, "cpu").set_style(str(style), style_size=STYLE_SIZE)
     frames = torch.from_numpy(np.stack([_scene(i) for i in range(3)])).permute(0, 3, 1, 2)

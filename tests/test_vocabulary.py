@@ -60,6 +60,7 @@ def test_old_gatys_keywords_warn_and_mean_the_new_ones(model, old, new, value):
     assert np.array_equal(np.asarray(before), np.asarray(after))
 
 
+@pytest.mark.slow
 def test_stylize_weights_is_a_deprecated_alias_of_style_weights(model):
     c, s1, s2 = _images()
     with pytest.warns(DeprecationWarning, match="style_weights"):

@@ -47,6 +47,7 @@ def test_build_writes_a_loadable_folder_with_its_card(tmp_path, legacy_weights, 
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_publish_uploads_and_verifies_from_the_hub(tmp_path, monkeypatch):
     torch.manual_seed(0)
     folder = adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu4_1")).save_pretrained(tmp_path / "small")
