@@ -34,8 +34,7 @@ from .model import AdaINModel
 from .optimization._api import gatys
 from .inference import Stylizer
 
-__all__ = ["BACKENDS", "COLOR_CHOICES", "DEFAULT_MAX_SIZE", "DemoResult", "DemoRunner", "build_app",
-           "parse_style_weights", "require_gradio"]
+__all__ = ["DemoResult", "DemoRunner", "build_app"]
 
 BACKENDS = ("AdaIN", "Gatys")
 """The backend choices of the page (``adain.stylize`` / ``adain.gatys``)."""

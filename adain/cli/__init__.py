@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from ..errors import AdaINError, OutputExistsError, WeightsError
 from .._version import __version__
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main"]
 
 # Subcommand modules, in the order `adain --help` lists them.
 COMMANDS: tuple[str, ...] = ("stylize", "video", "gatys", "train", "download", "convert", "export", "demo")
