@@ -28,7 +28,7 @@ README_MAX_BYTES = 12 * 1024
 DOCUMENTED_MODULES = ["adain", "adain.methods", "adain.inference", "adain.optimization", "adain.video", "adain.training",
                       "adain.weights", "adain.export", "adain.modeling", "adain.errors", "adain.demo"]
 # Public names whose definitions have no docstring yet: mkdocstrings renders documented objects only.
-UNDOCUMENTED = {"adain.__version__", "adain.video.VideoResult", "adain.demo.DemoResult"}
+UNDOCUMENTED: set[str] = set()
 
 
 @dataclass(frozen=True)
