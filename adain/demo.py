@@ -140,9 +140,10 @@ class DemoRunner:
             alpha: AdaIN's style strength in [0, 1] (Gatys has none and ignores it).
             preserve_color: one of ``COLOR_CHOICES``: ``"none"``, ``"coral"`` or ``"luminance"``.
             backend: one of ``BACKENDS``, ``"AdaIN"`` or ``"Gatys"`` (any letter case).
-            iterations: Gatys's optimisation steps per pyramid scale, a whole number >= 1.
-            max_size: pictures whose shorter side is larger are scaled down to this many pixels; smaller
-                ones keep their size; ``None``: no cap.
+            iterations: Gatys's optimisation steps per pyramid scale, a whole number >= 1; default 100 (the
+                library's 300 is long on a CPU).
+            max_size: pictures whose shorter side is larger are scaled down to this many pixels (default
+                ``DEFAULT_MAX_SIZE``, 512); smaller ones keep their size; ``None``: no cap.
             progress: ``None``, or ``progress(fraction, text)``, called as the run advances (every step with
                 Gatys), ``fraction`` in [0, 1].
 

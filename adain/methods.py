@@ -64,9 +64,10 @@ def stylize(
             no alpha: it must be 1 there (use ``style_weight``).
         model: an [``AdaINModel``][adain.AdaINModel]; ``None``: ``adain.load_pretrained()`` (downloaded on first
             use). Load one once and pass it to every call.
-        content_size: new shorter side of the content in pixels (aspect kept); ``None`` keeps its size.
-        style_size: new shorter side of each style image in pixels; ``None`` keeps its size (``"gatys"``: the
-            style is sized by ``style_scale`` instead).
+        content_size: new shorter side of the content in pixels (aspect kept), default 512 (the reference's);
+            ``None`` keeps its size.
+        style_size: new shorter side of each style image in pixels, default 512; ``None`` keeps its size
+            (``"gatys"``: the style is sized by ``style_scale`` instead).
         crop: take the centre square of content and style (after resizing).
         preserve_color: ``None`` or ``False``: the style's colours; ``"coral"`` (or ``True``; the reference's
             CORAL) recolours the style to the content first; ``"luminance"`` transfers style to the

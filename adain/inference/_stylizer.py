@@ -145,7 +145,8 @@ class Stylizer:
             style: one image (a path, ``PIL.Image``, HxWxC numpy array (uint8, uint16, or float in [0, 1]) or
                 CxHxW tensor in [0, 1]), or a list of them: a blend (``style_weights``), or two styles placed by
                 ``mask``.
-            style_size: new shorter side of each style image in pixels (aspect kept); ``None`` keeps its size.
+            style_size: new shorter side of each style image in pixels (aspect kept), default 512; ``None`` keeps
+                its size.
             crop: take the centre square of each style image (after resizing).
             style_weights: one non-negative weight per style for the blend, normalised to sum 1; ``None``:
                 equal weights.

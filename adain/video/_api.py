@@ -100,22 +100,21 @@ def stylize_video(
             rotation and colour tags), or a folder, which receives ``frame_000001.png``, ``frame_000002.png``...
         alpha: style strength in [0, 1], as in ``adain.stylize``.
         model: an [``AdaINModel``][adain.AdaINModel]; ``None``: ``adain.load_pretrained()``.
-        style_size: new shorter side of each style image in pixels; ``None`` keeps its size. Frames keep
-            their size.
+        style_size: new shorter side of each style image in pixels, default 512; ``None`` keeps its size.
+            Frames keep their size.
         style_weights: blend weights, one non-negative number per style, normalised to sum 1; ``None``: equal.
         preserve_color: ``None``/``False``, ``"coral"`` (or ``True``) or ``"luminance"``, as in
             ``adain.stylize``; either colour mode re-encodes the style for every frame.
         smoothing: decay in [0, 1) of a moving average of the content statistics over frames, which removes
             flicker from jumping statistics; 0 turns it off (each frame its own statistics, as
-            ``adain.stylize``). Restarted at scene cuts. Default 0.5.
+            ``adain.stylize``). Restarted at scene cuts.
         cut_threshold: a scene cut, where smoothing restarts, is a frame whose colour histogram differs from
             the previous frame's by more than this, in (0, 1] (0: the same colours, 1: none in common).
-            Default 0.3.
         fps: frame rate of a folder of frames, in (0, 1000]; ``None``: 25. A video file keeps its own
             timestamps (giving ``fps`` for one is refused).
         crf: H.264 quality, an integer in [0, 51]: 0 is lossless, lower is better; the default, 18, is visually
             lossless for most content.
-        audio: copy the input's audio streams unchanged (never re-encoded). Default ``True``.
+        audio: copy the input's audio streams unchanged (never re-encoded).
         overwrite: replace an existing output (else ``OutputExistsError``; a folder holding ``frame_*.png``
             files counts as existing); the output may never be the input (``OutputIsInputError``, even with
             ``overwrite``).
