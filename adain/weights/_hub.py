@@ -283,8 +283,8 @@ def push_to_hub(
         private: create the repository private; ``None``: the Hub's default (public). An existing
             repository keeps its visibility.
         token: a Hugging Face access token; ``None``: the stored one (``HF_TOKEN`` or ``huggingface-cli login``).
-        model_card: README text for a model object; ``None``: the generated card. A folder is published
-            with its own ``README.md``.
+        model_card: the model card (``README.md``) text for a model object; ``None``: the generated card. A
+            folder is published with its own ``README.md``.
         verify: download ``config.json`` and ``model.safetensors`` back from the new commit and check that they
             are byte for byte what was uploaded (``WeightsError`` if not).
 
