@@ -105,6 +105,9 @@ class DemoRunner:
         model: an ``AdaINModel``, or a function returning one, called on the first run (so a Space starts
             even when its weights cannot be fetched, and the page shows why).
         output_dir: where result PNGs are written; default a private temporary folder.
+
+    Attributes:
+        output_dir: the folder result PNGs are written to (only the newest 32 results are kept).
     """
 
     def __init__(self, model: ModelSource, *, output_dir: str | Path | None = None) -> None:
