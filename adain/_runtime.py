@@ -87,7 +87,7 @@ def cpu_native_bf16(flags: frozenset[str] | None = None) -> bool:
 
     ``flags``: CPU feature flags to decide from (default: this machine's ``/proc/cpuinfo``). The
     environment variable ``ADAIN_CPU_BF16`` (``0``/``1``) overrides the detection when set.
-    bf16 output measured against float32 on calibrated random weights: see README "Speed".
+    bf16 output measured against float32 on calibrated random weights: see docs/guides/speed.md.
     """
     forced = os.environ.get("ADAIN_CPU_BF16", "").strip()
     if forced in ("0", "1"):

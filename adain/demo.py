@@ -77,6 +77,14 @@ def parse_style_weights(text: str | None) -> list[float] | None:
 
 @dataclass(frozen=True)
 class DemoResult:
+    """What one press of the Run button gives ([``DemoRunner.run``][adain.demo.DemoRunner.run]).
+
+    Attributes:
+        image: the stylized RGB picture, exactly the content's size after the size cap.
+        path: the same picture as a PNG file in the runner's ``output_dir``, for the download button.
+        summary: one line for the page: backend, size, settings and seconds taken.
+    """
+
     image: Image.Image  # the stylized picture, exactly the (capped) content size
     path: Path  # the same picture as a PNG file, for the download button
     summary: str  # one line for the page: backend, size, settings, time
@@ -96,6 +104,9 @@ class DemoRunner:
         model: an ``AdaINModel``, or a function returning one, called on the first run (so a Space starts
             even when its weights cannot be fetched, and the page shows why).
         output_dir: where result PNGs are written; default a private temporary folder.
+
+    Attributes:
+        output_dir: the folder result PNGs are written to (only the newest 32 results are kept).
     """
 
     def __init__(self, model: ModelSource, *, output_dir: str | Path | None = None) -> None:
@@ -122,9 +133,24 @@ class DemoRunner:
             max_size: int | None = DEFAULT_MAX_SIZE, progress: Progress | None = None) -> DemoResult:
         """One press of the Run button. Raises ``AdaINError`` (or ``OSError``) with a one-line message.
 
-        ``alpha`` is AdaIN's (Gatys has none and ignores it), ``iterations`` Gatys's steps per scale;
-        ``max_size`` caps the shorter side of larger pictures (``None``: no cap); ``progress(fraction, text)``
-        is called as the run advances (every step with Gatys).
+        Arguments:
+            content: the content picture: a Gradio file payload (``FileData`` dict or object, possibly a
+                webcam's ``data:`` URL) or a path.
+            styles: one style payload or path, or a list of them.
+            style_weights: blend weights as text, one number per style separated by commas or spaces
+                (``"1, 3"``); ``None`` or empty: equal.
+            alpha: AdaIN's style strength in [0, 1] (Gatys has none and ignores it).
+            preserve_color: one of ``COLOR_CHOICES``: ``"none"``, ``"coral"`` or ``"luminance"``.
+            backend: one of ``BACKENDS``, ``"AdaIN"`` or ``"Gatys"`` (any letter case).
+            iterations: Gatys's optimisation steps per pyramid scale, a whole number >= 1; default 100 (the
+                library's 300 is long on a CPU).
+            max_size: pictures whose shorter side is larger are scaled down to this many pixels (default
+                ``DEFAULT_MAX_SIZE``, 512); smaller ones keep their size; ``None``: no cap.
+            progress: ``None``, or ``progress(fraction, text)``, called as the run advances (every step with
+                Gatys), ``fraction`` in [0, 1].
+
+        Returns:
+            The [``DemoResult``][adain.demo.DemoResult]: the picture, its PNG file and a one-line summary.
         """
         start = time.perf_counter()
         backend = _backend(backend)
@@ -244,11 +270,21 @@ AdaIN takes a fraction of a second; Gatys optimises the picture (slow on a CPU, 
 def build_app(model: ModelSource, *, title: str = "adain: style transfer", output_dir: str | Path | None = None):
     """The demo page as a ``gr.Blocks`` (not launched): ``app.launch(server_name=..., server_port=...)``.
 
-    Arguments:
-        model: an ``AdaINModel``, or a function returning one (called on the first run).
-        output_dir: where result PNGs are written (default: a private temporary folder).
     The Run button is also an API endpoint, ``/stylize`` (``gradio_client``: content file, list of style
-    files, weights text, alpha, colour, backend, iterations, size cap -> image, PNG file, summary).
+    files, weights text, alpha, colour, backend, iterations, size cap -> image, PNG file, summary). Needs the
+    ``demo`` extra (``pip install 'adain[demo]'``). Guide: [the web demo](../guides/export-and-demo.md#the-web-demo).
+
+    Arguments:
+        model: an [``AdaINModel``][adain.AdaINModel], or a function returning one (called on the first run,
+            so that a page starts even when its weights cannot be fetched, and shows why).
+        title: the browser tab's title.
+        output_dir: where result PNGs are written (default: a private temporary folder).
+
+    Returns:
+        The ``gradio.Blocks`` app.
+
+    Raises:
+        InputError: Gradio is not installed (the message says how to install it).
     """
     gr = require_gradio()
     runner = DemoRunner(model, output_dir=output_dir)

@@ -52,31 +52,61 @@ def stylize(
 ):
     """Stylize one image in one call.
 
+    Every argument and every input image is checked (files: their headers) before weights are loaded, let
+    alone downloaded; a bad one raises ``InputError`` (``ImageReadError`` for files) naming it. Guide:
+    [Stylize and Stylizer](../guides/stylize.md).
+
     Arguments:
-        content: a path, ``PIL.Image``, HxWxC numpy array (uint8, or float in [0, 1]) or CxHxW /
-            1xCxHxW tensor in [0, 1].
-        style: the same kinds, or a list of them (interpolation, or two styles with ``mask``).
-        alpha: style strength in [0, 1].
-        model: an ``AdaINModel``; default ``adain.load_pretrained()``.
-        content_size, style_size: new shorter side (aspect kept); ``None`` keeps the size.
-        crop: centre square crop of content and style.
-        preserve_color: ``None``/``False``, ``"coral"`` (or ``True``; the reference's CORAL) or
-            ``"luminance"``.
-        style_weights: interpolation weights, one per style, normalised to sum 1 (default equal).
-        mask: two styles only: foreground where the mask's luma >= 0.5 gets the first style.
-        device: default CUDA when available, else CPU. dtype: see ``Stylizer``.
+        content: a path, ``PIL.Image``, HxWxC numpy array (uint8, uint16, or float in [0, 1]) or CxHxW /
+            1xCxHxW tensor in [0, 1]. Transparency is composited onto white; EXIF orientation is applied.
+        style: the same kinds, or a list of them (a blend with ``style_weights``, or two styles with ``mask``).
+        alpha: style strength in [0, 1]: 1 is full style, 0 the content through the decoder. ``"gatys"`` has
+            no alpha: it must be 1 there (use ``style_weight``).
+        model: an [``AdaINModel``][adain.AdaINModel]; ``None``: ``adain.load_pretrained()`` (downloaded on first
+            use). Load one once and pass it to every call.
+        content_size: new shorter side of the content in pixels (aspect kept), default 512 (the reference's);
+            ``None`` keeps its size.
+        style_size: new shorter side of each style image in pixels, default 512; ``None`` keeps its size
+            (``"gatys"``: the style is sized by ``style_scale`` instead).
+        crop: take the centre square of content and style (after resizing).
+        preserve_color: ``None`` or ``False``: the style's colours; ``"coral"`` (or ``True``; the reference's
+            CORAL) recolours the style to the content first; ``"luminance"`` transfers style to the
+            luminance only and keeps the content's chroma.
+        style_weights: blend weights, one non-negative number per style, normalised to sum 1; ``None``: equal.
+        mask: two styles only: an image (the same kinds as ``content``, with the content's aspect ratio, any
+            resolution); the first style goes where its luma is >= 0.5, the second elsewhere. See
+            [masks and colour](../guides/masks-and-colour.md).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``... or a ``torch.device``, one this machine has;
+            ``None``: CUDA when available, else CPU.
+        dtype: compute dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` (CUDA; not with ``"gatys"``) or a
+            ``torch.dtype``; ``None``: bfloat16 on a CUDA device that supports it and on a CPU with native bf16,
+            float32 elsewhere. Feature statistics are always float32.
         method: ``"adain"`` (a trained decoder, milliseconds) or ``"gatys"`` (image optimisation,
-            ``adain.gatys``; seconds to minutes, reference quality on a GPU). With ``"gatys"``, ``alpha``
-            must be 1 (use ``style_weight``), and any further keyword is a ``adain.gatys`` option.
-        max_memory: bytes the call may use (default 80% of the free memory); see ``adain._runtime``. A larger
-            image is stylized in overlapping tiles, with the same result: see ``Stylizer.__call__``.
-        tile_size: ``None`` tiles only when needed; an integer: tiles of about that many output pixels a side.
-        max_pixels: image files with more pixels are refused (decompression bombs); 12000x12000 passes.
-        callback: progress: a ``TileProgress`` after each step of a tiled image (``"gatys"``: a ``GatysProgress``).
+            [``adain.gatys``][adain.gatys]; seconds to minutes on a GPU, the quality reference); ``METHODS``
+            lists them. With ``"gatys"`` any further keyword is an ``adain.gatys`` option.
+        max_memory: bytes the call may use; ``None``: 80% of the memory free on the device. With ``"adain"``,
+            a larger image is stylized in overlapping tiles with the same result
+            ([huge images](../guides/tiling.md)); with ``"gatys"`` see its ``on_oom``.
+        tile_size: ``"adain"`` only. ``None`` tiles only when needed; an integer: tiles owning about that many
+            output pixels a side.
+        max_pixels: ``"adain"`` only. Image files with more pixels are refused before decoding (decompression
+            bombs); the default, 178956970 (Pillow's threshold), lets a 12000x12000 photo through.
+        callback: progress: ``"adain"`` calls it with a [``TileProgress``][adain.TileProgress] after each batch
+            of tiles of a tiled image; ``"gatys"`` with a [``GatysProgress``][adain.GatysProgress] after every
+            step (returning ``True`` stops it early).
         output_type: ``"pil"`` (an RGB ``PIL.Image``), ``"np"`` (an ``H x W x 3`` uint8 array) or ``"pt"`` (a
-            ``3 x H x W`` float32 tensor in [0, 1]).
+            ``3 x H x W`` float32 tensor in [0, 1]; with ``"adain"`` on a content tensor's own device, else on
+            the CPU).
+        **gatys_options: ``"gatys"`` only: options of [``adain.gatys``][adain.gatys] (``iterations``,
+            ``style_weight``, ...; every one is a field of
+            [``GatysOptions``][adain.optimization.GatysOptions]). Refused with ``"adain"``.
+
     Returns:
         The stylized image, of exactly the (resized, cropped) content size, as ``output_type`` says.
+
+    Raises:
+        InputError: an argument or image that cannot be used (``ImageReadError`` for an unreadable file),
+            raised before any weights are loaded.
     """
     if method not in METHODS:
         raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")

@@ -41,7 +41,17 @@ class AdaINModel(nn.Module):
     """A VGG-19 encoder, the AdaIN layer and a decoder.
 
     Tensor in, tensor out: inputs are ``(N, 3, H, W)`` RGB in [0, 1] with ``H`` and ``W`` multiples of 8
-    (``adain.Stylizer`` pads arbitrary sizes); outputs are unclamped, about [0, 1].
+    (``adain.Stylizer`` pads arbitrary sizes); outputs are unclamped, about [0, 1]. ``AdaINModel()`` has random
+    weights: get a trained one from [``load_pretrained``][adain.load_pretrained], ``from_pretrained`` or a
+    legacy converter (``from_original``, ``from_torch7``). Guide: [weights and the Hub](../guides/weights.md).
+
+    Arguments:
+        config: the architecture's free parameters; ``None``: ``ModelConfig()`` (the encoder to relu5_1).
+
+    Attributes:
+        config: the [``ModelConfig``][adain.ModelConfig], saved as ``config.json`` beside the weights.
+        encoder: the [``VGGEncoder``][adain.modeling.VGGEncoder], up to ``config.encoder_last_layer``.
+        decoder: the [``Decoder``][adain.modeling.Decoder].
     """
 
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -67,6 +77,10 @@ class AdaINModel(nn.Module):
     def export_onnx(self, path: str | os.PathLike, *, overwrite: bool = False) -> Any:
         """Deprecated: ``adain.export.export_onnx(model, path)``, which this calls (with a ``DeprecationWarning``).
 
+        Arguments:
+            path: the content graph's file name, ending in ``.onnx``, as in ``export_onnx``.
+            overwrite: replace existing files, as in ``export_onnx``.
+
         Returns:
             The ``adain.export.ONNXFiles`` written.
         """
@@ -80,7 +94,16 @@ class AdaINModel(nn.Module):
 
     @classmethod
     def from_state(cls, config: ModelConfig, state: Mapping[str, Tensor], source: str = "state dict") -> AdaINModel:
-        """A model (eval mode) with ``state``, checked strictly against ``config``'s keys and shapes."""
+        """A model (eval mode) with ``state``, checked strictly against ``config``'s keys and shapes.
+
+        Arguments:
+            config: the architecture.
+            state: a state dict with exactly the keys and shapes ``AdaINModel(config)`` has.
+            source: how ``state`` is named in error messages (e.g. its file).
+
+        Raises:
+            CorruptWeightsError: a missing, unexpected or misshapen key, or a non-finite value.
+        """
         weights_format.check_state_dict(dict(state), weights_format.expected_state(config), source)
         model = cls(config)
         model.load_state_dict(state, strict=True)
@@ -92,7 +115,15 @@ class AdaINModel(nn.Module):
         """Write ``config.json``, ``model.safetensors`` and ``README.md`` (a model card) to ``directory``.
 
         Each file is written to a temporary name and renamed, so an interrupted save never leaves a
-        half-written file under a real name. Returns the directory.
+        half-written file under a real name. ``load_pretrained(directory)`` loads it back, and
+        [``push_to_hub``][adain.weights.push_to_hub] publishes it.
+
+        Arguments:
+            directory: the folder to write (created if needed).
+            model_card: the ``README.md`` text; ``None``: a card generated from the config.
+
+        Returns:
+            The directory.
         """
         return weights_format.save_model_dir(self.config, self.state_dict(), directory, card=model_card)
 
@@ -110,13 +141,26 @@ class AdaINModel(nn.Module):
 
         Read with ``torch.load(weights_only=True)`` (no code can run), keys, shapes and the VGG
         fingerprint checked strictly; the encoder is kept up to relu5_1.
+
+        Arguments:
+            vgg_path: the normalised VGG-19 file, ``vgg_normalised.pth``.
+            decoder_path: the decoder file, e.g. ``decoder.pth``.
         """
         return cls.from_state(*load_reference_port(vgg_path, decoder_path), f"{vgg_path} + {decoder_path}")
 
     @classmethod
     def from_torch7(cls, vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *,
                     description: str = "") -> AdaINModel:
-        """Build a model from the original Torch7 release (``vgg_normalised.t7`` + a decoder ``.t7``)."""
+        """Build a model from the original Torch7 release (``vgg_normalised.t7`` + a decoder ``.t7``).
+
+        The files are parsed, never executed; the encoder is kept to relu5_1 when the file reaches it, else to
+        relu4_1 (enough for AdaIN alone), and the VGG fingerprint is checked.
+
+        Arguments:
+            vgg_path: the normalised VGG-19 file, ``vgg_normalised.t7``.
+            decoder_path: the decoder file, e.g. ``decoder.t7``.
+            description: free text for ``ModelConfig.description`` (carried into the model card).
+        """
         config, state = load_torch7(vgg_path, decoder_path, description=description)
         return cls.from_state(config, state, f"{vgg_path} + {decoder_path}")
 
@@ -124,8 +168,10 @@ class AdaINModel(nn.Module):
     def from_torchvision(cls, state: Mapping[str, Tensor] | None = None, *, seed: int = 0) -> AdaINModel:
         """torchvision's ImageNet VGG-19 encoder with an *untrained* decoder (seeded): for training only.
 
-        ``state``: a torchvision ``vgg19`` state dict; ``None`` downloads ``IMAGENET1K_V1`` through
-        torchvision's cache.
+        Arguments:
+            state: a torchvision ``vgg19`` state dict; ``None`` downloads ``IMAGENET1K_V1`` through
+                torchvision's cache (needs the ``torchvision`` extra).
+            seed: seeds the decoder's random initialisation (the same seed, the same decoder).
         """
         return cls.from_state(*model_from_torchvision(state, seed=seed), "torchvision VGG-19")
 
@@ -140,18 +186,28 @@ def load_pretrained(
 ) -> AdaINModel:
     """Load an ``AdaINModel`` (eval mode, CPU, float32).
 
+    Named weights are downloaded once, checked (sha256 and fingerprint), converted and cached; see
+    [weights and the Hub](../guides/weights.md).
+
     Arguments:
         name: one of ``adain.list_pretrained()`` (or ``"default"``); a local directory written by
             ``save_pretrained``; or a Hub repo id ``"user/name"``, optionally ``"hf-hub:user/name@rev"``.
             An existing directory wins over a repo id of the same spelling.
         revision: Hub branch, tag or commit (also overrides the revision of a named entry's Hub sources).
-        cache_dir: cache root for named weights; Hub files go to ``cache_dir/hub`` (default: the
-            Hugging Face cache).
+        cache_dir: cache root for named weights, and Hub files go to ``cache_dir/hub``; ``None``: named
+            weights in ``$ADAIN_CACHE``, else ``$XDG_CACHE_HOME/adain``, else ``~/.cache/adain``, and Hub files
+            in the Hugging Face cache.
         local_files_only: never touch the network (as does ``HF_HUB_OFFLINE=1``).
-        progress: called with ``DownloadProgress`` while files download.
+        progress: ``None``, or a function called with a [``DownloadProgress``][adain.weights.DownloadProgress]
+            as the bytes of each file arrive (the library draws no bar).
+
+    Returns:
+        The model, in eval mode, on the CPU, in float32.
+
     Raises:
-        WeightsOfflineError: offline and not cached. WeightsNotFoundError: no source worked (the message
-        lists each one and where to put the files by hand). CorruptWeightsError: files failed a check.
+        WeightsOfflineError: offline (``local_files_only`` or ``HF_HUB_OFFLINE=1``) and not cached.
+        WeightsNotFoundError: no source worked; the message lists each one and where to put the files by hand.
+        CorruptWeightsError: files failed a check (checksum, keys, shapes, fingerprint).
         InputError: ``name`` is a file or a training run, not a model folder (the message says what to pass).
     """
     config, state = load_pretrained_state(name, revision=revision, cache_dir=cache_dir,

@@ -8,6 +8,7 @@ object inventory (``objects.inv``, the Sphinx inventory format: four header line
 
 from __future__ import annotations
 
+import html
 import importlib
 import importlib.util
 import os
@@ -28,7 +29,7 @@ README_MAX_BYTES = 12 * 1024
 DOCUMENTED_MODULES = ["adain", "adain.methods", "adain.inference", "adain.optimization", "adain.video", "adain.training",
                       "adain.weights", "adain.export", "adain.modeling", "adain.errors", "adain.demo"]
 # Public names whose definitions have no docstring yet: mkdocstrings renders documented objects only.
-UNDOCUMENTED = {"adain.__version__", "adain.video.VideoResult", "adain.demo.DemoResult"}
+UNDOCUMENTED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,73 @@ def test_rendered_api_pages_have_no_private_anchor(site):
     for page in pages:
         anchors = re.findall(r'id="(adain[^"]*)"', page.read_text(encoding="utf-8"))
         assert not [a for a in anchors if is_private(a)], page
+
+
+def _visible_text(html_page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", html_page))
+
+
+def test_rendered_docstrings_name_no_internal_module(site):
+    """Public docstrings say what the user needs, or link public names and guides: no ``adain._runtime``,
+    ``adain.inference._tiling``, bare ``_options``, nor the README sections and DESIGN.md of the first layout."""
+    for page in sorted((site.folder / "api").glob("*/index.html")):
+        source = page.read_text(encoding="utf-8")
+        text = _visible_text(source)
+        assert not re.findall(r"\badain(?:\.\w+)*\._[a-z]\w*", text), page
+        assert not re.findall(r"<code>_[a-z]\w*</code>", source), page
+        assert not re.findall(r"DESIGN\.md|\bthe README\b(?!\.md)|README's", text), page
+
+
+def test_rendered_docstring_sections_are_parsed(site):
+    """A Google-style section griffe did not recognise (e.g. ``Returns:`` with no blank line before it, or a
+    reStructuredText ``Usage::``) is rendered as a plain paragraph starting with its title."""
+    for page in sorted((site.folder / "api").glob("*/index.html")):
+        raw = re.findall(r"<p>(Arguments|Args|Parameters|Returns|Raises|Attributes|Examples|Yields|Usage):",
+                         page.read_text(encoding="utf-8"))
+        assert not raw, f"{page}: sections rendered as text: {raw}"
+
+
+def _public_objects(griffe):
+    """Every object the API pages render: the ``__all__`` names of the documented modules and the public
+    members of their classes, as griffe (mkdocstrings' loader) reads them."""
+    package = griffe.load("adain", search_paths=[str(REPO_ROOT)], docstring_parser="google")
+    seen: dict[str, object] = {}
+
+    def visit(obj) -> None:
+        obj = obj.final_target if obj.is_alias else obj
+        if obj.path in seen:
+            return
+        seen[obj.path] = obj
+        if obj.is_class:
+            for name, member in obj.members.items():
+                if not name.startswith("_") or name == "__call__":
+                    visit(member)
+
+    for module_name in DOCUMENTED_MODULES:
+        module = package if module_name == "adain" else package[module_name.removeprefix("adain.")]
+        for name in importlib.import_module(module_name).__all__:
+            visit(module[name])
+    return seen.values()
+
+
+def test_documented_parameters_and_fields_are_complete():
+    """The Arguments/Attributes sections are the options reference: a docstring that documents parameters
+    documents each one (one entry per parameter), and a public dataclass documents each field."""
+    griffe = pytest.importorskip("griffe", reason="the documentation needs the docs extra")
+    missing = []
+    for obj in _public_objects(griffe):
+        sections = obj.docstring.parse(griffe.Parser.google) if obj.docstring else []
+        documented = {item.name.lstrip("*") for section in sections
+                      if section.kind.value in ("parameters", "attributes") for item in section.value}
+        function = obj if obj.is_function else obj.members.get("__init__") if obj.is_class else None
+        if function is not None and not function.is_alias and any(s.kind.value == "parameters" for s in sections):
+            names = {p.name for p in function.parameters} - {"self", "cls"}
+            missing += [f"{obj.path}({name})" for name in sorted(names - documented)]
+        if obj.is_class and "dataclass" in obj.labels:
+            fields = {name for name, m in obj.members.items() if not m.is_alias and m.is_attribute
+                      and not name.startswith("_") and "property" not in m.labels and m.annotation is not None}
+            missing += [f"{obj.path}.{name}" for name in sorted(fields - documented)]
+    assert not missing, f"undocumented parameters or fields: {missing}"
 
 
 def test_names_waiting_for_other_branches_are_switched_on_once_they_exist():

@@ -1,7 +1,8 @@
 """Export to ONNX: two graphs (style -> statistics, content + statistics -> image) and a JSON sidecar.
 
 ``adain.export.export_onnx(model, "out/adain.onnx")`` writes ``out/adain.onnx``, ``out/adain.style.onnx``
-and ``out/adain.json``; it needs the extra: ``pip install 'adain[export]'``.
+and ``out/adain.json``; it needs the extra: ``pip install 'adain[export]'``. Guide:
+[export](../guides/export-and-demo.md).
 """
 
 from .. import model as _model

@@ -59,7 +59,13 @@ STYLE_OUTPUTS = ("style_mean", "style_std")
 
 @dataclass(frozen=True)
 class ONNXFiles:
-    """What ``export_onnx`` writes: the content graph, the style graph and the JSON sidecar."""
+    """What [``export_onnx``][adain.export.export_onnx] writes; iterating gives the three paths in this order.
+
+    Attributes:
+        content: the content graph, ``<stem>.onnx``: content image, style statistics and alpha -> image.
+        style: the style graph, ``<stem>.style.onnx``: style images -> their statistics.
+        sidecar: the JSON sidecar, ``<stem>.json``: inputs, outputs, padding rule, opset, version, sha256s.
+    """
 
     content: Path
     style: Path
@@ -130,24 +136,37 @@ def check_outputs(files: Iterable[Path], *, overwrite: bool = False, inputs: Ite
 
 def export_onnx(model: AdaINModel, path: str | os.PathLike, *, overwrite: bool = False,
                 inputs: Iterable[str | os.PathLike] = ()) -> ONNXFiles:
-    """Write ``model`` as the two ONNX graphs and the sidecar described above (float32, CPU copies; the
-    model itself is untouched).
+    """Write ``model`` as two ONNX graphs and a JSON sidecar (float32, CPU copies; the model itself is untouched).
 
-    Nothing is written under a real name until both graphs have been exported, loaded in onnxruntime
-    and found to match PyTorch on a test input (within ``TOLERANCE``).
+    For ``path="out/adain.onnx"``:
+
+    - ``out/adain.onnx``, the content graph: ``content`` ``(N, 3, H, W)`` float32 in [0, 1], ``H`` and ``W``
+      multiples of 8, at least 16; ``style_mean``, ``style_std`` ``(N or 1, 512, 1, 1)``; ``alpha`` ``(1,)``
+      -> ``image`` ``(N, 3, H, W)`` clamped to [0, 1];
+    - ``out/adain.style.onnx``, the style graph: ``style`` ``(S, 3, h, w)``, sides at least 9 ->
+      ``style_mean``, ``style_std`` ``(S, 512, 1, 1)``;
+    - ``out/adain.json``, the sidecar: the inputs and outputs, the padding rule, the opset (18), the package
+      version and each graph's sha256.
+
+    Batch, height and width are dynamic. Nothing is written under a real name until both graphs have been
+    exported, loaded in onnxruntime and found to match PyTorch on a test input (within 1e-3). Needs the
+    ``export`` extra: ``pip install 'adain[export]'``. Guide: [export](../guides/export-and-demo.md).
 
     Arguments:
-        model: the ``AdaINModel`` to export.
+        model: the [``AdaINModel``][adain.AdaINModel] to export.
         path: the content graph's file name, ending in ``.onnx``; the style graph (``<stem>.style.onnx``)
             and the sidecar (``<stem>.json``) are written beside it.
         overwrite: replace existing files (else ``OutputExistsError`` before any work).
         inputs: files or folders the outputs may never be, even with ``overwrite`` (e.g. the folder the
             weights were read from; ``OutputIsInputError``).
+
     Returns:
-        The ``ONNXFiles`` written.
+        The [``ONNXFiles``][adain.export.ONNXFiles] written.
+
     Raises:
-        OutputExistsError, OutputIsInputError: see ``overwrite`` and ``inputs``; raised before any work.
-        InputError: a bad output name or a missing extra (``pip install 'adain[export]'``).
+        OutputExistsError: an output exists and ``overwrite`` is ``False``; raised before any work.
+        OutputIsInputError: an output is one of ``inputs``; raised before any work.
+        InputError: a bad output name, or the ``export`` extra is missing (the message says what to install).
         RuntimeError: export or the onnxruntime check failed (naming the file).
     """
     files = output_paths(path)

@@ -1,6 +1,7 @@
 """Inference: the tensor-level ``Engine`` (a prepared model on a device, in a dtype, within a memory budget) and
 the immutable ``Style`` it makes; the ``Stylizer`` (an engine with a style set, for images of every kind); the
-exact tiling of images too large for the budget, and its ``TileProgress``."""
+exact tiling of images too large for the budget, and its ``TileProgress``. Guides:
+[Stylize and Stylizer](../guides/stylize.md), [huge images](../guides/tiling.md)."""
 
 from ._engine import Engine as Engine
 from ._stylizer import Stylizer as Stylizer

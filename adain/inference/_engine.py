@@ -47,20 +47,34 @@ CPU_BATCH_PIXELS = 2**20
 class Engine:
     """An ``AdaINModel`` prepared to run on one device in one compute dtype, within a memory budget.
 
+    The tensor-level stage under the [``Stylizer``][adain.Stylizer], for building pipelines on tensors: it
+    takes resolved values, checks no argument, reads no file and knows no PIL. ``style`` encodes style images
+    once into an immutable [``Style``][adain.inference.Style]; ``run`` stylizes a batch with it, choosing
+    forward passes or tiles from the budget; ``encode``, ``style_stats`` and ``render`` are the steps it is
+    made of.
+
     Arguments:
-        model: an ``AdaINModel``, never modified: the copy that runs is prepared once per model and setting
-            and shared while the model is unchanged (``adain.inference._prepared``).
-        device: where it runs, resolved (``torch.device("cpu")``, ``torch.device("cuda", 0)``...).
+        model: an [``AdaINModel``][adain.AdaINModel], never modified: the copy that runs is prepared once per
+            model and setting and shared while the model's weights are unchanged.
+        device: where it runs, resolved: a ``torch.device`` (``torch.device("cpu")``,
+            ``torch.device("cuda", 0)``...).
         dtype: compute dtype of the convolutions (``torch.float32``, ``torch.bfloat16``, ``torch.float16``);
             feature statistics are float32 whatever it is.
         max_memory: bytes one call may use for activations; ``None``: 80% of the memory free on the device at
-            each call (``adain._runtime.memory_budget``), no limit where the platform cannot tell.
-        compile: ``torch.compile`` keyword arguments (``adain.inference._prepared.compile_options``) or ``None``.
+            each call, no limit where the platform cannot tell.
+        compile: ``None`` (not compiled), or the keyword arguments of ``torch.compile`` for the encoder and
+            decoder (e.g. ``{"mode": "max-autotune"}``); graphs are compiled once per shape bucket.
 
     Attributes:
         model: the prepared model (``encode``/``decode``); shared, so treat it as read-only.
-        device, dtype, max_memory: as given. eps: the model's variance epsilon.
-        compile_stats: the compilations so far (``CompileStats``, shared by the model) when compiled, else ``None``.
+        device: the ``torch.device``, as given.
+        dtype: the compute ``torch.dtype``, as given.
+        max_memory: the budget in bytes, as given (``None``: 80% of the free memory at each call); may be
+            changed.
+        eps: the model's variance epsilon (``ModelConfig.eps``).
+        compile_stats: when compiled, the compilations so far, shared by every engine of the model and setting
+            (``compiles``: ``(graph, input shape, seconds)`` per shape bucket; ``count``, ``seconds``); else
+            ``None``.
     """
 
     def __init__(self, model: AdaINModel, device: torch.device, dtype: torch.dtype, *, max_memory: int | None = None,
@@ -77,14 +91,16 @@ class Engine:
 
     @torch.inference_mode()
     def encode(self, x: Tensor) -> Tensor:
-        """``(N, 3, H, W)`` float in [0, 1] on the device, sides the encoder takes (content: ``padded_side``)
-        -> ``(N, 512, ceil(H/8), ceil(W/8))`` relu4_1 features in the compute dtype."""
+        """``(N, 3, H, W)`` float in [0, 1] on the device -> ``(N, 512, ceil(H/8), ceil(W/8))`` relu4_1 features
+        in the compute dtype. ``H`` and ``W`` must be sides the encoder takes (a content image is padded to a
+        multiple of 8, at least 16, first; ``render`` does that)."""
         return self.model.encode(x.to(self.dtype).contiguous(memory_format=self.memory_format))
 
     @torch.inference_mode()
     def feature_stats(self, image: Tensor) -> Stats:
         """``(1, 3, h, w)`` float32 image in [0, 1] on the device, any size -> float32 ``(mean, std)``, each
-        ``(1, 512, 1, 1)``, of its relu4_1 features (padded only as the encoder needs; cells over the image)."""
+        ``(1, 512, 1, 1)``, of its relu4_1 features (the image padded only as much as the encoder needs, and
+        only the feature cells over the image counted)."""
         h, w = image.shape[-2:]
         feat = self.encode(padding.min_encodable(image))
         return calc_mean_std(feat[..., : padding.feature_side(h), : padding.feature_side(w)], self.eps)
@@ -101,8 +117,9 @@ class Engine:
             weights: one blend weight per style, summing to 1.
             mask: ``None``, or with two styles an ``(H, W)`` bool tensor, True where the first style goes, at
                 any resolution with the contents' aspect ratio.
-            color: ``None``, ``"coral"`` or ``"luminance"`` (``Style.color``): then the statistics depend on
-                each content, and the images are kept (copied to the device) instead.
+            color: ``None``, ``"coral"`` or ``"luminance"`` (``Style.color``); with a colour mode the statistics
+                depend on each content, so the images are kept (copied to the device) instead of encoded.
+
         Returns:
             The immutable ``Style``.
         """
@@ -116,9 +133,13 @@ class Engine:
 
     @torch.inference_mode()
     def style_stats(self, style: Style, content: Tensor) -> list[Stats]:
-        """Each style's float32 ``(mean, std)`` for one content image: ``style.stats`` when they do not depend on
-        it; with ``"coral"`` ``content`` is the ``(1, 3, H, W)`` image, with ``"luminance"`` its luma
-        ``(1, 1, H, W)`` (each style's luma, matched to its mean and std, is encoded as grey)."""
+        """Each style's float32 ``(mean, std)``, each ``(1, 512, 1, 1)``, for one content image.
+
+        ``style.stats`` when they do not depend on the content. With ``"coral"`` ``content`` is the
+        ``(1, 3, H, W)`` image in [0, 1] and each style image is recoloured to it before encoding; with
+        ``"luminance"`` it is the content's luma ``(1, 1, H, W)``, and each style's luma, matched to its mean
+        and std, is encoded as grey.
+        """
         if style.stats is not None:
             return list(style.stats)
         if style.color == "coral":
@@ -135,15 +156,20 @@ class Engine:
         """The core pipeline on a batch: pad, encode, AdaIN with ``alpha``, decode, crop.
 
         Arguments:
-            x: ``(N, 3, H, W)`` float32 in [0, 1] on the device, any size (padded here to ``padded_side``).
+            x: ``(N, 3, H, W)`` float32 in [0, 1] on the device, any size (padded here by reflection at the
+                bottom and right to a multiple of 8, at least 16).
             style: the ``Style`` (its blend weights).
             alpha: style strength in [0, 1]; 0 decodes the content features.
             stats: the styles' statistics for this content (``style_stats``); default ``style.stats``.
-            cells: ``None``, or the mask on ``x``'s padded feature grid (``padding.feature_mask``), bool
-                ``(N or 1, 1, h, w)``, True where the first style goes; each region has its own statistics.
-            content_stats: the content statistics to normalise with, frozen beforehand (a tile of an image:
-                ``adain.inference._tiling``); default those of ``x``'s valid cells (``_transfer.content_stats``),
-                passed through ``hook``.
+            cells: ``None``, or the mask on ``x``'s padded relu4_1 grid, bool ``(N or 1, 1, h, w)`` (``h``, ``w``:
+                the padded sides / 8), True where the first style goes; each region has its own statistics.
+            content_stats: the content statistics to normalise with, frozen beforehand (for a tile, those of
+                the whole image): ``(mean, std)``, each ``(N, 512, 1, 1)`` float32, or with ``cells`` one such
+                pair (or ``None``) per region. Default: those of ``x``'s feature cells over the image, passed
+                through ``hook``.
+            hook: ``None``, or ``(mean, std) -> (mean, std)`` applied to the content statistics computed here
+                (not to ``content_stats`` given), as ``content_stats`` of ``run``.
+
         Returns:
             ``(N, 3, H, W)`` float32, not clamped (the decoder's output range is about [0, 1]).
         """
@@ -180,11 +206,13 @@ class Engine:
             tile_size: ``None`` tiles only frames over the budget; an integer: tiles owning about that many
                 pixels a side.
             callback: receives a ``TileProgress`` after each batch of tiles of a tiled frame.
-            as_uint8: uint8 0-255 (rounded as ``adain._images.to_uint8``) instead of float32: a tiled frame then
-                keeps 3 bytes per pixel of output on the host rather than 12.
+            as_uint8: return uint8 0-255 (rounded to nearest) instead of float32: a tiled frame then keeps 3
+                bytes per pixel of output on the host rather than 12.
+
         Returns:
             ``(N, 3, H, W)`` float32 in [0, 1] (or uint8) on ``x``'s device: an ordinary tensor (made outside
             inference mode), which the caller may change in place.
+
         Raises:
             InputError: not even the smallest tiles of a frame fit the budget (before anything is allocated).
         """
@@ -232,18 +260,19 @@ class Engine:
         return BYTES_PER_PIXEL * torch.finfo(self.dtype).bits // 32
 
     def budget(self) -> int | None:
-        """Bytes a call may use on the device now (``max_memory``, else 80% of the free memory); ``None``: unknown."""
+        """Bytes a call may use on the device now (``max_memory``, else 80% of the free memory); ``None`` when
+        the platform cannot tell (then nothing is refused)."""
         return memory_budget(self.device, self.max_memory)
 
     def frame_bytes(self, height: int, width: int) -> int:
-        """Bytes one ``height x width`` image needs in one forward pass (padded to a multiple of 8)."""
+        """Bytes one ``height x width`` image needs in one forward pass (padded to a multiple of 8, at least 16)."""
         return self.bytes_per_pixel * padding.padded_side(height) * padding.padded_side(width)
 
     def frames_per_batch(self, height: int, width: int, *, what: str = "content") -> int:
         """How many ``height x width`` frames ``run`` stylizes per forward pass: as many as fit the budget, at
-        most ``MAX_BATCH``, and on the CPU about ``CPU_BATCH_PIXELS`` pixels; 1 for a frame too large to
-        stylize whole (it goes alone, in tiles). ``InputError`` (naming ``what``) if not even its smallest
-        tiles fit."""
+        most 8, and on the CPU about one megapixel per pass (larger batches measured slower per frame); 1 for a
+        frame too large to stylize whole (it goes alone, in tiles). ``InputError`` (naming ``what``) if not
+        even its smallest tiles fit."""
         limit = self.budget()
         per_frame = self.frame_bytes(height, width)
         if limit is not None and per_frame > limit:
@@ -256,7 +285,7 @@ class Engine:
 
     def tile_plan(self, height: int, width: int, tile_size: int | None = None, *,
                   what: str = "content") -> TileGrid | None:
-        """The tiles ``run`` cuts an ``height x width`` image into, or ``None`` to stylize it whole
-        (``adain.inference._tiling.plan`` with this engine's budget). ``InputError`` (naming ``what``) when not
-        even the smallest tiles fit, or ``tile_size`` tiles do not."""
+        """The tile grid ``run`` cuts a ``height x width`` image into (from this engine's budget, or tiles
+        owning about ``tile_size`` pixels a side), or ``None`` when it is stylized whole. ``InputError``
+        (naming ``what``) when not even the smallest tiles fit, or ``tile_size`` tiles do not."""
         return tiling.plan(height, width, tile_size, self.budget(), self.bytes_per_pixel, self.device, what)

@@ -22,7 +22,7 @@ minutes, so each input is placed on a canvas of its *bucket* size (``bucket_side
 image's borders kept where they are (``adain.modeling._canvas``), so the result is the uncompiled one up
 to float rounding whatever the size, statistics included.
 
-Modes, chosen by reasoning rather than measurement on a GPU (none was available; see README "Speed"):
+Modes, chosen by reasoning rather than measurement on a GPU (none was available; see docs/guides/speed.md):
 on CUDA ``"reduce-overhead"`` (CUDA graphs: one launch per graph instead of ~40 kernel launches, which at
 about 1 ms per 512^2 frame is a large share, with the shape fixed per bucket anyway; outputs are cloned
 out of the graph's memory pool); on the CPU inductor with ``freezing`` (weights as constants: oneDNN

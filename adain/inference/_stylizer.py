@@ -35,30 +35,40 @@ DEFAULT_SIZE = 512
 class Stylizer:
     """An AdaIN model on a device, with the statistics of one style (or blend of styles) cached.
 
+    Encode a style once with ``set_style``, then call the ``Stylizer`` on any number of pictures or batches of
+    video frames; each call costs one encoder and one decoder pass. Guide:
+    [Stylize and Stylizer](../guides/stylize.md#many-pictures-stylizer).
+
     Arguments:
-        model: an ``AdaINModel``, never modified: the copy that runs is prepared once per model and setting and
-            shared while the model is unchanged (``adain.inference._prepared``); later changes need a new ``Stylizer``.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available, else CPU.
+        model: an [``AdaINModel``][adain.AdaINModel], never modified: the copy that runs (cast, channels-last,
+            fused or compiled) is prepared once per model and setting and shared by every ``Stylizer`` of that
+            model while its weights are unchanged; changes made to the model after this ``Stylizer`` was built
+            need a new ``Stylizer``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``..., or a ``torch.device``; one this machine has
+            (anything else is refused, listing what is available). ``None``: CUDA when available, else CPU.
         dtype: compute dtype of the convolutions: ``"float32"`` (reference parity up to float rounding),
-            ``"bfloat16"``, ``"float16"`` (CUDA); ``None`` = bf16 on CUDA and on CPUs with native bf16,
-            float32 elsewhere (``adain._runtime.resolve_dtype``). Feature statistics are always float32.
-        max_memory: bytes one call may use for activations; ``None`` = 80% of the memory available on the
-            device when called. Larger inputs are split into smaller batches, a single image too large alone
-            is stylized in tiles (``adain.inference._tiling``, the same result), and one too large even for those
-            is refused with ``InputError`` before anything is allocated.
-        compile: ``torch.compile`` the networks (opt-in, ``adain.inference._prepared``): ``True``, a mode, or
-            ``torch.compile`` arguments; once per shape bucket, listed in the ``compile_stats`` attribute.
+            ``"bfloat16"``, ``"float16"`` (CUDA), or a ``torch.dtype``. ``None``: bfloat16 on a CUDA device that
+            supports it and on a CPU with native bf16, float32 elsewhere. Feature statistics are always float32.
+        max_memory: bytes one call may use for activations; ``None``: 80% of the memory free on the device at
+            each call. Larger inputs are split into smaller batches, a single image too large alone is
+            stylized in overlapping tiles with the same result ([huge images](../guides/tiling.md)), and one
+            too large even for those is refused with ``InputError`` before anything is allocated.
+        compile: ``torch.compile`` the encoder and decoder (opt-in): ``True`` (a mode chosen for the device),
+            a mode name (``"max-autotune"``...) or a mapping of ``torch.compile`` keyword arguments; ``False``
+            or ``None``: not compiled. Graphs are compiled once per shape bucket (seconds to minutes each) and
+            listed in ``compile_stats``; see [speed](../guides/speed.md#compiling).
 
     Attributes:
-        engine: the tensor-level ``adain.inference.Engine`` it runs on (``engine.run(x, stylizer.style)``).
-        style: the ``adain.inference.Style`` that ``set_style`` made (``None`` before).
+        engine: the tensor-level [``Engine``][adain.inference.Engine] it runs on
+            (``stylizer.engine.run(x, stylizer.style)``).
 
-    Usage::
-
+    Examples:
+        ```python
         stylizer = Stylizer(model).set_style("style.jpg")
-        frames_out = stylizer(frames, alpha=0.8)   # (N, 3, H, W) in [0, 1] -> same shape
-        picture = stylizer("photo.jpg")            # PIL.Image of the photo's exact size
-        array = stylizer("photo.jpg", output_type="np")  # H x W x 3 uint8
+        frames_out = stylizer(frames, alpha=0.8)          # (N, 3, H, W) in [0, 1] -> same shape
+        picture = stylizer("photo.jpg")                   # PIL.Image of the photo's exact size
+        array = stylizer("photo.jpg", output_type="np")   # H x W x 3 uint8
+        ```
     """
 
     def __init__(
@@ -105,12 +115,14 @@ class Stylizer:
 
     @property
     def compile_stats(self):
-        """The compilations so far (``CompileStats``, shared by the model) with ``compile``, else ``None``."""
+        """With ``compile``, the compilations so far, shared by every ``Stylizer`` of the model and setting: its
+        ``compiles`` lists ``(graph, input shape, seconds)`` per compiled shape bucket, ``count`` and ``seconds``
+        sum them up. ``None`` when not compiled."""
         return self.engine.compile_stats
 
     @property
     def style(self) -> Style | None:
-        """The ``Style`` ``set_style`` made, or ``None`` before."""
+        """The [``Style``][adain.inference.Style] that ``set_style`` made, or ``None`` before."""
         return self._style
 
     # ---- style ---------------------------------------------------------------------------------------
@@ -130,17 +142,29 @@ class Stylizer:
         """Load, encode and cache a style. Returns ``self`` so calls can be chained.
 
         Arguments:
-            style: one image (path, ``PIL.Image``, HxWxC numpy array, CxHxW tensor in [0, 1]) or a list.
-            style_size: new shorter side of each style image; ``None`` keeps its size.
-            crop: centre square crop of each style image.
-            style_weights: one weight per style for interpolation, normalised to sum 1; default equal.
-            mask: with exactly two styles: an image, foreground (luma >= 0.5) gets the first style,
-                background the second; each region's content statistics are its own. Its aspect ratio must
-                be the content's (checked at each call; any resolution, resized to the content).
-            preserve_color: ``False``; ``True``/``"coral"`` recolours each style image to the content
-                (CORAL, as the reference); ``"luminance"`` transfers style to luminance only and keeps
-                the content's chroma. Both depend on the content, so the style is re-encoded per image.
-            max_pixels: style and mask files with more pixels are refused (decompression bombs).
+            style: one image (a path, ``PIL.Image``, HxWxC numpy array (uint8, uint16, or float in [0, 1]) or
+                CxHxW tensor in [0, 1]), or a list of them: a blend (``style_weights``), or two styles placed by
+                ``mask``.
+            style_size: new shorter side of each style image in pixels (aspect kept), default 512; ``None`` keeps
+                its size.
+            crop: take the centre square of each style image (after resizing).
+            style_weights: one non-negative weight per style for the blend, normalised to sum 1; ``None``:
+                equal weights.
+            mask: with exactly two styles: an image (the same kinds as ``style``) whose foreground (luma >= 0.5)
+                gets the first style and whose background gets the second; each region's content statistics
+                are its own. Any resolution with the content's aspect ratio (checked at each call, resized to
+                the content). ``None``: no mask. See [masks and colour](../guides/masks-and-colour.md).
+            preserve_color: ``None`` or ``False``: the style's colours; ``"coral"`` (or ``True``) recolours each
+                style image to the content first (CORAL, as the reference); ``"luminance"`` transfers style to
+                the luminance only and keeps the content's chroma. Both depend on the content, so with either
+                the style is re-encoded for every image.
+            max_pixels: style and mask files with more pixels than this are refused before decoding
+                (decompression bombs); the default, 178956970 (Pillow's threshold), lets a 12000x12000 photo
+                through.
+            **deprecated: ``weights=``, the first version's name of ``style_weights`` (a ``DeprecationWarning``).
+
+        Returns:
+            The ``Stylizer`` itself, so that calls can be chained: ``Stylizer(model).set_style("style.jpg")``.
         """
         style_weights = pop_deprecated(deprecated, "weights", "style_weights", style_weights, "set_style")
         if deprecated:
@@ -161,20 +185,26 @@ class Stylizer:
 
         Arguments:
             content: an ``(N, C, H, W)`` tensor batch (float in [0, 1] or uint8; e.g. video frames), a
-                ``(C, H, W)`` tensor, a path, ``PIL.Image``, numpy array, or a list of these.
+                ``(C, H, W)`` tensor, a path, ``PIL.Image``, HxWxC numpy array, or a list of these.
             alpha: style strength in [0, 1]; 0 reproduces the content through the decoder.
-            content_size: new shorter side; ``None`` (default) keeps each image's size.
-            crop: centre square crop of the content.
-            content_stats: ``(mean, std) -> (mean, std)``, given each batch's relu4_1 content statistics
-                (float32, ``(N, C, 1, 1)``, frames in order) and returning those AdaIN normalises with
-                (e.g. smoothed over video frames, ``adain.video._temporal``). Not with a mask.
-            tile_size: ``None``: an image too large for ``max_memory`` is stylized in overlapping tiles with the
-                untiled result (``adain.inference._tiling``); an integer: tiles of about that many output pixels a side.
-            max_pixels: a content file with more pixels is refused (decompression bomb).
-            callback: receives a ``TileProgress`` after each step of a tiled image.
+            content_size: new shorter side in pixels (aspect kept); ``None`` (the default here) keeps each
+                image's size.
+            crop: take the centre square of the content (after resizing); a mask is cut as the content is.
+            content_stats: ``None``, or a function ``(mean, std) -> (mean, std)``, given each batch's relu4_1
+                content statistics (float32, ``(N, 512, 1, 1)``, frames in order) and returning those AdaIN
+                normalises with (e.g. smoothed over video frames, as ``adain.stylize_video`` does). Not with a
+                mask.
+            tile_size: ``None``: only an image too large for ``max_memory`` is stylized in overlapping tiles,
+                with the untiled result ([huge images](../guides/tiling.md)); an integer: tiles owning about
+                that many output pixels a side, whatever the budget.
+            max_pixels: a content file with more pixels than this is refused before decoding (decompression
+                bomb); default 178956970, Pillow's threshold.
+            callback: ``None``, or a function that receives a [``TileProgress``][adain.TileProgress] after each
+                batch of tiles of a tiled image (never called for an image stylized whole).
             output_type: ``"pil"`` (RGB ``PIL.Image``; a batch gives a list), ``"np"`` (``H x W x 3`` uint8;
                 a batch ``N x H x W x 3``), ``"pt"`` (float32 in [0, 1], ``(3, H, W)`` or ``(N, 3, H, W)``, on
                 a tensor's own device, else the CPU); ``None``: ``"pt"`` for tensors, ``"pil"`` for the rest.
+
         Returns:
             One result per image of ``content`` (a list gives a list), of the (resized) content size exactly.
         """
@@ -196,9 +226,15 @@ class Stylizer:
 
         Arguments:
             content: ``(N, C, H, W)`` frames or one ``(C, H, W)`` image, float in [0, 1] or uint8 (0-255), C in
-                1, 3, 4 (grey, RGB, RGBA over white), on any device.
-            alpha, content_size, crop, content_stats, tile_size, callback: as ``__call__``; the style's mask
-                (``set_style``) is fitted to the content, whose aspect ratio it must have.
+                1, 3, 4 (grey, RGB, RGBA over white), on any device. The style's mask, if any, must have its
+                aspect ratio.
+            alpha: style strength in [0, 1], as in ``__call__``.
+            content_size: new shorter side in pixels; ``None`` keeps the size, as in ``__call__``.
+            crop: take the centre square, as in ``__call__``.
+            content_stats: the content statistics hook, as in ``__call__``.
+            tile_size: ``None`` (tiles only when needed) or the side of the tiles, as in ``__call__``.
+            callback: receives a [``TileProgress``][adain.TileProgress] per batch of tiles, as in ``__call__``.
+
         Returns:
             ``(N, 3, H', W')`` / ``(3, H', W')`` float32 in [0, 1] on ``content``'s device, ``H', W'`` the
             (resized, cropped) content size exactly.
@@ -210,9 +246,23 @@ class Stylizer:
                     tile_size=tile_size, callback=callback, output_type="pt")
 
     def frames_per_batch(self, height: int, width: int, *, what: str = "content") -> int:
-        """How many ``height x width`` frames one forward pass takes within ``max_memory`` (at most 8; on the
-        CPU about a megapixel): ``Engine.frames_per_batch``. 1 for frames too large to stylize whole (tiled);
-        ``InputError`` (naming ``what``) when not even their smallest tiles fit."""
+        """How many ``height x width`` frames one forward pass takes within ``max_memory``.
+
+        As many as fit the budget, at most 8, and on the CPU about a megapixel per batch (larger batches
+        measured slower per frame); 1 for frames too large to stylize whole (they are tiled).
+        [``adain.stylize_video``][adain.stylize_video] sizes its batches with it.
+
+        Arguments:
+            height: frame height in pixels, after any resizing.
+            width: frame width in pixels, after any resizing.
+            what: how the frames are named in the error message (e.g. the video's path).
+
+        Returns:
+            The number of frames per forward pass, at least 1.
+
+        Raises:
+            InputError: not even the smallest tiles of such a frame fit the budget.
+        """
         height, width = check_int(height, "height"), check_int(width, "width")
         return self.engine.frames_per_batch(height, width, what=what)
 

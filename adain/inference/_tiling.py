@@ -74,7 +74,18 @@ class Stage(Protocol):
 
 @dataclass(frozen=True)
 class TileProgress:
-    """What the ``callback`` of a tiled call (``Engine.run``, a ``Stylizer``) receives after each batch of tiles."""
+    """What the ``callback`` of a tiled call receives after each batch of tiles.
+
+    A [``Stylizer``][adain.Stylizer] call, [``adain.stylize``][adain.stylize] and
+    [``Engine.run``][adain.inference.Engine.run] report it only for an image they stylize in tiles
+    ([huge images](../guides/tiling.md)); ``done / total`` is the fraction of the work done.
+
+    Attributes:
+        done: tile passes done so far (each batch of tiles adds its size), up to ``total``.
+        total: tile passes in all: each tile is encoded once for the image's statistics, then once more for
+            the output, so ``2 * tiles`` (``tiles`` with ``alpha=0``, which needs no statistics).
+        tiles: tiles the image is cut into.
+    """
 
     done: int  # steps done: each tile is encoded once for the statistics, then once for the output
     total: int  # 2 x tiles (tiles alone with alpha 0: no statistics are needed)

@@ -18,8 +18,9 @@ class ModelConfig:
         architecture: always ``"adain-vgg19"``.
         encoder_last_layer: deepest encoder layer stored (``"relu5_1"`` serves both backends;
             ``"relu4_1"`` is enough for AdaIN alone).
-        eps: added to variances in AdaIN (a finite number > 0).
-        format_version: version of the on-disk format.
+        eps: added to variances in AdaIN (a finite number > 0); default 1e-5, the reference's.
+        format_version: version of the on-disk format, currently 1 (a newer one is refused with a message
+            saying to upgrade the package).
         description: free text carried into the model card.
     """
 

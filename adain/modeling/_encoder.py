@@ -51,8 +51,13 @@ class VGGEncoder(nn.Module):
     """VGG-19 (normalised, reflection-padded) from the input up to ``last_layer``.
 
     Arguments:
-        last_layer: the deepest layer kept, ``"relu4_1"`` (enough for AdaIN) or ``"relu5_1"`` (needed by
-            the optimisation backend). Weights of deeper layers are not allocated.
+        last_layer: the deepest layer kept, a relu layer: ``"relu4_1"`` (enough for AdaIN) or ``"relu5_1"``
+            (needed by the optimisation backend). Weights of deeper layers are not allocated.
+
+    Attributes:
+        last_layer: as given.
+        layer_names: the names of the layers kept, in order, as ``forward`` takes them: ``"conv1_1"``,
+            ``"relu1_1"``, ..., ``"pool1"``, ..., up to ``last_layer``.
     """
 
     def __init__(self, last_layer: str = "relu5_1") -> None:
@@ -87,6 +92,7 @@ class VGGEncoder(nn.Module):
             pool_scale: optional ``{"pool1": factor, ...}`` multiplying a pooling layer's output; the
                 optimisation backend uses it to give average pooling the activation magnitude of max
                 pooling. Absent names are left unscaled.
+
         Returns:
             ``{name: (N, C, H', W') features}`` for each requested name.
         """

@@ -2,7 +2,7 @@
 
 On the CPU every reflection-padded 3x3 convolution of the plain modules is three passes over the
 activations: the padded copy, the convolution, the ReLU. Here (measured on a 2-core AVX2 EPYC at 512^2,
-see README "Speed"):
+see docs/guides/speed.md):
 
 - the ReLU runs inside the oneDNN convolution (``torch.ops.mkldnn._convolution_pointwise``, a post-op:
   the same float32 values, no extra pass);

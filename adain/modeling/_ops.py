@@ -25,6 +25,7 @@ def calc_mean_std(feat: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
     Arguments:
         feat: ``(N, C, H, W)`` features.
         eps: added to the variance before the square root.
+
     Returns:
         ``(mean, std)``, each ``(N, C, 1, 1)`` in float32 (float64 if ``feat`` is float64).
 
@@ -78,6 +79,8 @@ def adain(content: Tensor, style: Tensor, eps: float = EPS) -> Tensor:
     Arguments:
         content: ``(N, C, H, W)`` content features.
         style: ``(N or 1, C, H', W')`` style features; spatial size may differ from ``content``.
+        eps: added to the variances before the square root (the model's ``ModelConfig.eps``).
+
     Returns:
         ``(N, C, H, W)``: the content features with each channel's mean and standard deviation replaced
         by the style's.
@@ -168,6 +171,7 @@ def coral(source: Tensor, target: Tensor) -> Tensor:
     Arguments:
         source: ``(3, H, W)`` image in [0, 1] to recolour (the style image).
         target: ``(3, H', W')`` image whose colour statistics to take (the content image).
+
     Returns:
         ``(3, H, W)`` recoloured ``source``, not clamped (the reference does not clamp).
 

@@ -1,12 +1,17 @@
-"""The optimisation backend (Gatys, Ecker & Bethge 2016): ``adain.gatys``.
+"""The optimisation backend (Gatys, Ecker & Bethge 2016): ``gatys`` optimises the pixels of an image so that its
+VGG-19 features match the content's and the style's feature statistics.
 
-Internal modules: ``_options`` (every knob and its default), ``_losses`` (content, Gram, mean/std,
-Wasserstein-2, TV, gradient normalisation), ``_pyramid`` (scales), ``_memory`` (the estimate made before
-allocating), ``_optimize`` (objective and loop), ``_api`` (inputs, devices, scales). Colour handling is
-``adain.modeling._color``, shared with the AdaIN backend.
+``gatys`` returns a ``PIL.Image`` and ``gatys_tensor`` the tensor; every option, with its default, is a field
+of ``GatysOptions``; the progress callback receives a ``GatysProgress``; the memory a run needs is estimated
+(``MemoryEstimate``) before anything is allocated. Guide: [Gatys](../guides/gatys.md).
+
 The package is named ``optimization`` rather than ``gatys`` so that ``adain.gatys`` (the function)
 does not shadow a subpackage of the same name.
 """
+
+# Internal modules: _options (every knob and its default), _losses (content, Gram, mean/std, Wasserstein-2, TV,
+# gradient normalisation), _pyramid (scales), _memory (the estimate made before allocating), _optimize (objective
+# and loop), _api (inputs, devices, scales). Colour handling is adain.modeling._color, shared with the AdaIN backend.
 
 from .._arguments import moved_modules
 from ._api import gatys as gatys

@@ -43,17 +43,28 @@ def gatys(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model=N
           callback: Callback | None = None, **options) -> Image.Image:
     """Stylize ``content`` with ``style`` by optimising the image (Gatys et al. 2016).
 
+    Every image and option is checked (files: their headers) before weights are loaded, and the memory the
+    run needs is estimated before anything is allocated. Guide: [Gatys](../guides/gatys.md).
+
     Arguments:
-        content: the content image (path, ``PIL.Image``, numpy array or tensor, as ``adain.stylize``).
-        style: one style image, or a list of them (blended with ``style_weights``, or placed by ``mask``
-            / ``masks``).
-        model: an ``AdaINModel`` whose encoder (to relu5_1) is used; ``None`` = ``adain.load_pretrained()``.
-        callback: called with a ``GatysProgress`` after every step; returning ``True`` stops early.
-        **options: any ``GatysOptions`` field (``content_size``, ``style_weight``, ``iterations``, ...).
+        content: the content image: a path, ``PIL.Image``, HxWxC numpy array or CxHxW tensor in [0, 1], as
+            ``adain.stylize`` takes it.
+        style: one style image (the same kinds), or a list of them: blended with ``style_weights``, or placed
+            by ``mask`` (two styles) or ``masks`` (one per style).
+        model: an [``AdaINModel``][adain.AdaINModel] whose encoder (up to relu5_1) is used, never modified;
+            ``None``: ``adain.load_pretrained()``.
+        callback: ``None``, or a function called with a [``GatysProgress``][adain.GatysProgress] after every
+            optimisation step; returning ``True`` stops the run early (the result so far is returned, at the
+            output size).
+        **options: any field of [``GatysOptions``][adain.optimization.GatysOptions], which lists each one with
+            its default and meaning (``content_size``, ``style_weight``, ``iterations``, ``device``, ...).
+
     Returns:
-        An RGB ``PIL.Image`` of the content's size after ``content_size`` resizing.
+        An RGB ``PIL.Image`` of exactly the content's size after ``content_size`` resizing.
+
     Raises:
-        InputError: a bad option or image, or a run the memory estimate says will not fit.
+        InputError: a bad option or image (``ImageReadError`` for an unreadable file), or, with
+            ``on_oom="error"``, a run the memory estimate says will not fit ``max_memory``.
     """
     return tensor_to_pil(gatys_tensor(content, style, model=model, callback=callback, **options).clamp(0, 1))
 
@@ -173,7 +184,19 @@ def _pool_scale(encoder, image: Tensor, autocast: torch.dtype | None) -> dict[st
 
 def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model=None,
                  callback: Callback | None = None, **options) -> Tensor:
-    """As ``gatys``, but returns the ``(3, H, W)`` float32 result on the CPU, unclamped (about [0, 1])."""
+    """As ``gatys``, but returns the ``(3, H, W)`` float32 result on the CPU, unclamped (about [0, 1]).
+
+    Arguments:
+        content: the content image, as in [``gatys``][adain.gatys].
+        style: one style image or a list, as in ``gatys``.
+        model: an ``AdaINModel`` or ``None``, as in ``gatys``.
+        callback: receives a ``GatysProgress`` after every step, as in ``gatys``.
+        **options: any field of [``GatysOptions``][adain.optimization.GatysOptions].
+
+    Returns:
+        The ``(3, H, W)`` float32 tensor on the CPU, ``H x W`` the content's size after ``content_size``
+        resizing; not clamped (about [0, 1]).
+    """
     opts = _make_options(options)
     if model is not None and not isinstance(model, AdaINModel):
         raise InputError(f"model: expected an adain.AdaINModel or None, got {type(model).__name__}")

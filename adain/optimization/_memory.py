@@ -18,7 +18,18 @@ _CHANNELS = {name: cout for name, _, cout in VGG_CONVS}
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Peak bytes of one scale of an optimisation run, by part (all in bytes)."""
+    """Peak memory of one scale of an optimisation run, by part, in bytes.
+
+    [``adain.gatys``][adain.gatys] estimates it from shapes before allocating anything, at the size it is to
+    optimise, and compares ``total`` with ``max_memory`` (see its ``on_oom``). The estimate is deliberately
+    simple and a little generous (the tests hold it within a factor of 2 of the measured CPU peak).
+
+    Attributes:
+        activations: what autograd keeps for the backward pass, plus the transient gradients.
+        style_pass: encoding the style image(s), without gradients.
+        targets: the loss targets held: Gram matrices, covariances or statistics, and the content features.
+        optimizer: the image, its gradient, the L-BFGS history or Adam moments, and the running average.
+    """
 
     activations: int  # kept by autograd for the backward pass + transient gradients
     style_pass: int  # encoding the style image(s), without gradients
@@ -27,6 +38,7 @@ class MemoryEstimate:
 
     @property
     def total(self) -> int:
+        """The sum of the four parts, in bytes."""
         return self.activations + self.style_pass + self.targets + self.optimizer
 
 

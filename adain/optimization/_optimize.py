@@ -23,17 +23,19 @@ from ._pyramid import resize
 
 @dataclass(frozen=True)
 class GatysProgress:
-    """What a progress callback receives after every optimisation step.
+    """What the ``callback`` of [``adain.gatys``][adain.gatys] receives after every optimisation step (frozen).
 
     Attributes:
-        scale: 0-based index of the pyramid scale; ``scales`` is how many there are.
+        scale: 0-based index of the pyramid scale being optimised, smallest first.
+        scales: how many pyramid scales the run has (1 without ``pyramid``).
         size: ``(height, width)`` in pixels being optimised at this scale.
-        step: 1-based step within this scale; ``steps`` is the number of steps per scale.
-        losses: weighted loss terms of the iterate just evaluated: ``content``, ``style``, ``tv`` and
-            ``total`` (the objective, i.e. their sum), Python floats.
+        step: 1-based step within this scale.
+        steps: the number of steps at this scale (``iterations`` at the last, ``coarse_iterations`` before).
+        losses: weighted loss terms of the iterate just evaluated, as Python floats: ``"content"``,
+            ``"style"``, ``"tv"`` and ``"total"`` (the objective, i.e. their sum).
         elapsed: seconds since the run started (targets and earlier scales included).
-        peak_memory: peak bytes so far (CUDA: ``max_memory_allocated``; CPU: peak resident set size
-            of the process).
+        peak_memory: peak bytes so far (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the peak resident set
+            size of the process).
     """
 
     scale: int

@@ -37,47 +37,76 @@ CHOICES: dict[str, tuple] = {
 
 @dataclass(frozen=True)
 class GatysOptions:
-    """Options of ``adain.gatys``; see the README's options table for guidance.
+    """Every option of [``adain.gatys``][adain.gatys], with its default: ``gatys`` takes each field as a
+    keyword-only argument and checks them all here (a bad value raises ``InputError`` naming the field).
 
-    Sizes:
-        content_size: shorter side of the output in pixels (aspect kept); ``None`` keeps the content's size.
-        style_size: shorter side of the style image(s) at the final scale; ``None`` uses
-            ``style_scale * content_size``.
-        style_scale: style image size relative to the content (bigger = larger brush strokes).
-    Styles:
-        style_weights: one non-negative blend weight per style (normalised to sum 1); ``None`` = equal.
-        mask: with exactly two styles, as ``adain.stylize``: the first style where the mask's luma is
-            >= 0.5, the second elsewhere.
-        masks: one guide per style (path/image/array/tensor, luma >= 0.5 = that style's region); each
-            region is pushed toward its own style's statistics. ``None`` blends the styles everywhere.
-    Losses:
-        content_layers, style_layers: encoder layer names (``relu4_2`` is the paper's content layer).
-        layer_weights: ``"equal"``, ``"inverse_square"`` (the authors' ``1/n^2``, n = channels),
-            ``"geometric"`` (each layer twice the previous, deeper = heavier) or one float per style
-            layer; normalised to sum 1.
-        content_weight, style_weight, tv_weight: weights of the three terms.
-        style_loss: ``"gram"`` (paper), ``"mean_std"`` or ``"wasserstein"`` (2-Wasserstein between
-            feature Gaussians: mean + covariance).
-        normalize_gradients: L1-normalise each term's gradient w.r.t. its features (Lua original).
-    Optimisation:
-        optimizer: ``"lbfgs"`` or ``"adam"``; lr: step size (``None``: 1.0 for L-BFGS, 0.02 for Adam).
-        iterations: steps at the final scale; coarse_iterations: steps at each smaller pyramid scale
-            (``None``: same as ``iterations``). history_size: L-BFGS (s, y) pairs kept.
-        seed: seeds the noise init (same seed, same device -> same pixels).
-        init: ``"content"``, ``"noise"`` or an image.
-        pyramid: optimise at sqrt(2)-spaced scales from ``min_size`` up (shorter side, px).
-        average: output a bias-corrected running average of the iterates, with ``average_decay``
-            (``None``: 0.9 for L-BFGS, 0.99 for Adam).
-        preserve_color: ``None``, ``"coral"`` (colour-match the style to the content first, as
-            ``adain.stylize``; ``True`` is an alias) or ``"luminance"`` (transfer luminance only, keep the
-            content's chroma).
-        pooling: ``"max"`` or ``"avg"`` (rescaled to max pooling's activation magnitude).
-    Device and memory:
-        device: ``None`` = CUDA if available, else CPU. dtype: ``None`` = bf16 encoder forward on CUDA
-            with bf16 support, float32 elsewhere; or ``"float32"``/``"bfloat16"`` (see ``adain._runtime``).
-        max_memory: bytes the run may use (``None``: 80% of the free memory, as ``adain.stylize``).
-        on_oom: ``"error"`` refuses a run the estimate says will not fit; ``"shrink"`` optimises at the
-            largest size that fits and upsamples the result.
+    What each option is for, and the departures from the paper: the [Gatys guide](../guides/gatys.md) and the
+    [design notes](../design.md#optimisation-backend-gatys). The fields come in groups: sizes (shorter sides in
+    pixels, aspect kept), styles and masks, losses, the optimiser and pyramid, colour, device and memory.
+
+    Attributes:
+        content_size: shorter side of the output in pixels (the content is resized to it); ``None``
+            keeps the content's size. Default 512.
+        style_size: shorter side of the style image(s) at the final scale; ``None`` (default):
+            ``style_scale`` times the content's shorter side. Smaller pyramid scales shrink it in proportion.
+        style_scale: style size relative to the content when ``style_size`` is ``None``, > 0 (bigger:
+            larger brush strokes). Default 1.
+        style_weights: one non-negative blend weight per style, normalised to sum 1; ``None``
+            (default): equal. Not with ``masks``.
+        mask: with exactly two styles, an image (path, ``PIL.Image``, array or tensor) with the
+            content's aspect ratio: the first style where its luma is >= 0.5, the second elsewhere, as in
+            ``adain.stylize``. Default ``None``.
+        masks: one guide image per style (luma >= 0.5: that style's region, the content's aspect
+            ratio); each region is pushed toward its own style's statistics. ``None`` (default) blends the
+            styles everywhere.
+        content_layers: encoder layers of the content term (``"relu1_1"`` ... ``"relu5_1"``); default
+            ``("relu4_2",)``, the paper's.
+        style_layers: encoder layers of the style term; default ``relu1_1``, ``relu2_1``,
+            ``relu3_1``, ``relu4_1``, ``relu5_1``, the paper's.
+        layer_weights: weights of the style layers, normalised to sum 1: ``"equal"`` (default),
+            ``"inverse_square"`` (the authors' ``1/n^2``, n = the layer's channels), ``"geometric"`` (each
+            layer twice the previous: deeper is heavier) or one non-negative number per style layer.
+        content_weight: weight of the content term, >= 0. Default 1.
+        style_weight: weight of the style term, >= 0 (more: more style). Default 20.
+        tv_weight: weight of the total-variation term (smoothness), >= 0. Default 0: none.
+        style_loss: ``"gram"`` (default, the paper's Gram matrices), ``"mean_std"`` (channel means
+            and standard deviations, as AdaIN matches) or ``"wasserstein"`` (2-Wasserstein distance between
+            feature Gaussians: mean and covariance).
+        normalize_gradients: L1-normalise each term's gradient with respect to its features, as the
+            Lua original does. Default ``False``.
+        optimizer: ``"lbfgs"`` (default) or ``"adam"``.
+        lr: step size, > 0; ``None`` (default): 1.0 for L-BFGS, 0.02 for Adam.
+        iterations: optimiser steps at the final (full-size) scale, >= 1. Default 300.
+        coarse_iterations: steps at each smaller pyramid scale; ``None`` (default): as
+            ``iterations``.
+        history_size: L-BFGS ``(s, y)`` pairs kept, >= 1. Default 100.
+        seed: seeds the ``"noise"`` start (drawn on the CPU, so the same on every device); with
+            the same seed and device a run gives the same pixels. Default 0.
+        init: the start: ``"content"`` (default), ``"noise"`` or an image (path, ``PIL.Image``,
+            array or tensor).
+        pyramid: optimise at sqrt(2)-spaced scales from ``min_size`` up to the output size,
+            each starting from the previous result. Default ``True``; ``False``: the output size only.
+        min_size: shorter side of the smallest pyramid scale in pixels, >= 16. Default 128.
+        average: output a bias-corrected running average of the iterates rather than the
+            last one (smoother). Default ``True``.
+        average_decay: decay of that average, in (0, 1); ``None`` (default): 0.9 for L-BFGS,
+            0.99 for Adam.
+        preserve_color: ``None`` (default): the style's colours; ``"coral"`` colour-matches each
+            style image to the content first, as ``adain.stylize`` (``gatys`` also takes ``True`` for it, and
+            ``False`` for ``None``); ``"luminance"`` transfers style to the luminance only and keeps the
+            content's chroma.
+        pooling: the encoder's pooling: ``"avg"`` (default; rescaled to max pooling's
+            activation magnitude, smoother gradients) or ``"max"`` (the network as trained).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or a ``torch.device``; ``None`` (default): CUDA
+            when available, else CPU.
+        dtype: ``"float32"`` or ``"bfloat16"`` (autocast of the encoder's forward pass); ``None``
+            (default): bfloat16 on a CUDA device that supports it and on a CPU with native bf16, float32
+            elsewhere. ``float16`` is refused: it overflows in VGG.
+        max_memory: bytes the run may use; ``None`` (default): 80% of the memory free on the device,
+            as ``adain.stylize``.
+        on_oom: what to do when the estimate says a run will not fit ``max_memory``: ``"error"``
+            (default) refuses it with ``InputError`` naming the largest size that fits, before allocating;
+            ``"shrink"`` optimises at the largest size that fits and upsamples the result to the output size.
     """
 
     content_size: int | None = 512

@@ -2,16 +2,17 @@
 
 ``train`` continues the run in ``TrainConfig.out`` with ``resume=True`` and refuses a directory that holds a
 run without it (``RunExistsError``); it reports progress as events (``StartEvent``, ``StepEvent``, ...: frozen
-dataclasses with a ``kind``) and stops when its callback returns ``True`` (``Interrupted``). Messages that name
-an option name the ``TrainConfig`` field (``batch_size``, ``resume=True``); ``ConfigError.render`` spells them
-otherwise (the command line shows flags).
-
-Internal modules: ``_config`` (``TrainConfig`` and the recipes), ``_errors``, ``_events``, ``_rundir`` (what a
-run directory holds; resume or refuse), ``_data`` (resumable image streams), ``_badfiles`` (unusable images:
-the tolerance rule and checking folders), ``_step`` (the loss and one optimisation step), ``_checkpoint``,
-``_report`` (logs, samples, loss curve), ``_setup`` (the process, and weights in and out), ``_lock`` (one run
-per run directory) and ``_loop`` (``train``). The command line is ``adain train`` (``adain.cli``).
+dataclasses with a ``kind``; ``TrainEvent`` is any of them) and stops when its callback returns ``True``
+(``Interrupted``). Messages that name an option name the ``TrainConfig`` field (``batch_size``,
+``resume=True``); ``ConfigError.render`` spells them otherwise (the command line, ``adain train``, shows
+flags). Guide: [training a decoder](../guides/training.md).
 """
+
+# Internal modules: _config (TrainConfig and the recipes), _errors, _events, _rundir (what a run directory holds;
+# resume or refuse), _data (resumable image streams), _badfiles (unusable images: the tolerance rule and checking
+# folders), _step (the loss and one optimisation step), _checkpoint, _report (logs, samples, loss curve), _setup
+# (the process, and weights in and out), _lock (one run per run directory) and _loop (train). The command line is
+# adain train (adain.cli).
 
 from .._arguments import moved_modules
 from ._config import TrainConfig as TrainConfig

@@ -64,7 +64,10 @@ class ConfigError(NamesSettings, InputError):
     ``str(exc)`` reads ``"batch_size: must be an integer, at least 1, got 0"``. ``exc.render(spell)`` spells the
     fields it names another way: ``spell(name, value)`` returns the text for field ``name``, mentioned alone
     (``value`` is ``None``) or set to ``value``; the command line renders ``--batch-size: ...`` this way.
-    ``exc.settings`` lists every field the message names.
+
+    Attributes:
+        field: the name of the ``TrainConfig`` field at fault, e.g. ``"batch_size"``.
+        settings: every field the message names, in order (a tuple of names).
     """
 
     def __init__(self, field: str, *problem: str | Setting) -> None:
@@ -75,8 +78,11 @@ class ConfigError(NamesSettings, InputError):
 class RunExistsError(ConfigError):
     """``train`` was asked to start a new run (``resume=False``) in a directory that already holds one.
 
-    ``run_dir`` is that directory and ``entries`` what of an earlier run it holds (``["checkpoints",
-    "log.csv"]``); nothing in it was changed. Continue the run with ``resume=True`` or choose another ``out``.
+    Nothing in the directory was changed. Continue the run with ``resume=True`` or choose another ``out``.
+
+    Attributes:
+        run_dir: that directory.
+        entries: what of an earlier run it holds, e.g. ``["checkpoints", "log.csv"]``.
     """
 
     def __init__(self, run_dir: Path, entries: list[str]) -> None:
@@ -97,8 +103,11 @@ class BadImagesError(TrainingError):
 class Interrupted(NamesSettings, AdaINError):
     """The run was stopped (the callback returned ``True``) after a checkpoint was written at ``step``.
 
-    ``path`` is that checkpoint (``None`` on the ranks of a data-parallel run that write none); train again
-    with ``resume=True`` to continue.
+    Train again with ``resume=True`` to continue from it.
+
+    Attributes:
+        step: the step the checkpoint holds.
+        path: that checkpoint; ``None`` on the ranks of a data-parallel run that write none.
     """
 
     def __init__(self, step: int, path: Path | None) -> None:

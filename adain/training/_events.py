@@ -18,7 +18,19 @@ from typing import Any, Literal, Union
 
 @dataclass(frozen=True)
 class StartEvent:
-    """The run is set up and about to take its first step (``start_step``: 0, or the resumed checkpoint's)."""
+    """The run is set up and about to take its first step.
+
+    Attributes:
+        start_step: steps already done: 0 for a new run, else the resumed checkpoint's step.
+        max_iter: the step the run ends at (``TrainConfig.max_iter``).
+        device: the device it trains on, e.g. ``"cpu"``, ``"cuda:0"``.
+        world_size: processes of a data-parallel run (1 without one).
+        content_images: usable images found in ``content_dir``.
+        style_images: usable images found in ``style_dir``.
+        autocast: ``"float32"``, or the autocast dtype (``"torch.bfloat16"``).
+        resumed_from: the checkpoint the run continues; ``None`` for a new run.
+        kind: ``"start"``, for callbacks that dispatch on a string.
+    """
 
     start_step: int
     max_iter: int
@@ -33,7 +45,18 @@ class StartEvent:
 
 @dataclass(frozen=True)
 class StepEvent:
-    """One optimisation step is done; ``step`` counts steps done (1 after the first). Losses are Python floats."""
+    """One optimisation step is done (on every process of a data-parallel run).
+
+    Attributes:
+        step: steps done, 1 after the first.
+        loss: the total loss, ``content_weight * content + style_weight * style`` (a Python float).
+        content: the content loss, before ``content_weight``.
+        style: the style loss (relu1_1 to relu4_1, with ``style_layer_weights``), before ``style_weight``.
+        lr: the learning rate of this step.
+        applied: ``False`` when a non-finite loss skipped the update.
+        images: image pairs in the step, all processes together.
+        kind: ``"step"``, for callbacks that dispatch on a string.
+    """
 
     step: int
     loss: float
@@ -47,7 +70,19 @@ class StepEvent:
 
 @dataclass(frozen=True)
 class LogEvent:
-    """A row of ``RUN_DIR/log.csv``: means over the steps since the previous row (rank 0 only)."""
+    """A row of ``RUN_DIR/log.csv`` (rank 0 only), every ``log_every`` steps and at the last.
+
+    Attributes:
+        step: steps done.
+        loss: mean total loss over the steps since the previous row (those with a finite loss, if any).
+        content: mean content loss over those steps.
+        style: mean style loss over those steps.
+        lr: the learning rate of the last of them.
+        images_per_s: image pairs per second over those steps, all processes together.
+        nonfinite_skipped: steps skipped so far for a non-finite loss.
+        bad_images: unusable images met so far.
+        kind: ``"log"``, for callbacks that dispatch on a string.
+    """
 
     step: int
     loss: float
@@ -62,7 +97,13 @@ class LogEvent:
 
 @dataclass(frozen=True)
 class CheckpointEvent:
-    """A checkpoint was written (rank 0 only)."""
+    """A checkpoint was written (rank 0 only), every ``save_every`` steps, at the end and when stopped.
+
+    Attributes:
+        step: the step it holds.
+        path: the checkpoint file.
+        kind: ``"checkpoint"``, for callbacks that dispatch on a string.
+    """
 
     step: int
     path: Path
@@ -71,7 +112,13 @@ class CheckpointEvent:
 
 @dataclass(frozen=True)
 class InvalidCheckpointEvent:
-    """While resuming, a checkpoint could not be used (truncated, not finite...); the previous one is tried."""
+    """While resuming, a checkpoint could not be used (truncated, not finite...); the previous one is tried.
+
+    Attributes:
+        path: the checkpoint file.
+        reason: why it could not be used.
+        kind: ``"invalid_checkpoint"``, for callbacks that dispatch on a string.
+    """
 
     path: Path
     reason: str
@@ -80,7 +127,12 @@ class InvalidCheckpointEvent:
 
 @dataclass(frozen=True)
 class NewRunEvent:
-    """``resume=True`` found no valid checkpoint in ``run_dir``: a new run starts there."""
+    """``resume=True`` found no valid checkpoint in ``run_dir``: a new run starts there.
+
+    Attributes:
+        run_dir: the run directory (``TrainConfig.out``).
+        kind: ``"new_run"``, for callbacks that dispatch on a string.
+    """
 
     run_dir: Path
     kind: Literal["new_run"] = field(default="new_run", init=False)
@@ -88,7 +140,12 @@ class NewRunEvent:
 
 @dataclass(frozen=True)
 class BadImageEvent:
-    """An unusable image was skipped; ``message`` names the file and why (also listed in ``skipped.txt``)."""
+    """An unusable image was skipped (also listed in ``RUN_DIR/skipped.txt``).
+
+    Attributes:
+        message: names the file and says why it cannot be used.
+        kind: ``"bad_image"``, for callbacks that dispatch on a string.
+    """
 
     message: str
     kind: Literal["bad_image"] = field(default="bad_image", init=False)
@@ -96,7 +153,14 @@ class BadImageEvent:
 
 @dataclass(frozen=True)
 class DoneEvent:
-    """The run is finished and ``final`` (a ``save_pretrained`` directory) written (rank 0 only)."""
+    """The run is finished and its model written (rank 0 only).
+
+    Attributes:
+        final: ``RUN_DIR/final``, a ``save_pretrained`` directory (load it with ``adain.load_pretrained``).
+        nonfinite_skipped: steps skipped for a non-finite loss, in the whole run.
+        bad_images: unusable images met.
+        kind: ``"done"``, for callbacks that dispatch on a string.
+    """
 
     final: Path
     nonfinite_skipped: int
@@ -106,7 +170,13 @@ class DoneEvent:
 
 @dataclass(frozen=True)
 class PushedEvent:
-    """``final`` was uploaded to the Hub repository ``repo`` (``push_to_hub``); ``url`` is its commit."""
+    """The final model was uploaded to the Hugging Face Hub (``TrainConfig.push_to_hub``).
+
+    Attributes:
+        repo: the Hub repository, ``"user/name"``.
+        url: the URL of the commit.
+        kind: ``"pushed"``, for callbacks that dispatch on a string.
+    """
 
     repo: str
     url: str
@@ -115,7 +185,8 @@ class PushedEvent:
 
 TrainEvent = Union[StartEvent, StepEvent, LogEvent, CheckpointEvent, InvalidCheckpointEvent, NewRunEvent,
                    BadImageEvent, DoneEvent, PushedEvent]
-"""Any event ``train`` reports."""
+"""Any event ``train`` reports: ``StartEvent``, ``StepEvent``, ``LogEvent``, ``CheckpointEvent``,
+``InvalidCheckpointEvent``, ``NewRunEvent``, ``BadImageEvent``, ``DoneEvent`` or ``PushedEvent``."""
 
 Callback = Callable[[TrainEvent], Union[bool, None]]
 """``callback(event)``; returning ``True`` stops the run at the end of the step (checkpoint, then ``Interrupted``)."""

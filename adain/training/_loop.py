@@ -48,25 +48,33 @@ def train(config: TrainConfig, callback: Callback | None = None, *,
           worker_init_fn: Callable[[int], None] | None = None, resume_state: dict | None = None) -> Path:
     """Train a decoder as ``config`` says; returns ``RUN_DIR/final`` (a ``save_pretrained`` directory).
 
+    The run directory is locked for the whole run, and ``push_to_hub`` credentials are checked before
+    anything is loaded. Guide: [training a decoder](../guides/training.md).
+
     Arguments:
-        config: the options (``TrainConfig``). With ``resume=True`` the run in ``out`` continues from its
-            newest valid checkpoint (``TrainConfig.from_run(out)`` is the configuration it was written with);
-            if there is none, a new run starts (``NewRunEvent``). With ``resume=False`` a directory holding an
-            earlier run is refused (``RunExistsError``) before anything in it is written.
-        callback: receives every event (``StartEvent``, ``StepEvent``, ``LogEvent``, ``CheckpointEvent``,
-            ``InvalidCheckpointEvent``, ``NewRunEvent``, ``BadImageEvent``, ``DoneEvent``, ``PushedEvent``);
-            returning ``True`` stops the run at the end of the current step: a checkpoint is written and
-            ``Interrupted`` raised.
+        config: the options ([``TrainConfig``][adain.training.TrainConfig]). With ``resume=True`` the run in
+            ``out`` continues from its newest valid checkpoint (``TrainConfig.from_run(out)`` is the
+            configuration it was written with); if there is none, a new run starts (``NewRunEvent``). With
+            ``resume=False`` a directory holding an earlier run is refused (``RunExistsError``) before anything
+            in it is written.
+        callback: ``None``, or a function that receives every event (``StartEvent``, ``StepEvent``,
+            ``LogEvent``, ``CheckpointEvent``, ``InvalidCheckpointEvent``, ``NewRunEvent``, ``BadImageEvent``,
+            ``DoneEvent``, ``PushedEvent``); returning ``True`` stops the run at the end of the current step: a
+            checkpoint is written and ``Interrupted`` raised. This is how a program stops on a signal: its
+            handler sets a flag that the callback returns (the library installs no handler).
         worker_init_fn: called in each data-loading process with its id (``torch.utils.data.DataLoader``'s
             ``worker_init_fn``); the command line passes one that leaves Ctrl-C and SIGTERM to this process.
         resume_state: deprecated: a checkpoint's state to continue from; use ``resume=True``.
-    Returns:
-        The path of ``RUN_DIR/final``.
 
-    The run directory is locked for the whole run (``RunDirInUseError`` if another process trains there),
-    and ``push_to_hub`` credentials are checked before anything is loaded. Raises ``ConfigError`` (a
-    ``RunExistsError`` among them) for options that cannot be used, ``Interrupted`` when the callback stopped
-    the run, ``TrainingError`` when training cannot go on or the final push fails.
+    Returns:
+        The path of ``RUN_DIR/final``, a ``save_pretrained`` directory (``adain.load_pretrained`` loads it).
+
+    Raises:
+        ConfigError: an option that cannot be used, naming the field; ``RunExistsError`` is one.
+        Interrupted: the callback stopped the run (a checkpoint was written; continue with ``resume=True``).
+        TrainingError: training cannot go on (too many bad images, the loss keeps being non-finite), or the
+            final push to the Hub failed (the model is kept in ``RUN_DIR/final``).
+        AdaINError: another process is training in the same run directory (also a ``RuntimeError``).
     """
     config = config.validate()
     report = Reporter(callback)

@@ -1,6 +1,6 @@
 """The AdaIN training objective and one optimisation step, as pure functions of tensors and modules.
 
-Loss (Huang & Belongie 2017, sec. 6; numerics of the reference port, see DESIGN.md):
+Loss (Huang & Belongie 2017, sec. 6; numerics of the reference port, see docs/design.md):
 ``t = AdaIN(f(c), f(s))``, ``g = decoder(t)``;
 content = MSE(relu4_1(g), t); style = sum over relu1_1..relu4_1 of w_i * (MSE(mu(g_i), mu(s_i)) +
 MSE(sigma(g_i), sigma(s_i))), all with mean reduction; total = content_weight * content +

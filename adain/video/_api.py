@@ -28,7 +28,13 @@ from ._temporal import StatsSmoother, check_smoothing
 
 
 class VideoInterrupted(AdaINError):
-    """Ctrl-C (``KeyboardInterrupt``) stopped ``stylize_video``; the output was closed properly and holds ``frames``."""
+    """Ctrl-C (``KeyboardInterrupt``) stopped ``stylize_video``; the output was closed properly and holds ``frames``.
+
+    Attributes:
+        frames: the number of frames written before the interruption.
+        total: the number of frames of the input, when the container says; else ``None``.
+        path: the output, a playable video (or folder) of those frames; ``None`` when no frame was written.
+    """
 
     def __init__(self, frames: int, total: int | None, path: Path | None) -> None:
         of = f" of {total}" if total else ""
@@ -39,6 +45,17 @@ class VideoInterrupted(AdaINError):
 
 @dataclass(frozen=True)
 class VideoResult:
+    """What [``stylize_video``][adain.stylize_video] returns when it finishes or its callback stops it.
+
+    Attributes:
+        output: the video file or folder of frames written; ``None`` when no frame was written (the callback
+            stopped the run at once).
+        frames: the number of frames written.
+        seconds: wall-clock seconds the whole call took (reading, stylizing and writing).
+        stopped: ``True`` when the callback stopped the run early; the output then holds the first
+            ``frames`` frames.
+    """
+
     output: Path | None  # None when no frame was written (a callback stopped the run at once)
     frames: int  # frames written
     seconds: float
@@ -70,29 +87,64 @@ def stylize_video(
 ) -> VideoResult:
     """Stylize every frame of ``input`` with ``style`` and write ``output``.
 
+    The style is encoded once; frames are decoded and encoded in background threads while batches are
+    stylized, so memory stays bounded for any length. Guide: [video](../guides/video.md).
+
     Arguments:
-        input: a video file (anything FFmpeg reads) or a folder of images (frames in natural order).
-        style: one style image or a list (blended; ``style_weights`` as ``adain.stylize``).
-        output: ``.mp4``/``.m4v``/``.mov``/``.mkv`` (H.264, 8-bit 4:2:0) or a folder (``frame_000001.png``...).
-        alpha, model, style_size, style_weights, preserve_color, device, dtype, max_memory: as ``adain.stylize``.
-        smoothing: decay of the moving average of the content statistics over frames (0 = each frame its
-            own, as ``adain.stylize``); restarted at scene cuts, where the colour histograms of consecutive
-            frames differ by more than ``cut_threshold`` (0 = same colours, 1 = none in common; see
-            ``adain.video._temporal``).
-        fps: frame rate of a folder of frames (default 25); a video keeps its own timestamps.
-        crf: H.264 quality (0 lossless ... 51; 18 is visually lossless for most content).
-        audio: copy the input's audio streams unchanged.
-        overwrite: replace an existing output (else ``OutputExistsError``); the output may never be the input
-            (``OutputIsInputError``, even with ``overwrite``).
-        batch_size: frames per batch; default from the memory budget.
-        callback: receives a ``VideoProgress`` after each batch; returning ``True`` stops the run (the output
-            is closed properly and holds the frames written; ``VideoResult.stopped``). This is how a program
-            stops on a signal: its handler sets a flag that the callback returns (the library installs none).
-        compile: ``torch.compile`` the networks (``Stylizer(compile=True)``): seconds to minutes once, then
+        input: a video file (anything FFmpeg reads, through PyAV; its first video stream), or a folder of
+            images: the frames are the images directly in it, in natural order (``2.png`` before ``10.png``),
+            all of one size.
+        style: one style image (a path, ``PIL.Image``, array or tensor, as for ``adain.stylize``) or a list of
+            them, blended with ``style_weights``.
+        output: a ``.mp4``, ``.m4v``, ``.mov`` or ``.mkv`` file (H.264, 8-bit 4:2:0, the input's timestamps,
+            rotation and colour tags), or a folder, which receives ``frame_000001.png``, ``frame_000002.png``...
+        alpha: style strength in [0, 1], as in ``adain.stylize``.
+        model: an [``AdaINModel``][adain.AdaINModel]; ``None``: ``adain.load_pretrained()``.
+        style_size: new shorter side of each style image in pixels, default 512; ``None`` keeps its size.
+            Frames keep their size.
+        style_weights: blend weights, one non-negative number per style, normalised to sum 1; ``None``: equal.
+        preserve_color: ``None``/``False``, ``"coral"`` (or ``True``) or ``"luminance"``, as in
+            ``adain.stylize``; either colour mode re-encodes the style for every frame.
+        smoothing: decay in [0, 1) of a moving average of the content statistics over frames, which removes
+            flicker from jumping statistics; 0 turns it off (each frame its own statistics, as
+            ``adain.stylize``). Restarted at scene cuts.
+        cut_threshold: a scene cut, where smoothing restarts, is a frame whose colour histogram differs from
+            the previous frame's by more than this, in (0, 1] (0: the same colours, 1: none in common).
+        fps: frame rate of a folder of frames, in (0, 1000]; ``None``: 25. A video file keeps its own
+            timestamps (giving ``fps`` for one is refused).
+        crf: H.264 quality, an integer in [0, 51]: 0 is lossless, lower is better; the default, 18, is visually
+            lossless for most content.
+        audio: copy the input's audio streams unchanged (never re-encoded).
+        overwrite: replace an existing output (else ``OutputExistsError``; a folder holding ``frame_*.png``
+            files counts as existing); the output may never be the input (``OutputIsInputError``, even with
+            ``overwrite``).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... or a ``torch.device``; ``None``: CUDA when available,
+            else CPU.
+        dtype: compute dtype, as in ``adain.stylize``; ``None``: bfloat16 where the device has native
+            support, else float32.
+        max_memory: bytes one batch may use; ``None``: 80% of the memory free on the device. A frame too
+            large to stylize whole is tiled, with the same result.
+        batch_size: frames per batch, a positive integer; ``None``: from the memory budget (as many as fit, at
+            most 8, about a megapixel per batch on a CPU).
+        callback: ``None``, or a function that receives a [``VideoProgress``][adain.VideoProgress] after each
+            batch; returning ``True`` stops the run (the output is closed properly and holds the frames
+            written; ``VideoResult.stopped``). This is how a program stops on a signal: its handler sets a
+            flag that the callback returns (the library installs no handler).
+        compile: ``torch.compile`` the networks (as ``Stylizer(compile=True)``): seconds to minutes once, then
             faster frames; worth it for long videos on a GPU (and a few percent on the CPU).
+
     Returns:
-        A ``VideoResult``. A ``KeyboardInterrupt`` (Ctrl-C) closes the output properly (a playable video of
-        the frames written so far) and raises ``VideoInterrupted``, which says how many frames it holds.
+        A [``VideoResult``][adain.video.VideoResult]: the output written, the number of frames, the seconds
+        taken, and whether the callback stopped the run.
+
+    Raises:
+        VideoInterrupted: a ``KeyboardInterrupt`` (Ctrl-C) stopped the run; the output was closed properly (a
+            playable video of the frames written so far) and the exception says how many frames it holds.
+        VideoReadError: the input cannot be read (missing, not a video, no video stream, corrupt).
+        MissingDependencyError: a video file in or out without PyAV installed.
+        OutputExistsError: the output exists and ``overwrite`` is ``False``.
+        OutputIsInputError: the output is the input.
+        InputError: any other argument that cannot be used.
     """
     alpha = check_alpha(alpha)
     smoothing, cut_threshold = check_smoothing(smoothing, cut_threshold)

@@ -27,7 +27,15 @@ _POLL = 0.1  # seconds between checks of the other threads while waiting on a qu
 
 @dataclass(frozen=True)
 class VideoProgress:
-    """What the callback of ``adain.stylize_video`` receives after each batch of frames."""
+    """What the callback of [``adain.stylize_video``][adain.stylize_video] receives after each batch of frames.
+
+    Attributes:
+        frames: frames stylized so far.
+        total: frames in the video, when the container says; else ``None`` (a folder of frames always says).
+        fps: frames per second since the start (decoding and encoding included).
+        eta: seconds left at that rate, when ``total`` is known; else ``None``.
+        elapsed: seconds since the start.
+    """
 
     frames: int  # frames stylized so far
     total: int | None  # frames in the video, when the container says

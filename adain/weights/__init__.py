@@ -1,6 +1,7 @@
 """Weights on disk and on the network: the package format, named weights and their sources, the Hub,
 downloads, and the legacy formats (the reference port's ``.pth``, Torch7, torchvision). Works on
-``(ModelConfig, state dict)`` pairs; ``adain.AdaINModel`` builds on it."""
+``(ModelConfig, state dict)`` pairs; ``adain.AdaINModel`` builds on it. Guide:
+[weights and the Hub](../guides/weights.md)."""
 
 from .._arguments import moved_modules
 from ._download import DownloadProgress as DownloadProgress

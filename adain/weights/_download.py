@@ -42,7 +42,14 @@ _SCHEMES = ("http", "https", "file")
 
 @dataclass(frozen=True)
 class DownloadProgress:
-    """One progress report: ``done_bytes`` of ``total_bytes`` (None when the server does not say) of ``filename``."""
+    """One progress report of a file being downloaded, what the ``progress`` callback of
+    [``adain.load_pretrained``][adain.load_pretrained] receives as the bytes arrive.
+
+    Attributes:
+        filename: the name of the file being downloaded.
+        done_bytes: bytes received so far.
+        total_bytes: the file's size in bytes; ``None`` when neither the registry nor the server says.
+    """
 
     filename: str
     done_bytes: int

@@ -269,20 +269,32 @@ def push_to_hub(
 ) -> str:
     """Publish a model in the package format (``config.json``, ``model.safetensors``, ``README.md``).
 
-    The one way this package uploads weights (the trainer's ``--push-to-hub`` and
-    ``weights/publish.py`` use it too).
+    The one way this package uploads weights: training's ``push_to_hub`` option and the repository's weight
+    publishing script use it too. Needs a Hugging Face token with write access (``token``, or the one
+    ``huggingface-cli login`` stored). Guide: [weights and the Hub](../guides/weights.md).
 
     Arguments:
-        model_or_dir: an ``AdaINModel`` (saved with ``save_pretrained`` into a temporary folder) or a
-            folder already written by ``save_pretrained`` (checked by loading it first).
+        model_or_dir: an [``AdaINModel``][adain.AdaINModel] (saved with ``save_pretrained`` into a temporary
+            folder) or a folder already written by ``save_pretrained`` (checked by loading it first: a folder
+            that would not load is never published).
         repo_id: ``"user/name"``; created (public unless ``private``) if it does not exist.
-        revision: branch to commit to (default ``main``).
-        model_card: README text for a model object (default: the generated card).
-        verify: download the two files back from the new commit and check that they are byte for byte
-            what was uploaded.
+        revision: branch to commit to; ``None``: the repository's default branch (``main``).
+        commit_message: the commit's message.
+        private: create the repository private; ``None``: the Hub's default (public). An existing
+            repository keeps its visibility.
+        token: a Hugging Face access token; ``None``: the stored one (``HF_TOKEN`` or ``huggingface-cli login``).
+        model_card: the model card (``README.md``) text for a model object; ``None``: the generated card. A
+            folder is published with its own ``README.md``.
+        verify: download ``config.json`` and ``model.safetensors`` back from the new commit and check that they
+            are byte for byte what was uploaded (``WeightsError`` if not).
+
     Returns:
         The commit URL (ending in the commit sha). Load it back with
         ``adain.load_pretrained(repo_id, revision=<commit>)``.
+
+    Raises:
+        InputError: ``repo_id`` is not ``"user/name"``.
+        WeightsError: the uploaded files differ from the local ones (with ``verify``).
     """
 
     if not REPO_ID_PATTERN.fullmatch(repo_id):
