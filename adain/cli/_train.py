@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 from dataclasses import fields
-from typing import Any
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
@@ -92,7 +92,8 @@ class _Progress:
     signal asked to stop."""
 
     def __init__(self, stop: StopRequests) -> None:
-        self.stop, self.bar = stop, None
+        self.stop = stop
+        self.bar: tqdm[NoReturn] | None = None
 
     def __call__(self, event: TrainEvent) -> bool:
         if isinstance(event, StartEvent):
