@@ -17,7 +17,7 @@ import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import InputError
 
@@ -57,6 +57,12 @@ def _real(value: Any) -> float | None:
     return None
 
 
+@overload
+def check_number(value: Any, what: str, *, minimum: float | None = ..., above: float | None = ...,
+                 below: float | None = ..., allow_none: Literal[False] = ...) -> float: ...
+@overload
+def check_number(value: Any, what: str, *, minimum: float | None = ..., above: float | None = ...,
+                 below: float | None = ..., allow_none: bool) -> float | None: ...
 def check_number(value: Any, what: str, *, minimum: float | None = None, above: float | None = None,
                  below: float | None = None, allow_none: bool = False) -> float | None:
     """A finite real number (numpy scalars accepted), ``>= minimum``, ``> above`` and ``< below`` where
@@ -72,6 +78,11 @@ def check_number(value: Any, what: str, *, minimum: float | None = None, above: 
                      f"{''.join(' and ' + b for b in bounds[1:])}{' or None' if allow_none else ''}, got {value!r}")
 
 
+@overload
+def check_int(value: Any, what: str, *, minimum: int | None = ..., allow_none: Literal[False] = ...,
+              hint: str = ...) -> int: ...
+@overload
+def check_int(value: Any, what: str, *, minimum: int | None = ..., allow_none: bool, hint: str = ...) -> int | None: ...
 def check_int(value: Any, what: str, *, minimum: int | None = 1, allow_none: bool = False,
               hint: str = "") -> int | None:
     """An integer >= ``minimum`` (numpy integers and integral floats such as ``512.0`` or ``2e9`` accepted;
@@ -93,9 +104,10 @@ def number_list(values: Any, what: str) -> list[float]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise InputError(f"{what}: expected a sequence of numbers, got {values!r}")
     numbers_ = [_real(v) for v in values]
-    if any(v is None for v in numbers_):
+    floats = [v for v in numbers_ if v is not None]
+    if len(floats) != len(numbers_):
         raise InputError(f"{what}: expected numbers, got {values!r}")
-    return numbers_
+    return floats
 
 
 def color_mode(preserve_color: Any) -> str | None:

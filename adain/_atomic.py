@@ -229,11 +229,11 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def remove_stale_temporaries(folder: str | os.PathLike, *, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+def remove_stale_temporaries(folder: str | os.PathLike[str], *, older_than_s: float = STALE_AFTER_S) -> list[Path]:
     """Remove the temporaries (``.<name>.tmp-<pid>``, ``.<name>.part-<pid>``, files or folders) directly in
     ``folder`` last modified more than ``older_than_s`` ago; younger ones may belong to a live process
     and are kept. Returns what was removed; anything that cannot be removed is left alone."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Union
 
 import numpy as np
@@ -233,6 +234,8 @@ def image_size(source: ImageLike, *, what: str = "image", max_pixels: int | None
         if max_pixels is not None:
             check_pixels(source, w, h, max_pixels)
         return h, w
+    shape: tuple[int, ...]  # the whole shape, for the message
+    size: Sequence[int]  # (H, W)
     if isinstance(source, Image.Image):
         shape, size = (source.height, source.width), (source.height, source.width)
     elif isinstance(source, np.ndarray):

@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -146,7 +147,7 @@ def save_image(image: Image.Image, path: str | os.PathLike, *, quality: int = 95
     except OSError as exc:
         reason = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror
         raise InputError(f"{path}: cannot create the folder {path.parent}: {reason or exc}") from None
-    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    options: dict[str, int | bytes] = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     options.update({k: v for k, v in (("icc_profile", icc_profile), ("exif", exif)) if v})
     if fmt == "JPEG" and len(exif or b"") > _JPEG_MARKER_BYTES:
         del options["exif"]  # cannot fit in a JPEG: the picture matters more than its EXIF
@@ -173,7 +174,14 @@ def image_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, bytes]:
+class ImageMetadata(TypedDict, total=False):
+    """What ``read_metadata`` found: ``save_image`` keywords."""
+
+    icc_profile: bytes
+    exif: bytes
+
+
+def read_metadata(path: str | os.PathLike) -> ImageMetadata:
     """The colour profile and EXIF of an image file as ``save_image`` keywords: ``{"icc_profile": ...,
     "exif": ...}``, with only what the file has that fits what ``read_image`` returns.
 
@@ -188,7 +196,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, bytes]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 icc, raw = img.info.get("icc_profile"), img.info.get("exif")
-        metadata = {}
+        metadata: ImageMetadata = {}
         if isinstance(icc, bytes) and icc[16:20] == b"RGB ":
             metadata["icc_profile"] = icc
         if isinstance(raw, bytes) and raw:
@@ -245,7 +253,8 @@ def _folder_key(path: str | os.PathLike) -> tuple[int, int] | None:
 
 def _walk_images(root: Path, seen: set, report: OnError) -> Iterator[Path]:
     """Images below ``root``: folders reached by plain names first, then those reached through links."""
-    folders, linked = [root], []
+    folders: list[Path] = [root]
+    linked: list[Path] = []
     while folders or linked:
         folder = folders.pop() if folders else linked.pop(0)
         key = _folder_key(folder)

@@ -18,6 +18,7 @@ Both backends (``Stylizer``/``stylize`` and ``gatys``) and the trainer resolve t
 from __future__ import annotations
 
 import os
+from typing import Any, overload
 
 import torch
 
@@ -108,6 +109,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device,
         if device.type == "cpu" and "bfloat16" in allowed and cpu_native_bf16():
             return torch.bfloat16
         return torch.float32
+    name: str | None
     if isinstance(dtype, str):
         name = _DTYPE_ALIASES.get(dtype, dtype)
     else:
@@ -136,7 +138,13 @@ def free_memory(device: torch.device) -> int | None:
         return None
 
 
-def check_max_memory(max_memory) -> int | None:
+@overload
+def check_max_memory(max_memory: None) -> None: ...
+@overload
+def check_max_memory(max_memory: float) -> int: ...
+@overload
+def check_max_memory(max_memory: Any) -> int | None: ...
+def check_max_memory(max_memory: Any) -> int | None:
     """``max_memory`` as an ``int`` number of bytes (numpy integers and integral floats such as ``2e9``
     accepted) or ``None``."""
     return check_int(max_memory, "max_memory", allow_none=True, hint=" (bytes; None = 80% of the free memory)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import numbers
 import re
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 
 from PIL import Image
 
-from ._arguments import check_alpha, check_size, color_mode
+from ._arguments import check_alpha, check_int, check_size, color_mode
 from .errors import AdaINError, ImageReadError, InputError
 from ._io import read_image, save_image
 from .model import AdaINModel
@@ -244,9 +243,10 @@ def _backend(name: Any) -> str:
 
 
 def _iterations(value: Any) -> int:
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= 1 and value == int(value):
-        return int(value)
-    raise InputError(f"iterations: expected a whole number of steps >= 1, got {value!r}")
+    try:  # check_int also refuses infinities, which int() cannot convert
+        return check_int(value, "iterations")
+    except InputError:
+        raise InputError(f"iterations: expected a whole number of steps >= 1, got {value!r}") from None
 
 
 def _as_list(payload: Any) -> list:
@@ -267,7 +267,8 @@ Upload a photo (or take one with the webcam) and one or more style pictures, the
 AdaIN takes a fraction of a second; Gatys optimises the picture (slow on a CPU, reference quality)."""
 
 
-def build_app(model: ModelSource, *, title: str = "adain: style transfer", output_dir: str | Path | None = None):
+def build_app(model: ModelSource, *, title: str = "adain: style transfer",
+              output_dir: str | Path | None = None) -> Any:  # a gradio.Blocks (gradio is optional)
     """The demo page as a ``gr.Blocks`` (not launched): ``app.launch(server_name=..., server_port=...)``.
 
     The Run button is also an API endpoint, ``/stylize`` (``gradio_client``: content file, list of style

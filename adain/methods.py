@@ -8,12 +8,14 @@ its own arguments, once; only what is particular to this entry point is checked 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from . import _images as images
 from ._arguments import check_alpha, check_output_type, check_size, pop_deprecated
+from ._images import ImageLike
 from ._io import DEFAULT_MAX_PIXELS
 from .errors import InputError
 from .inference._checks import check_one_content, style_list
@@ -29,8 +31,8 @@ METHODS = ("adain", "gatys")
 
 
 def stylize(
-    content,
-    style,
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
     alpha: float = 1.0,
     *,
     model: AdaINModel | None = None,
@@ -39,7 +41,7 @@ def stylize(
     crop: bool = False,
     preserve_color: bool | str | None = None,
     style_weights: Sequence[float] | None = None,
-    mask=None,
+    mask: ImageLike | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     method: str = "adain",
@@ -48,8 +50,8 @@ def stylize(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     callback: Callable | None = None,
     output_type: str = "pil",
-    **gatys_options,
-):
+    **gatys_options: Any,
+) -> Any:  # PIL.Image, ndarray or Tensor, as output_type says
     """Stylize one image in one call.
 
     Every argument and every input image is checked (files: their headers) before weights are loaded, let

@@ -137,6 +137,13 @@ def test_runner_reads_a_webcam_data_url(model, pictures, tmp_path):
     assert result.image.size == (80, 60)
 
 
+@pytest.mark.parametrize("iterations", [0, 2.5, float("inf"), float("nan"), True, "10"])
+def test_runner_refuses_iterations_that_are_not_a_whole_number_of_steps(model, pictures, tmp_path, iterations):
+    runner = DemoRunner(model, output_dir=tmp_path)
+    with pytest.raises(adain.InputError, match=r"^iterations: expected a whole number of steps >= 1, got "):
+        runner.run(str(pictures["content"]), [str(pictures["style"])], backend="gatys", iterations=iterations)
+
+
 def test_build_app_does_not_load_a_lazy_model(pictures):
     def loader():
         raise AssertionError("loaded at build time")

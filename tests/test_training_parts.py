@@ -17,6 +17,7 @@ from adain.training._data import ImageStream, positions_for_step
 from adain.errors import InputError
 from adain.training._step import LossWeights, adain_losses, frozen, learning_rate
 from adain.training._config import TrainConfig, config_from
+from adain.training import TrainingError
 from adain.training._setup import load_encoder
 from reference_port import ref_adain, ref_calc_mean_std
 
@@ -150,6 +151,16 @@ def test_checkpoints_keep_the_last_k_and_restore_rng_states(tmp_path):
         "step-00000003.pt", "step-00000004.pt"]
     restore_rng_state(state["rng"])
     assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+
+
+def test_a_replaced_numpy_generator_is_refused_with_a_training_error():
+    legacy = np.random.get_bit_generator()
+    np.random.set_bit_generator(np.random.PCG64(3))
+    try:
+        with pytest.warns(RuntimeWarning), pytest.raises(TrainingError, match="PCG64, not MT19937"):
+            capture_rng_state()
+    finally:
+        np.random.set_bit_generator(legacy)
 
 
 def test_a_checkpoint_with_non_finite_weights_is_not_used(tmp_path):

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("name", nargs="?", default=defaults["name"].default, help="registered name, Hub repo id or folder")
     parser.add_argument("--revision", default=defaults["revision"].default, help="Hub branch, tag or commit")
-    parser.add_argument("--cache-dir", default=defaults["cache_dir"].default, help="cache root (default: see README)")
+    parser.add_argument("--cache-dir", default=defaults["cache_dir"].default, help="cache root (default: $ADAIN_CACHE, else $XDG_CACHE_HOME/adain or ~/.cache/adain)")
     parser.add_argument("--list", action="store_true", help="list the registered names, each with its sources in the order tried, and exit")
     parser.set_defaults(func=_run)
 

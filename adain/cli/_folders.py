@@ -105,8 +105,8 @@ def plan_pairs(args: argparse.Namespace, *, combine: bool, inputs: Sequence[str 
     single = len(contents) == 1 and len(styles) == 1 and content_root.is_file()
     _check_output(out, to_file, single, len(contents) * len(styles))
     targets = {(0, 0): out} if to_file else _targets(out, content_root, contents, styles, args.ext, insensitive)
-    inputs = [*contents, *(s for style in styles for s in style.sources), *others]
-    existing = existing_outputs(targets, inputs, overwrite=args.overwrite)
+    all_inputs = [*contents, *(s for style in styles for s in style.sources), *others]
+    existing = existing_outputs(targets, all_inputs, overwrite=args.overwrite)
     folders = ([content_root] if content_root.is_dir() else []) + style_folders
     refuse_inside_inputs(None if to_file else out, folders, targets.values())
     plan = Plan(contents, styles, targets, single, args.overwrite, args.quality, unreadable=unreadable.count)
@@ -211,7 +211,8 @@ class _Tally:
 Render = Callable[[Path, StyleSet, Any], Image.Image]
 
 
-def run_pairs(plan: Plan, prepare: Callable[[StyleSet], Any], render: Render, *, bar: bool = True) -> int:
+def run_pairs(plan: Plan, prepare: Callable[[StyleSet], Any] | None, render: Render | None, *,
+              bar: bool = True) -> int:
     """Write every pair: ``prepare(style)`` once per style with work to do, ``render(content, style,
     prepared)`` per pair whose output is missing (or ``--overwrite``).
 
@@ -232,6 +233,7 @@ def run_pairs(plan: Plan, prepare: Callable[[StyleSet], Any], render: Render, *,
                     todo.append(i)
             progress.update(len(plan.contents) - len(todo))
             if todo:
+                assert prepare is not None and render is not None, "None only when nothing is pending"
                 _run_style(plan, j, todo, prepare, render, tally, progress)
     finally:
         progress.close()
@@ -262,7 +264,7 @@ def _run_style(plan: Plan, j: int, todo: list[int], prepare, render: Render, tal
         progress.update(1)
 
 
-def _metadata(content: Path) -> dict[str, bytes]:
+def _metadata(content: Path) -> io.ImageMetadata:
     """The content's colour profile and EXIF, for its outputs (none when its header cannot be read)."""
     try:
         return io.read_metadata(content)

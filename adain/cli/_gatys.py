@@ -11,6 +11,7 @@ one-line notice naming the new one.
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from tqdm import tqdm
 
@@ -112,7 +113,8 @@ class _Bars:
     """One tqdm bar per pyramid scale (none with ``--quiet`` or when stderr is not a terminal)."""
 
     def __init__(self, quiet: bool, label: str) -> None:
-        self.quiet, self.label, self.bar = quiet, label, None
+        self.quiet, self.label = quiet, label
+        self.bar: tqdm[NoReturn] | None = None
 
     def __call__(self, p) -> None:
         if self.quiet:
@@ -121,6 +123,7 @@ class _Bars:
             self.close()
             self.bar = tqdm(total=p.steps, unit="step", dynamic_ncols=True, disable=None,
                             desc=f"{self.label}scale {p.scale + 1}/{p.scales} {p.size[1]}x{p.size[0]}")
+        assert self.bar is not None, "made at step 1 of each scale, the first progress of a scale"
         self.bar.set_postfix(loss=f"{p.losses['total']:.4g}", mem=f"{p.peak_memory / 2**20:.0f}MiB", refresh=False)
         self.bar.update(1)
 

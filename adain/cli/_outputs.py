@@ -21,6 +21,7 @@ import os
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from .. import _io as io
 from .._atomic import NAME_MAX, InputFiles, check_output
@@ -153,11 +154,14 @@ def too_long(target: Path) -> bool:
 # ---- outputs that are inputs ---------------------------------------------------------------------
 
 
-def existing_outputs(targets: Mapping[Hashable, Path], inputs: Iterable[Path], *, overwrite: bool) -> set:
+_Key = TypeVar("_Key", bound=Hashable)
+
+
+def existing_outputs(targets: Mapping[_Key, Path], inputs: Iterable[Path], *, overwrite: bool) -> set[_Key]:
     """The keys of ``targets`` whose output exists (none with ``overwrite``), after refusing
     (``OutputIsInputError``) any output that is one of the ``inputs``, ``--overwrite`` or not: the output
     policy of ``adain._atomic.check_output``, one target at a time."""
-    known, existing = InputFiles(inputs), set()
+    known, existing = InputFiles(inputs), set[_Key]()
     for key, target in targets.items():
         try:
             check_output(target, overwrite=overwrite, inputs=known)

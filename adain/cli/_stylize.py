@@ -10,6 +10,7 @@ tiles, with a progress bar of its tiles.
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 from tqdm import tqdm
 
@@ -79,7 +80,8 @@ class _TileBar:
     terminal); each tile counts twice: statistics, then output."""
 
     def __init__(self, name: str) -> None:
-        self.name, self.bar = name, None
+        self.name = name
+        self.bar: tqdm[NoReturn] | None = None
 
     def __call__(self, p: TileProgress) -> None:
         if self.bar is None:

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 from dataclasses import fields
-from typing import Any
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
@@ -36,7 +36,7 @@ class TrainCommandError(AdaINError):
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a decoder on folders of content and style images",
-                                   description="Train an AdaIN decoder. See README: Training a decoder.")
+                                   description="Train an AdaIN decoder (guide: docs/guides/training.md).")
     add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -92,7 +92,8 @@ class _Progress:
     signal asked to stop."""
 
     def __init__(self, stop: StopRequests) -> None:
-        self.stop, self.bar = stop, None
+        self.stop = stop
+        self.bar: tqdm[NoReturn] | None = None
 
     def __call__(self, event: TrainEvent) -> bool:
         if isinstance(event, StartEvent):

@@ -225,6 +225,7 @@ def _export(onnx, graph: nn.Module, spec: _Spec, tmp: Path, target: Path, doc: s
     except Exception as exc:  # the exporter raises many types; the user needs the file and the first line
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RuntimeError(f"{target}: torch.onnx.export failed: {detail}") from exc
+    assert program is not None, "torch.onnx.export returns the program when dynamo=True"
     proto = program.model_proto
     _name_axes(proto, spec.renames, style_stats="style_mean" in spec.inputs)
     proto.doc_string = doc

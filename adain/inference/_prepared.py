@@ -147,7 +147,7 @@ class CompiledModel:
         """The valid size of ``x`` as 0-dim tensors on its device (made once per size: no copy per call)."""
         key = (tuple(x.shape[-2:]), x.device)
         if key not in self._sizes:
-            self._sizes[key] = tuple(torch.tensor(v, device=x.device) for v in x.shape[-2:])
+            self._sizes[key] = (torch.tensor(x.shape[-2], device=x.device), torch.tensor(x.shape[-1], device=x.device))
         return self._sizes[key]
 
     def _run(self, name: str, x: Tensor, height: int, width: int) -> Tensor:
@@ -266,11 +266,13 @@ def _ready(model: AdaINModel, device: torch.device, dtype: torch.dtype, memory_f
 
 
 def _prepared_copy(model: AdaINModel, setting: _Setting) -> AdaINModel:
-    ready = copy.deepcopy(model).to(device=setting.device, dtype=setting.dtype, memory_format=setting.memory_format)
+    ready = copy.deepcopy(model).to(device=setting.device, dtype=setting.dtype).to(memory_format=setting.memory_format)
     ready = ready.eval().requires_grad_(False)
     if setting.fuse:
-        ready.encoder = FusedEncoder(ready.encoder)
-        ready.decoder = FusedDecoder(ready.decoder)
+        # Drop-in stand-ins (same calls and attributes), registered under the submodules' names: the copy's
+        # AdaINModel.encode/decode run them. Not VGGEncoder/Decoder subclasses, hence not plain assignments.
+        ready.add_module("encoder", FusedEncoder(ready.encoder))
+        ready.add_module("decoder", FusedDecoder(ready.decoder))
     return ready
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .. import _images as images
 from .._arguments import check_int, pop_deprecated
+from .._images import ImageLike
 from .._io import DEFAULT_MAX_PIXELS
 from .._runtime import check_max_memory
 from ..errors import InputError
@@ -129,15 +131,15 @@ class Stylizer:
 
     def set_style(
         self,
-        style,
+        style: ImageLike | Sequence[ImageLike],
         *,
         style_size: int | None = DEFAULT_SIZE,
         crop: bool = False,
         style_weights: Sequence[float] | None = None,
-        mask=None,
+        mask: ImageLike | None = None,
         preserve_color: bool | str | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        **deprecated,
+        **deprecated: Any,
     ) -> Stylizer:
         """Load, encode and cache a style. Returns ``self`` so calls can be chained.
 
@@ -177,10 +179,11 @@ class Stylizer:
 
     # ---- content -------------------------------------------------------------------------------------
 
-    def __call__(self, content, alpha: float = 1.0, *, content_size: int | None = None, crop: bool = False,
+    def __call__(self, content: ImageLike | Sequence[ImageLike], alpha: float = 1.0, *,
+                 content_size: int | None = None, crop: bool = False,
                  content_stats: StatsHook | None = None, tile_size: int | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, callback: Callable[[TileProgress], None] | None = None,
-                 output_type: str | None = None):
+                 output_type: str | None = None) -> Any:  # PIL.Image, ndarray, Tensor or a list: output_type
         """Stylize one image, a list of images, or a batch with the cached style.
 
         Arguments:
@@ -273,8 +276,8 @@ class Stylizer:
 
 
 def stylize(
-    content,
-    style,
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
     alpha: float = 1.0,
     *,
     model: AdaINModel | None = None,
@@ -283,7 +286,7 @@ def stylize(
     crop: bool = False,
     preserve_color: bool | str | None = None,
     style_weights: Sequence[float] | None = None,
-    mask=None,
+    mask: ImageLike | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     max_memory: int | None = None,

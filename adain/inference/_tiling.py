@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import torch
 from torch import Tensor
@@ -183,6 +183,7 @@ def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_
     if limit is not None and device.type == "cpu":
         room = limit - BUFFER_BYTES_PER_PIXEL * height * width
     if tile_size is None:  # the largest tiles that fit: fewest tiles, least overlap computed twice
+        assert limit is not None and room is not None, "tile_size=None without a limit returned above"
         longest = MULTIPLE * -(-max(height, width) // MULTIPLE)
         fitting = (s for s in range(longest, 0, -MULTIPLE) if per_pixel * _largest_tile(height, width, s) <= room)
         step = next(fitting, None)
@@ -202,7 +203,8 @@ def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_
     return TileGrid(height, width, tiles, batch)
 
 
-def _refuse(height: int, width: int, whole: int, limit: int, per_pixel: int, device: torch.device, what: str) -> None:
+def _refuse(height: int, width: int, whole: int, limit: int, per_pixel: int, device: torch.device,
+            what: str) -> NoReturn:
     smallest = per_pixel * _largest_tile(height, width, MULTIPLE)
     buffers = f" besides {BUFFER_BYTES_PER_PIXEL * height * width / 2**30:.1f} GiB for the whole image" \
         if device.type == "cpu" else ""
@@ -281,7 +283,7 @@ def _stylize_into(out: Tensor, engine: Stage, style: Style, image: Tensor, alpha
         c_stats = c_stats if hook is None else hook(*c_stats)
         s_stats = engine.style_stats(style, source)
     for batch in _batches(tiles):
-        masks = None if fg is None else torch.cat([fg[(..., *t.cells(height, width))] for t in batch])
+        masks = None if fg is None else torch.cat([fg[(...,) + t.cells(height, width)] for t in batch])
         masks = None if masks is None else masks.to(engine.device)
         styled = engine.render(_pixels(source, batch, engine.device), style, alpha, stats=s_stats, cells=masks,
                                content_stats=c_stats)
@@ -329,7 +331,10 @@ def statistics(engine: Stage, source: Tensor, tiles: TileGrid, fg: Tensor | None
         if report is not None:
             report(len(batch))
     stats = [m.stats(engine.eps) for m in moments]
-    return stats[0] if fg is None else stats
+    if fg is not None:
+        return stats
+    assert stats[0] is not None, "every image has valid cells"
+    return stats[0]
 
 
 @torch.inference_mode()

@@ -93,7 +93,9 @@ def adain(f_c: Tensor, c_stats: ContentStats, s_stats: Sequence[Stats], weights:
     with its own content statistics (a region without statistics stays 0, as it has no cell).
     """
     if fg is None:
+        assert isinstance(c_stats, tuple), "content_stats gives one pair without a mask"
         return affine(f_c, c_stats, blend_stats([m for m, _ in s_stats], [s for _, s in s_stats], weights))
+    assert isinstance(c_stats, list), "content_stats gives one pair per region with a mask"
     out = torch.zeros(f_c.shape, dtype=torch.float32, device=f_c.device)
     for region, c, s in zip((fg, ~fg), c_stats, s_stats):
         if c is not None:
@@ -119,7 +121,7 @@ class Moments:
         x = cells.double()
         mean = x.mean(-1)
         m2 = (x - mean[:, None]).square_().sum(-1)
-        if self.count == 0:
+        if self.mean is None or self.m2 is None:  # the first cells (count 0)
             self.count, self.mean, self.m2 = k, mean, m2
             return
         n = self.count + k
@@ -131,7 +133,7 @@ class Moments:
     def stats(self, eps: float) -> Stats | None:
         """``(mean, std)`` ``(1, C, 1, 1)`` float32 as ``calc_mean_std`` gives them (unbiased variance +
         ``eps``; a single cell has variance 0); ``None`` when nothing was added."""
-        if self.count == 0:
+        if self.mean is None or self.m2 is None:  # nothing added (count 0)
             return None
         var = self.m2 / (self.count - 1) if self.count > 1 else torch.zeros_like(self.m2)
         return self.mean.float().view(1, -1, 1, 1), (var + eps).sqrt().float().view(1, -1, 1, 1)

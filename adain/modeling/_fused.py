@@ -66,7 +66,7 @@ class _Conv:
     """One 3x3 convolution's weights, ready for ``_convolution_pointwise``, and its post-op."""
 
     def __init__(self, conv: nn.Conv2d, relu: bool) -> None:
-        self.bias = conv.bias.detach()
+        self.bias = None if conv.bias is None else conv.bias.detach()
         self.attr = "relu" if relu else "none"
         self.weight = conv.weight.detach().contiguous(memory_format=torch.channels_last)
 

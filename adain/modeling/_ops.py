@@ -101,9 +101,13 @@ def blend_stats(means: Sequence[Tensor], stds: Sequence[Tensor], weights: Sequen
     ``c_hat`` is shared and the weights sum to one this equals AdaIN with ``sum w_k std_k`` and
     ``sum w_k mean_k``, so a blend costs one AdaIN instead of K. ``weights`` must already sum to 1.
     """
-    mean = sum(w * m for w, m in zip(weights, means))
-    std = sum(w * s for w, s in zip(weights, stds))
-    return mean, std
+    return weighted_sum(weights, means), weighted_sum(weights, stds)
+
+
+def weighted_sum(weights: Sequence[float], tensors: Sequence[Tensor]) -> Tensor:
+    """``sum_k weights[k] * tensors[k]``, added in order (at least one term)."""
+    terms = [w * t for w, t in zip(weights, tensors)]
+    return sum(terms[1:], terms[0])  # from the first term, not from sum's int 0: always a Tensor
 
 
 def masked_mean_std(feat: Tensor, region: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
@@ -157,7 +161,8 @@ def colour_moments(image: Tensor, chunk: int = 1 << 20) -> tuple[Tensor, Tensor,
     flat = image.reshape(3, -1)
     n = flat.shape[-1]
     parts = range(0, n, chunk)
-    mean = sum(flat[:, i : i + chunk].double().sum(-1, keepdim=True) for i in parts) / n
+    sums = [flat[:, i : i + chunk].double().sum(-1, keepdim=True) for i in parts]
+    mean = sum(sums[1:], sums[0]) / n
     scatter = torch.zeros(3, 3, dtype=torch.float64, device=image.device)
     for i in parts:
         centred = flat[:, i : i + chunk].double() - mean

@@ -12,6 +12,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +40,8 @@ Callback = Callable[[GatysProgress], "bool | None"]
 _POOLS = {"pool1": "relu1_2", "pool2": "relu2_2", "pool3": "relu3_4", "pool4": "relu4_4"}
 
 
-def gatys(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model=None,
-          callback: Callback | None = None, **options) -> Image.Image:
+def gatys(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model: AdaINModel | None = None,
+          callback: Callback | None = None, **options: Any) -> Image.Image:
     """Stylize ``content`` with ``style`` by optimising the image (Gatys et al. 2016).
 
     Every image and option is checked (files: their headers) before weights are loaded, and the memory the
@@ -69,7 +70,9 @@ def gatys(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model=N
     return tensor_to_pil(gatys_tensor(content, style, model=model, callback=callback, **options).clamp(0, 1))
 
 
-gatys.__signature__ = options_signature(gatys, list(inspect.signature(gatys).parameters.values())[:4])
+# typeshed's FunctionType lacks __signature__, the attribute inspect.signature reads first (PEP 362).
+gatys.__signature__ = options_signature(  # type: ignore[attr-defined]
+    gatys, list(inspect.signature(gatys).parameters.values())[:4])
 
 
 _DEPRECATED = {"style_blend": "style_weights", "memory_limit": "max_memory"}
@@ -182,8 +185,8 @@ def _pool_scale(encoder, image: Tensor, autocast: torch.dtype | None) -> dict[st
     return scale
 
 
-def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model=None,
-                 callback: Callback | None = None, **options) -> Tensor:
+def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model: AdaINModel | None = None,
+                 callback: Callback | None = None, **options: Any) -> Tensor:
     """As ``gatys``, but returns the ``(3, H, W)`` float32 result on the CPU, unclamped (about [0, 1]).
 
     Arguments:
@@ -287,7 +290,9 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
     lr, decay = opts.resolved_lr(), opts.resolved_decay()
     gen = torch.Generator().manual_seed(opts.seed)
 
-    x, adam_state, pool_scale, previous_content = None, None, None, None
+    x: Tensor | None = None
+    previous_content: Tensor | None = None
+    adam_state, pool_scale = None, None
     for index, hw in enumerate(sizes):
         final = index == len(sizes) - 1
         steps = opts.iterations if final or opts.coarse_iterations is None else opts.coarse_iterations
@@ -301,6 +306,7 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
             # Upsample only what the optimisation changed (the image minus the content at the previous
             # scale) and add it to the sharper content at this scale: an upsampled image alone is blurry,
             # which costs many full-size steps to undo.
+            assert previous_content is not None, "set with x at the previous scale"
             x = content_s + resize(x - previous_content, hw)
         previous_content = content_s
 
@@ -316,6 +322,7 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
         x, adam_state = result.image, result.adam_state
         if result.stopped:
             break
+    assert x is not None, "sizes holds at least the final size"
     x = resize(x, size)
     if luminance:
         x = replace_luma(resize(content_rgb, size), x)
@@ -347,7 +354,7 @@ def _style_terms(opts: GatysOptions, c_feats: dict[str, Tensor], s_feats: list[d
     style, weighted by its region resized to the layer's feature map."""
     loss_cls = STYLE_LOSSES[opts.style_loss]
     layers = list(opts.content_layers) + list(opts.style_layers)
-    terms = []
+    terms: list[tuple[str, nn.Module, float]] = []
     for layer, lw in zip(opts.style_layers, opts.layer_weight_values()):
         if targets.masks is None:
             loss = loss_cls.from_features([f[layer] for f in s_feats], targets.blend)
@@ -355,7 +362,8 @@ def _style_terms(opts: GatysOptions, c_feats: dict[str, Tensor], s_feats: list[d
             continue
         for k, mask in enumerate(targets.masks):
             # Padded like the image (see Objective.features), then resized to the layer's feature map.
-            region = resize(padding.pad_for_layers(resize(mask, hw), layers), tuple(c_feats[layer].shape[-2:]))
+            feat_hw = (c_feats[layer].shape[-2], c_feats[layer].shape[-1])
+            region = resize(padding.pad_for_layers(resize(mask, hw), layers), feat_hw)
             loss = loss_cls.from_features([s_feats[k][layer]], [1.0], weight=region)
             terms.append((layer, loss, opts.style_weight * lw))
     return terms

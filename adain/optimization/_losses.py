@@ -11,10 +11,12 @@ its layer); its statistics are then weighted averages over that region only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
-from ..modeling._ops import sqrtm_psd
+from ..modeling._ops import sqrtm_psd, weighted_sum
 
 
 class _NormalizeGrad(torch.autograd.Function):
@@ -102,6 +104,8 @@ def mean_std(feat: Tensor, weight: Tensor | None = None, eps: float = 1e-5) -> t
 class ContentLoss(nn.Module):
     """Mean squared error to the content features ``target`` ``(1, C, h, w)``."""
 
+    target: Tensor  # buffers, declared for the type checker
+
     def __init__(self, target: Tensor) -> None:
         super().__init__()
         self.register_buffer("target", target.detach().float())
@@ -128,12 +132,15 @@ class _StyleLoss(nn.Module):
         """Build the loss from style features ``feats`` (each ``(1, C, h_k, w_k)``), statistics blended with
         ``blend`` (non-negative, summing to 1), applied to the output region ``weight`` (or everywhere)."""
         stats = [cls.statistics(f) for f in feats]
-        blended = tuple(sum(b * s[i] for b, s in zip(blend, stats)) for i in range(len(stats[0])))
-        return cls(*blended, weight=weight)
+        blended = [weighted_sum(blend, [s[i] for s in stats]) for i in range(len(stats[0]))]
+        build: Callable[..., _StyleLoss] = cls  # a subclass: its statistics positionally, then weight=
+        return build(*blended, weight=weight)
 
 
 class GramLoss(_StyleLoss):
     """The paper's style loss: mean squared difference of Gram matrices (see ``gram``)."""
+
+    target: Tensor
 
     def __init__(self, target: Tensor, *, weight: Tensor | None = None) -> None:
         super().__init__(weight)
@@ -149,6 +156,9 @@ class GramLoss(_StyleLoss):
 
 class MeanStdLoss(_StyleLoss):
     """Squared differences of per-channel means and standard deviations (the AdaIN statistics), averaged."""
+
+    mean: Tensor
+    std: Tensor
 
     def __init__(self, mean: Tensor, std: Tensor, *, weight: Tensor | None = None) -> None:
         super().__init__(weight)
@@ -173,6 +183,10 @@ class WassersteinLoss(_StyleLoss):
     unlike differentiating through eigenvectors; eigenvalues are clamped at ``eps`` so ``sqrt`` never sees
     zero. ``eps * I`` is added to both covariances (dead ReLU channels make them singular).
     """
+
+    mean: Tensor
+    cov_trace: Tensor
+    cov_sqrt: Tensor
 
     def __init__(self, mean: Tensor, cov: Tensor, *, weight: Tensor | None = None, eps: float = 1e-5) -> None:
         super().__init__(weight)

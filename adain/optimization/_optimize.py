@@ -103,6 +103,7 @@ class Objective(nn.Module):
         if image.shape[1] == 1:
             image = image.expand(-1, 3, -1, -1)
         image = padding.pad_for_layers(image, self.layers)
+        ctx: contextlib.AbstractContextManager[None]
         if self.autocast_dtype is None:
             ctx = contextlib.nullcontext()
         else:
@@ -174,7 +175,7 @@ def optimize_scale(
     history_size: int,
     average_decay: float | None,
     adam_state: dict | None,
-    report: Callable[[int, dict[str, float]], bool],
+    report: Callable[[int, dict[str, Tensor]], bool],
 ) -> ScaleResult:
     """Optimise ``init`` (``(1, C, h, w)`` float32) against ``objective`` for ``steps`` steps.
 
@@ -186,12 +187,13 @@ def optimize_scale(
     reads them (``make_progress``).
     """
     x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+    opt: torch.optim.Optimizer
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=history_size,
                                 tolerance_grad=0.0, tolerance_change=0.0, line_search_fn=None)
     else:
         opt = torch.optim.Adam([x], lr=lr)
-        carried = _carry_adam_state(adam_state, tuple(x.shape[-2:]))
+        carried = _carry_adam_state(adam_state, (x.shape[-2], x.shape[-1]))
         if carried is not None:
             opt.state[x] = carried
     average = _Average(x.detach(), average_decay) if average_decay is not None else None

@@ -24,7 +24,7 @@ import torch
 
 from .._atomic import atomic_path
 from ..errors import AdaINError
-from ._errors import NamesSettings, Setting
+from ._errors import NamesSettings, Setting, TrainingError
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d{8,})\.pt$")
@@ -37,7 +37,12 @@ class CheckpointWriteError(NamesSettings, AdaINError, OSError):
 
 def capture_rng_state() -> dict[str, Any]:
     """Every global RNG state, as plain containers and tensors (loadable with ``weights_only=True``)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    numpy_state = np.random.get_state(legacy=True)
+    if not isinstance(numpy_state, tuple):  # a dict: np.random.set_bit_generator replaced the legacy MT19937
+        raise TrainingError(f"cannot checkpoint NumPy's global random state: its generator is "
+                            f"{numpy_state['bit_generator']}, not MT19937 (np.random.set_bit_generator); "
+                            "leave NumPy's global generator as it is while training")
+    kind, keys, pos, has_gauss, gauss = numpy_state
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
@@ -81,9 +86,10 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], *, keep: 
 
 def _write_error(path: Path, exc: Exception) -> CheckpointWriteError:
     """One line: which checkpoint could not be written, why, and which one a resumed run will use."""
-    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-    if full:  # also adain.DiskFullError from atomic_path, whose own message names the temporary file
-        reason = os.strerror(exc.errno)
+    code = exc.errno if isinstance(exc, OSError) else None
+    full = code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    if full and code is not None:  # also adain.DiskFullError from atomic_path, whose message names the temporary
+        reason = os.strerror(code)
     elif isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import sys
 import typing
 from dataclasses import dataclass, fields, replace
 from importlib import resources
@@ -170,9 +171,9 @@ def read_toml(name_or_path: str) -> dict[str, Any]:
     ``InputError`` whose message starts with the file's path.
     """
     path = recipe_path(name_or_path)
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10: the `train` extra installs tomli
+    else:  # Python 3.10: the `train` extra installs tomli
         try:
             import tomli as tomllib
         except ModuleNotFoundError:

@@ -21,10 +21,12 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 from ..errors import AdaINError
 from ._errors import NamesSettings, Setting
 
+fcntl: ModuleType | None  # None where the platform has no such module
 try:
     import fcntl
 except ImportError:  # Windows: no flock; runs there are not locked
@@ -69,6 +71,7 @@ def _holder(fd: int) -> str:
 def _acquire(run_dir: Path, check: Callable[[], None]) -> int:
     """Open and lock ``run_dir/.lock`` (creating both), call ``check``, write this PID into it; returns the
     descriptor. An exception from ``check`` releases the lock, the lock file's content unchanged."""
+    assert fcntl is not None, "lock_run_dir takes no lock without fcntl"
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -21,12 +21,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..modeling._decoder import Decoder
-from ..modeling._encoder import CONTENT_LAYER
+from ..modeling._encoder import CONTENT_LAYER, VGGEncoder
 from ..modeling._ops import adain
 from .._runtime import resolve_dtype
 from ..weights._hub import check_push_access, push_to_hub
@@ -108,11 +109,11 @@ class _Run:
     dist: Distributed
     device: torch.device
     run_dir: Path
-    encoder: nn.Module
-    decoder: nn.Module
+    encoder: VGGEncoder
+    decoder: Decoder
     optimizer: torch.optim.Optimizer
-    step_encoder: nn.Module  # the encoder and decoder as train_step calls them: compiled, and DDP-wrapped
-    step_model: nn.Module
+    step_encoder: Callable[..., Any]  # the encoder and decoder as train_step calls them: compiled, and DDP-wrapped
+    step_model: Callable[..., Any]
     average: Callable[[torch.Tensor], torch.Tensor] | None
     autocast_dtype: torch.dtype | None
     content: ImageStream
@@ -153,13 +154,14 @@ def _setup(config: TrainConfig, emit: Reporter, resumed: tuple[Path | None, dict
     step_encoder = torch.compile(encoder, dynamic=False) if config.compile else encoder
     step_model = torch.compile(model, dynamic=False) if config.compile else model
     content, style, loader = _data(config, start_step, dist_info, pin_memory=on_cuda, worker_init_fn=worker_init_fn)
+    relu1_1, relu2_1, relu3_1, relu4_1 = config.style_layer_weights  # four: checked by validate()
     run = _Run(
         config=config, emit=emit, dist=dist_info, device=device, run_dir=run_dir, encoder=encoder, decoder=decoder,
         optimizer=optimizer, step_encoder=step_encoder, step_model=step_model, average=average,
         autocast_dtype=autocast_dtype, content=content, style=style, loader=loader,
         samples=collate_pairs([loader.dataset[k] for k in range(min(4, config.batch_size))]) if is_main else None,
         log=ScalarLog(run_dir, start_step) if is_main else None,
-        weights=LossWeights(config.content_weight, config.style_weight, tuple(config.style_layer_weights)),
+        weights=LossWeights(config.content_weight, config.style_weight, (relu1_1, relu2_1, relu3_1, relu4_1)),
         start_step=start_step, bad=bad, nonfinite=nonfinite,
     )
     emit(StartEvent(start_step=start_step, max_iter=config.max_iter, device=str(device), world_size=dist_info.world,
@@ -170,7 +172,7 @@ def _setup(config: TrainConfig, emit: Reporter, resumed: tuple[Path | None, dict
     return run
 
 
-def _models(config: TrainConfig, device: torch.device) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer]:
+def _models(config: TrainConfig, device: torch.device) -> tuple[VGGEncoder, Decoder, torch.optim.Optimizer]:
     """The frozen encoder, the decoder to train (fresh, or ``init_decoder``) and its optimizer."""
     encoder = frozen(load_encoder(config.vgg)).to(device)
     torch.manual_seed(config.seed)  # the initial decoder depends on the seed alone, not on how the encoder was built
@@ -265,10 +267,12 @@ def _report(run: _Run, done: int, result: StepResult, window: _Window) -> None:
         now = time.perf_counter()
         images_per_s = len(window.results) * config.batch_size * run.dist.world / (now - window.since)
         row = _log_row(done, window.results, images_per_s, run.nonfinite, len(run.bad))
+        assert run.log is not None, "rank 0 has a log"
         run.log.write({name: getattr(row, name) for name in LOG_FIELDS})
         run.emit(row)
         window.results, window.since = [], now
     if run.is_main and config.sample_every and done % config.sample_every == 0:
+        assert run.samples is not None, "rank 0 has samples"
         _write_samples(run.decoder, run.encoder, run.samples, run.device,
                        run.run_dir / SAMPLES_DIR / f"step-{done:08d}.png")
 
@@ -293,6 +297,7 @@ def _finish(run: _Run) -> Path:
     config = run.config
     final = run.run_dir / FINAL_DIR
     if run.is_main:
+        assert run.log is not None, "rank 0 has a log"
         run.log.close()
         export_final(run.encoder, run.decoder, final, description=(
             f"Decoder trained with adain.training.train: {config.max_iter} steps, batch {config.batch_size}, content "

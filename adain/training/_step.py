@@ -9,9 +9,10 @@ style_weight * style. Feature statistics are taken in float32 even under bf16 au
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,8 @@ from torch import Tensor, nn
 
 from ..modeling._encoder import CONTENT_LAYER, STYLE_LAYERS
 from ..modeling._ops import EPS, adain, calc_mean_std
+
+_M = TypeVar("_M", bound=nn.Module)
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,9 @@ def learning_rate(base_lr: float, decay: float, step: int) -> float:
     return base_lr / (1.0 + decay * step)
 
 
-def adain_losses(encoder: nn.Module, decoder: nn.Module, content: Tensor, style: Tensor, weights: LossWeights,
-                 *, autocast_dtype: torch.dtype | None = None, eps: float = EPS) -> tuple[Tensor, Tensor, Tensor]:
+def adain_losses(encoder: Callable[..., Any], decoder: Callable[..., Any], content: Tensor, style: Tensor,
+                 weights: LossWeights, *, autocast_dtype: torch.dtype | None = None,
+                 eps: float = EPS) -> tuple[Tensor, Tensor, Tensor]:
     """``(total, content, style)`` losses (float32 scalars) for a batch.
 
     Arguments:
@@ -76,9 +80,9 @@ def adain_losses(encoder: nn.Module, decoder: nn.Module, content: Tensor, style:
     return weights.content * loss_c + weights.style * loss_s, loss_c, loss_s
 
 
-def train_step(encoder: nn.Module, decoder: nn.Module, optimizer: torch.optim.Optimizer, content: Tensor,
-               style: Tensor, weights: LossWeights, lr: float, *, autocast_dtype: torch.dtype | None = None,
-               average=None) -> StepResult:
+def train_step(encoder: Callable[..., Any], decoder: Callable[..., Any], optimizer: torch.optim.Optimizer,
+               content: Tensor, style: Tensor, weights: LossWeights, lr: float, *,
+               autocast_dtype: torch.dtype | None = None, average=None) -> StepResult:
     """One Adam step on ``decoder`` at learning rate ``lr``; a non-finite loss skips the update.
 
     ``average(values: Tensor) -> Tensor`` lets data-parallel callers average the three loss values over
@@ -103,7 +107,7 @@ def train_step(encoder: nn.Module, decoder: nn.Module, optimizer: torch.optim.Op
     return StepResult(loss, content_loss, style_loss, lr, applied)
 
 
-def frozen(encoder: nn.Module) -> nn.Module:
+def frozen(encoder: _M) -> _M:
     """Put ``encoder`` in eval mode with gradients off for its parameters (they are never trained)."""
     encoder.eval()
     for p in encoder.parameters():
@@ -111,6 +115,6 @@ def frozen(encoder: nn.Module) -> nn.Module:
     return encoder
 
 
-def make_optimizer(params: Sequence[Tensor] | object, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[Tensor], lr: float) -> torch.optim.Optimizer:
     """Adam with the reference's betas (0.9, 0.999)."""
     return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))

@@ -7,6 +7,7 @@ and out is ``source`` and ``sink``'s job; temporal smoothing of the content stat
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from .._arguments import check_alpha
+from .._images import ImageLike
 from ..errors import AdaINError, InputError
 from ..inference import Stylizer
 from ..inference._stylizer import DEFAULT_SIZE
@@ -63,9 +65,9 @@ class VideoResult:
 
 
 def stylize_video(
-    input,
-    style,
-    output,
+    input: str | os.PathLike,
+    style: ImageLike | Sequence[ImageLike],
+    output: str | os.PathLike,
     *,
     alpha: float = 1.0,
     model: AdaINModel | None = None,

@@ -68,7 +68,8 @@ class _Worker(threading.Thread):
 
     def __init__(self, target: Callable[[], None], name: str) -> None:
         super().__init__(name=name, daemon=True)
-        self._work, self.error = target, None
+        self._work = target
+        self.error: BaseException | None = None
 
     def run(self) -> None:
         try:

@@ -57,7 +57,8 @@ class VideoWriter:
         self.path, self.info, self.overwrite, self.written = path, info, overwrite, 0
         self.tmp = temporary_name(path)
         self._durations: dict[int, int] = {}
-        self._end, self._audio = None, None
+        self._end: int | None = None  # the timestamp after the last frame written
+        self._audio: AudioCopy | None = None
         self._step = max(1, round(1 / (info.rate * info.time_base)))
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -119,6 +120,7 @@ class VideoWriter:
         if not self.written:
             self.abort()
             return None
+        assert self._end is not None, "set by the first frame written"
         try:
             self._mux(self._stream.encode(None))
             if self._audio is not None:

@@ -107,17 +107,20 @@ class VideoFile:
         """Every frame as RGB in the stored orientation, with increasing timestamps (missing or repeated
         ones are filled in so that the encoder accepts them) and display durations (up to the next frame;
         the last one's up to the end of the stream)."""
-        info, held, last = self.info, None, None
+        info = self.info
+        held: np.ndarray | None = None  # the frame waiting for its duration, and its timestamp
+        last: int | None = None
         step = max(1, round(1 / (info.rate * info.time_base)))
         color_range = info.color.get("color_range") or None
         for frame in chain([self._first], self._decoded):
             pts = frame.pts
             if pts is None or (last is not None and pts <= last):
                 pts = 0 if last is None else last + (step if frame.pts is None else 1)
-            if held is not None:
+            if held is not None and last is not None:  # both set from the second frame on
                 yield held, last, pts - last
             held = frame.to_ndarray(format="rgb24", width=info.width, height=info.height, src_color_range=color_range)
             last = pts
+        assert held is not None and last is not None, "the first frame is decoded when opening"
         yield held, last, self._end - last if self._end is not None and self._end > last else step
 
     def close(self) -> None:

@@ -50,8 +50,7 @@ class StatsSmoother:
         self.cuts = 0  # scene cuts found so far (the first frame not counted)
         self._pending: deque[bool] = deque()
         self._colors: Tensor | None = None  # histograms of the last frame seen
-        self._mean: Tensor | None = None
-        self._std: Tensor | None = None
+        self._stats: tuple[Tensor, Tensor] | None = None  # the smoothed (mean, std) of the last frame
 
     @torch.no_grad()
     def observe(self, frames: Tensor) -> None:
@@ -69,14 +68,15 @@ class StatsSmoother:
     def __call__(self, mean: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
         means, stds = [], []
         for m, s in zip(mean, std):
-            cut = self._pending.popleft() if self._pending else self._mean is None
-            if cut or self._mean is None:
-                self._mean, self._std = m, s
+            cut = self._pending.popleft() if self._pending else self._stats is None
+            if cut or self._stats is None:
+                self._stats = m, s
             else:
-                self._mean = self.decay * self._mean + (1 - self.decay) * m
-                self._std = self.decay * self._std + (1 - self.decay) * s
-            means.append(self._mean)
-            stds.append(self._std)
+                last_mean, last_std = self._stats
+                self._stats = (self.decay * last_mean + (1 - self.decay) * m,
+                               self.decay * last_std + (1 - self.decay) * s)
+            means.append(self._stats[0])
+            stds.append(self._stats[1])
         return torch.stack(means), torch.stack(stds)
 
 

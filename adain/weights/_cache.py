@@ -21,13 +21,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from .._atomic import remove_stale_temporaries
 
+fcntl: ModuleType | None  # None where the platform has no such module
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None
+msvcrt: ModuleType | None
 try:
     import msvcrt
 except ImportError:  # everything but Windows

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import TypeGuard
 
 import torch
 from safetensors import SafetensorError
@@ -37,7 +38,7 @@ MAX_CONFIG_BYTES = 1 << 20
 _LAST_LAYERS = tuple(n for n in LAYER_NAMES[LAYER_NAMES.index(CONTENT_LAYER):] if n.startswith("relu"))
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -52,7 +53,7 @@ _FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 
 
-def config_from_dict(data: dict, source: str = "config") -> ModelConfig:
+def config_from_dict(data: object, source: str = "config") -> ModelConfig:
     """A ``ModelConfig`` from parsed ``config.json`` data, checked field by field (type, finite value,
     allowed names); unknown keys or bad values raise ``CorruptWeightsError`` naming ``source`` and the field."""
     if not isinstance(data, dict):

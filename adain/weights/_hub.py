@@ -145,7 +145,8 @@ def download_hub_file(
     try:
         unreachable = not offline and not _hub_answers(repo_id, revision, endpoint, filename)
         path = Path(hf_hub_download(
-            repo_id=repo_id, filename=filename, revision=revision, cache_dir=cache_dir, endpoint=endpoint,
+            repo_id=repo_id, filename=filename, revision=revision, endpoint=endpoint,
+            cache_dir=None if cache_dir is None else Path(cache_dir),  # any os.PathLike; the Hub takes str or Path
             tqdm_class=_silent_tqdm(progress), local_files_only=offline or unreachable,
         ))
     except Exception as exc:  # noqa: BLE001 -- as in download_model_dir

@@ -149,7 +149,7 @@ def read_legacy_decoder(path: str | os.PathLike) -> dict[str, Tensor]:
 
 def legacy_decoder_to_named(state: dict[str, Tensor], source: str = "decoder") -> dict[str, Tensor]:
     """The decoder Sequential's state dict -> ``Decoder`` keys."""
-    shapes = {step[0]: (step[1], step[2], 3) for step in DECODER_CONVS if step != "up"}
+    shapes = {step[0]: (step[1], step[2], 3) for step in DECODER_CONVS if isinstance(step, tuple)}  # not "up"
     return _rename(state, LEGACY_DECODER_CONV_INDICES, shapes, source, set(shapes))
 
 

@@ -159,17 +159,19 @@ class _Reader:
         else:
             class_name = version_or_name
         kind = class_name.removeprefix("torch.")
+        result: _Storage | Tensor | TorchObject
         if class_name.startswith("torch.") and kind.endswith("Storage"):
             result = self.storage(kind[: -len("Storage")], class_name)
         elif class_name.startswith("torch.") and kind.endswith("Tensor"):
             result = self.tensor(kind[: -len("Tensor")], class_name)
         else:
-            result = TorchObject(class_name, version=version)
-            self.memo[index] = result
+            obj = TorchObject(class_name, version=version)
+            self.memo[index] = obj
             attrs = self.object()
             if not isinstance(attrs, dict):
                 raise self.fail(f"{class_name} without a field table")
-            result.attrs = attrs
+            obj.attrs = attrs
+            result = obj
         self.memo[index] = result
         return result
 
@@ -342,9 +344,9 @@ def _torch7_vgg(obj: Any, source: str) -> tuple[dict[str, Tensor], str]:
 def _torch7_decoder(obj: Any, source: str) -> dict[str, Tensor]:
     walker = _Walker(_modules(obj, source), source)
     state: dict[str, Tensor] = {}
-    convs = [step for step in DECODER_CONVS if step != "up"]
+    convs = [step for step in DECODER_CONVS if isinstance(step, tuple)]  # not "up"
     for step in DECODER_CONVS:
-        if step == "up":
+        if not isinstance(step, tuple):  # "up"
             walker.up()
             continue
         name, cin, cout = step
