@@ -2,7 +2,8 @@
 
 The public API is the names below (``__all__``) and those of the public subpackages: ``adain.inference``,
 ``adain.optimization``, ``adain.video``, ``adain.training``, ``adain.weights``, ``adain.export``,
-``adain.modeling``, and the modules ``adain.methods``, ``adain.errors``, ``adain.model`` and ``adain.demo``. Modules whose
+``adain.modeling``, and the modules ``adain.methods``, ``adain.errors``, ``adain.model`` and ``adain.demo``. Modules
+whose
 name starts with an underscore are internal and may change without notice.
 """
 
@@ -59,11 +60,22 @@ __all__ = [
 ]
 
 # The modules of the first layout, internal now: reachable for a while, with a DeprecationWarning.
-__getattr__ = moved_modules(__name__, {
-    "arguments": "adain._arguments", "atomic": "adain._atomic", "images": "adain._images", "io": "adain._io",
-    "runtime": "adain._runtime", "version": "adain._version", "color": "adain.modeling._color",
-    "stylizer": "adain.inference._stylizer", "tiling": "adain.inference._tiling",
-    "transfer": "adain.inference._transfer", "prepared": "adain.inference._prepared",
-    "compiled": "adain.inference._prepared", "preflight": "adain.inference._checks",
-    "onnx_export": "adain.export._onnx",
-})
+__getattr__ = moved_modules(
+    __name__,
+    {
+        "arguments": "adain._arguments",
+        "atomic": "adain._atomic",
+        "images": "adain._images",
+        "io": "adain._io",
+        "runtime": "adain._runtime",
+        "version": "adain._version",
+        "color": "adain.modeling._color",
+        "stylizer": "adain.inference._stylizer",
+        "tiling": "adain.inference._tiling",
+        "transfer": "adain.inference._transfer",
+        "prepared": "adain.inference._prepared",
+        "compiled": "adain.inference._prepared",
+        "preflight": "adain.inference._checks",
+        "onnx_export": "adain.export._onnx",
+    },
+)

@@ -58,40 +58,74 @@ def _real(value: Any) -> float | None:
 
 
 @overload
-def check_number(value: Any, what: str, *, minimum: float | None = ..., above: float | None = ...,
-                 below: float | None = ..., allow_none: Literal[False] = ...) -> float: ...
+def check_number(
+    value: Any,
+    what: str,
+    *,
+    minimum: float | None = ...,
+    above: float | None = ...,
+    below: float | None = ...,
+    allow_none: Literal[False] = ...,
+) -> float: ...
 @overload
-def check_number(value: Any, what: str, *, minimum: float | None = ..., above: float | None = ...,
-                 below: float | None = ..., allow_none: bool) -> float | None: ...
-def check_number(value: Any, what: str, *, minimum: float | None = None, above: float | None = None,
-                 below: float | None = None, allow_none: bool = False) -> float | None:
+def check_number(
+    value: Any,
+    what: str,
+    *,
+    minimum: float | None = ...,
+    above: float | None = ...,
+    below: float | None = ...,
+    allow_none: bool,
+) -> float | None: ...
+def check_number(
+    value: Any,
+    what: str,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    allow_none: bool = False,
+) -> float | None:
     """A finite real number (numpy scalars accepted), ``>= minimum``, ``> above`` and ``< below`` where
     given, as a ``float``; ``None`` passes when ``allow_none``."""
     if value is None and allow_none:
         return None
     number = _real(value)
-    if number is not None and math.isfinite(number) and (minimum is None or number >= minimum) and (
-            above is None or number > above) and (below is None or number < below):
+    if (
+        number is not None
+        and math.isfinite(number)
+        and (minimum is None or number >= minimum)
+        and (above is None or number > above)
+        and (below is None or number < below)
+    ):
         return number
     bounds = [f"{sign} {bound:g}" for sign, bound in ((">=", minimum), (">", above), ("<", below)) if bound is not None]
-    raise InputError(f"{what}: must be a finite number{''.join(' ' + b for b in bounds[:1])}"
-                     f"{''.join(' and ' + b for b in bounds[1:])}{' or None' if allow_none else ''}, got {value!r}")
+    raise InputError(
+        f"{what}: must be a finite number{''.join(' ' + b for b in bounds[:1])}"
+        f"{''.join(' and ' + b for b in bounds[1:])}{' or None' if allow_none else ''}, got {value!r}"
+    )
 
 
 @overload
-def check_int(value: Any, what: str, *, minimum: int | None = ..., allow_none: Literal[False] = ...,
-              hint: str = ...) -> int: ...
+def check_int(
+    value: Any, what: str, *, minimum: int | None = ..., allow_none: Literal[False] = ..., hint: str = ...
+) -> int: ...
 @overload
 def check_int(value: Any, what: str, *, minimum: int | None = ..., allow_none: bool, hint: str = ...) -> int | None: ...
-def check_int(value: Any, what: str, *, minimum: int | None = 1, allow_none: bool = False,
-              hint: str = "") -> int | None:
+def check_int(
+    value: Any, what: str, *, minimum: int | None = 1, allow_none: bool = False, hint: str = ""
+) -> int | None:
     """An integer >= ``minimum`` (numpy integers and integral floats such as ``512.0`` or ``2e9`` accepted;
     bools and non-integral numbers refused), as an ``int``; ``None`` passes when ``allow_none``."""
     if value is None and allow_none:
         return None
     number = _real(value)
-    if number is not None and math.isfinite(number) and number == int(number) and (
-            minimum is None or number >= minimum):
+    if (
+        number is not None
+        and math.isfinite(number)
+        and number == int(number)
+        and (minimum is None or number >= minimum)
+    ):
         return int(value) if isinstance(value, numbers.Integral) else int(number)
     bound = f" >= {minimum}" if minimum is not None else ""
     raise InputError(f"{what}: must be an integer{bound}{' or None' if allow_none else ''}{hint}, got {value!r}")
@@ -117,8 +151,11 @@ def color_mode(preserve_color: Any) -> str | None:
     if preserve_color is True:
         return "coral"
     if preserve_color == "match":
-        warnings.warn("preserve_color='match' is deprecated; use preserve_color='coral' (the same CORAL colour "
-                      "matching)", DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            "preserve_color='match' is deprecated; use preserve_color='coral' (the same CORAL colour matching)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
         return "coral"
     if isinstance(preserve_color, str) and preserve_color in COLOR_MODES:
         return preserve_color
@@ -184,8 +221,12 @@ def moved_modules(package: str, moved: Mapping[str, str]) -> Callable[[str], Mod
     def __getattr__(name: str) -> ModuleType:
         if name not in moved:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        warnings.warn(f"{package}.{name} is deprecated: it is the internal module {moved[name]} now; use the names "
-                      f"{package} exports (its __all__)", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{package}.{name} is deprecated: it is the internal module {moved[name]} now; use the names "
+            f"{package} exports (its __all__)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return importlib.import_module(moved[name])
 
     return __getattr__

@@ -4,7 +4,8 @@ Every file the package writes (images, weights, configs, model cards, downloads,
 through ``atomic_path`` (a whole folder, such as a converted model in the cache, through ``atomic_dir``):
 an interrupted write leaves at most a hidden temporary beside the target, never a half-written file
 under the real name (``replace=False`` never replaces an existing file either: the new file is linked
-into place, which fails if the name is taken). A full disk (``ENOSPC``, ``EDQUOT``) becomes a one-line ``DiskFullError`` naming
+into place, which fails if the name is taken). A full disk (``ENOSPC``, ``EDQUOT``) becomes a one-line
+``DiskFullError`` naming
 the file and the bytes it needed, and the temporary is removed. Temporaries left behind by a process
 that died are recognised by their name and removed by ``remove_stale_temporaries`` once a day old.
 
@@ -79,8 +80,9 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def check_output(path: str | os.PathLike, *, overwrite: bool = False,
-                 inputs: Iterable[str | os.PathLike] | InputFiles = ()) -> None:
+def check_output(
+    path: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable[str | os.PathLike] | InputFiles = ()
+) -> None:
     """Refuse an output before anything is computed or written.
 
     Arguments:
@@ -96,8 +98,9 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False,
     path = Path(path)
     found = (inputs if isinstance(inputs, InputFiles) else InputFiles(inputs)).find(path)
     if found is not None:
-        error = OutputIsInputError(f"{path}: this output is the input {found}; inputs are never overwritten, "
-                                   "choose another output")
+        error = OutputIsInputError(
+            f"{path}: this output is the input {found}; inputs are never overwritten, choose another output"
+        )
         error.filename, error.input = str(path), str(found)
         raise error
     if not overwrite and os.path.lexists(path):
@@ -163,8 +166,14 @@ def publish(tmp: Path, path: Path, *, replace: bool = True) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, *, durable: bool = False, tag: str = "tmp",
-                expected_bytes: int | None = None, replace: bool = True) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike,
+    *,
+    durable: bool = False,
+    tag: str = "tmp",
+    expected_bytes: int | None = None,
+    replace: bool = True,
+) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on any failure it is removed.
 
     ``durable=True`` also fsyncs the file and its folder, so the new file survives a power cut (used

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 import torch
@@ -19,11 +18,11 @@ from PIL import Image
 from torch import Tensor
 
 from ._arguments import check_size
-from .modeling._color import luma
-from .errors import ImageReadError, InputError
 from ._io import DEFAULT_MAX_PIXELS, check_pixels, read_image, read_size, to_rgb
+from .errors import ImageReadError, InputError
+from .modeling._color import luma
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
+ImageLike = str | os.PathLike | Image.Image | np.ndarray | Tensor
 
 
 def resized_size(h: int, w: int, size: int) -> tuple[int, int]:
@@ -77,8 +76,7 @@ def _check_float_image(t: Tensor, what: str) -> Tensor:
         raise InputError(f"{what}: image contains NaN or infinite values")
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise InputError(
-            f"{what}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
-            "(divide 0-255 data by 255)"
+            f"{what}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] (divide 0-255 data by 255)"
         )
     return t if lo >= 0 and hi <= 1 else t.clamp(0, 1)
 
@@ -94,8 +92,14 @@ def _tensor_channels_to_rgb(t: Tensor, what: str) -> Tensor:
     return t
 
 
-def to_tensor(source: ImageLike, *, size: int | None = None, crop: bool = False, what: str = "image",
-              max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
+def to_tensor(
+    source: ImageLike,
+    *,
+    size: int | None = None,
+    crop: bool = False,
+    what: str = "image",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Tensor:
     """Turn any supported image into a ``(3, H, W)`` float32 tensor in [0, 1]: ``check_image`` and ``decode``.
 
     Arguments:
@@ -124,8 +128,9 @@ def check_image(source: ImageLike, *, what: str = "image", max_pixels: int | Non
     return image_size(source, what=what, max_pixels=max_pixels)
 
 
-def decode(source: ImageLike, *, size: int | None, crop: bool, what: str = "image",
-           max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
+def decode(
+    source: ImageLike, *, size: int | None, crop: bool, what: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Tensor:
     """The pixels of an image ``check_image`` accepted (not checked again: a file is opened once more, to be
     read) as a ``(3, H, W)`` float32 tensor in [0, 1], resized and cropped as ``to_tensor`` says.
 
@@ -320,8 +325,10 @@ def check_mask_aspect(mask_hw: tuple[int, int], content_hw: tuple[int, int], wha
     (mh, mw), (h, w) = mask_hw, content_hw
     pairs = ((mw, mh * w / h), (mh, mw * h / w), (w, h * mw / mh), (h, w * mh / mw))
     if not any(abs(side - expected) <= 1 for side, expected in pairs):
-        raise InputError(f"{what}: a {mw}x{mh} mask does not have the aspect ratio of the {w}x{h} content; "
-                         "give a mask of the content's shape (any resolution)")
+        raise InputError(
+            f"{what}: a {mw}x{mh} mask does not have the aspect ratio of the {w}x{h} content; "
+            "give a mask of the content's shape (any resolution)"
+        )
 
 
 def fit_mask(mask: Tensor, content_hw: tuple[int, int], *, crop: bool = False, what: str = "mask") -> Tensor:

@@ -123,9 +123,16 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def save_image(image: Image.Image, path: str | os.PathLike, *, quality: int = 95, icc_profile: bytes | None = None,
-               exif: bytes | None = None, overwrite: bool = True,
-               inputs: Iterable[str | os.PathLike] | InputFiles = ()) -> Path:
+def save_image(
+    image: Image.Image,
+    path: str | os.PathLike,
+    *,
+    quality: int = 95,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    overwrite: bool = True,
+    inputs: Iterable[str | os.PathLike] | InputFiles = (),
+) -> Path:
     """Write ``image`` to ``path`` (format from the extension), atomically: a temporary file, then rename.
 
     Parent directories are created. ``quality`` (0-100) is JPEG's and WebP's; ``icc_profile`` and ``exif``
@@ -218,8 +225,9 @@ OnError = Callable[[Path, str], None]
 """``on_error(path, reason)``: told about a folder entry that cannot be read."""
 
 
-def list_images(path: str | os.PathLike, *, exclude: Iterable[str | os.PathLike] = (),
-                on_error: OnError | None = None) -> list[Path]:
+def list_images(
+    path: str | os.PathLike, *, exclude: Iterable[str | os.PathLike] = (), on_error: OnError | None = None
+) -> list[Path]:
     """A file -> ``[file]``; a directory -> every image below it (recursive, extensions case-insensitive), sorted.
 
     Hidden files and folders (names starting with ``.``) are ignored. Symbolic links are followed, but

@@ -96,8 +96,9 @@ def cpu_native_bf16(flags: frozenset[str] | None = None) -> bool:
     return bool(NATIVE_BF16_FLAGS & (_cpu_flags() if flags is None else frozenset(flags)))
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device,
-                  allowed: tuple[str, ...] = tuple(DTYPES)) -> torch.dtype:
+def resolve_dtype(
+    dtype: str | torch.dtype | None, device: torch.device, allowed: tuple[str, ...] = tuple(DTYPES)
+) -> torch.dtype:
     """The compute dtype: ``None``/``"auto"`` is bfloat16 on a CUDA device with bf16 support and on a CPU
     with native bf16 (``cpu_native_bf16``), else float32.
 
@@ -160,6 +161,7 @@ def memory_budget(device: torch.device, max_memory: int | None = None) -> int | 
 
 
 # ---- host <-> device copies -------------------------------------------------------------------------
+
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``x`` on ``device``. From the CPU to CUDA the copy goes through pinned memory with ``non_blocking``, so

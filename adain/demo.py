@@ -27,11 +27,11 @@ from typing import Any
 from PIL import Image
 
 from ._arguments import check_alpha, check_int, check_size, color_mode
-from .errors import AdaINError, ImageReadError, InputError
 from ._io import read_image, save_image
+from .errors import AdaINError, ImageReadError, InputError
+from .inference import Stylizer
 from .model import AdaINModel
 from .optimization._api import gatys
-from .inference import Stylizer
 
 __all__ = ["DemoResult", "DemoRunner", "build_app"]
 
@@ -127,9 +127,18 @@ class DemoRunner:
             self._model = model
         return self._model
 
-    def run(self, content: Any, styles: Any, style_weights: str | None = None, alpha: float = 1.0,
-            preserve_color: str = "none", backend: str = "AdaIN", iterations: int = DEFAULT_ITERATIONS,
-            max_size: int | None = DEFAULT_MAX_SIZE, progress: Progress | None = None) -> DemoResult:
+    def run(
+        self,
+        content: Any,
+        styles: Any,
+        style_weights: str | None = None,
+        alpha: float = 1.0,
+        preserve_color: str = "none",
+        backend: str = "AdaIN",
+        iterations: int = DEFAULT_ITERATIONS,
+        max_size: int | None = DEFAULT_MAX_SIZE,
+        progress: Progress | None = None,
+    ) -> DemoResult:
         """One press of the Run button. Raises ``AdaINError`` (or ``OSError``) with a one-line message.
 
         Arguments:
@@ -175,24 +184,53 @@ class DemoRunner:
         summary = f"{backend}: {image.width}x{image.height}, {settings}, {seconds:.1f} s"
         return DemoResult(image, path, summary)
 
-    def _adain(self, content: Image.Image, styles: list[Image.Image], weights, alpha: float, color,
-               max_size: int | None, report: Progress) -> Image.Image:
+    def _adain(
+        self,
+        content: Image.Image,
+        styles: list[Image.Image],
+        weights,
+        alpha: float,
+        color,
+        max_size: int | None,
+        report: Progress,
+    ) -> Image.Image:
         report(0.0, "AdaIN: encoding")
         if self._stylizer is None:
             self._stylizer = Stylizer(self.model())
-        self._stylizer.set_style(styles if len(styles) > 1 else styles[0], style_size=_cap(styles, max_size),
-                                 style_weights=weights, preserve_color=color)
+        self._stylizer.set_style(
+            styles if len(styles) > 1 else styles[0],
+            style_size=_cap(styles, max_size),
+            style_weights=weights,
+            preserve_color=color,
+        )
         return self._stylizer(content, alpha, content_size=_cap([content], max_size))
 
-    def _gatys(self, content: Image.Image, styles: list[Image.Image], weights, color, iterations: int,
-               max_size: int | None, report: Progress) -> Image.Image:
+    def _gatys(
+        self,
+        content: Image.Image,
+        styles: list[Image.Image],
+        weights,
+        color,
+        iterations: int,
+        max_size: int | None,
+        report: Progress,
+    ) -> Image.Image:
         def callback(p) -> None:
-            report((p.scale + p.step / p.steps) / p.scales,
-                   f"Gatys: scale {p.scale + 1}/{p.scales}, step {p.step}/{p.steps}")
+            report(
+                (p.scale + p.step / p.steps) / p.scales,
+                f"Gatys: scale {p.scale + 1}/{p.scales}, step {p.step}/{p.steps}",
+            )
 
-        return gatys(content, styles if len(styles) > 1 else styles[0], model=self.model(), callback=callback,
-                     content_size=_cap([content], max_size), style_weights=weights, preserve_color=color,
-                     iterations=iterations)
+        return gatys(
+            content,
+            styles if len(styles) > 1 else styles[0],
+            model=self.model(),
+            callback=callback,
+            content_size=_cap([content], max_size),
+            style_weights=weights,
+            preserve_color=color,
+            iterations=iterations,
+        )
 
     def _read(self, payload: Any, what: str) -> Image.Image:
         """A Gradio file payload (``FileData`` dict, object or path; a ``data:`` URL from a webcam) -> RGB image.
@@ -206,7 +244,8 @@ class DemoRunner:
         path = payload if isinstance(payload, (str, Path)) else _field(payload, "path")
         url = None if isinstance(payload, (str, Path)) else _field(payload, "url")
         name = (None if isinstance(payload, (str, Path)) else _field(payload, "orig_name")) or (
-            Path(path).name if path else "webcam picture")
+            Path(path).name if path else "webcam picture"
+        )
         if not path and isinstance(url, str) and url.startswith("data:"):
             path = self._from_data_url(url, what)
         if not path:
@@ -228,8 +267,10 @@ class DemoRunner:
 
     def _write(self, image: Image.Image) -> Path:
         """Save ``image`` as ``<output_dir>/<id>/stylized.png``; folders beyond the newest ``KEEP_OUTPUTS`` go."""
-        folders = sorted((p for p in self.output_dir.glob("*") if p.is_dir() and p.name != "uploads"),
-                         key=lambda p: p.stat().st_mtime)
+        folders = sorted(
+            (p for p in self.output_dir.glob("*") if p.is_dir() and p.name != "uploads"),
+            key=lambda p: p.stat().st_mtime,
+        )
         for old in folders[: max(0, len(folders) - KEEP_OUTPUTS + 1)]:
             shutil.rmtree(old, ignore_errors=True)
         return save_image(image, self.output_dir / uuid.uuid4().hex / "stylized.png")
@@ -267,8 +308,9 @@ Upload a photo (or take one with the webcam) and one or more style pictures, the
 AdaIN takes a fraction of a second; Gatys optimises the picture (slow on a CPU, reference quality)."""
 
 
-def build_app(model: ModelSource, *, title: str = "adain: style transfer",
-              output_dir: str | Path | None = None) -> Any:  # a gradio.Blocks (gradio is optional)
+def build_app(
+    model: ModelSource, *, title: str = "adain: style transfer", output_dir: str | Path | None = None
+) -> Any:  # a gradio.Blocks (gradio is optional)
     """The demo page as a ``gr.Blocks`` (not launched): ``app.launch(server_name=..., server_port=...)``.
 
     The Run button is also an API endpoint, ``/stylize`` (``gradio_client``: content file, list of style
@@ -300,8 +342,13 @@ def build_app(model: ModelSource, *, title: str = "adain: style transfer",
                 summary = gr.Markdown(label="Summary", elem_id="summary")
                 download = gr.DownloadButton("Download PNG", elem_id="download")
         backend, alpha, iterations = inputs[5], inputs[3], inputs[6]
-        backend.change(lambda name: (gr.update(visible=name == "AdaIN"), gr.update(visible=name == "Gatys")),
-                       backend, [alpha, iterations], api_visibility="private", queue=False)
+        backend.change(
+            lambda name: (gr.update(visible=name == "AdaIN"), gr.update(visible=name == "Gatys")),
+            backend,
+            [alpha, iterations],
+            api_visibility="private",
+            queue=False,
+        )
         # preprocess=False: the uploads arrive as files and are read by adain._io (its checks, its messages).
         run.click(_handler(gr, runner), inputs, [image, download, summary], api_name="stylize", preprocess=False)
     return app
@@ -311,27 +358,62 @@ def _inputs(gr) -> list:
     """The page's controls, in the order of ``DemoRunner.run``'s arguments."""
     content = gr.Image(label="Content", sources=["upload", "webcam"], type="filepath", elem_id="content")
     styles = gr.File(label="Style picture(s)", file_count="multiple", file_types=["image"], elem_id="styles")
-    weights = gr.Textbox(label="Style weights", placeholder="e.g. 1, 3 (one per style; empty = equal)",
-                         elem_id="style-weights")
+    weights = gr.Textbox(
+        label="Style weights", placeholder="e.g. 1, 3 (one per style; empty = equal)", elem_id="style-weights"
+    )
     alpha = gr.Slider(0, 1, value=1.0, step=0.05, label="Alpha (style strength)", elem_id="alpha")
     color = gr.Radio(list(COLOR_CHOICES), value="none", label="Preserve colour", elem_id="color")
     backend = gr.Radio(list(BACKENDS), value="AdaIN", label="Backend", elem_id="backend")
-    iterations = gr.Slider(1, 500, value=DEFAULT_ITERATIONS, step=1, precision=0, label="Gatys iterations per scale",
-                           info="slow on a CPU", visible=False, elem_id="iterations")
-    max_size = gr.Slider(64, 1024, value=DEFAULT_MAX_SIZE, step=32, precision=0, label="Size cap (shorter side, px)",
-                         info="larger pictures are scaled down to this; smaller ones keep their size",
-                         elem_id="max-size")
+    iterations = gr.Slider(
+        1,
+        500,
+        value=DEFAULT_ITERATIONS,
+        step=1,
+        precision=0,
+        label="Gatys iterations per scale",
+        info="slow on a CPU",
+        visible=False,
+        elem_id="iterations",
+    )
+    max_size = gr.Slider(
+        64,
+        1024,
+        value=DEFAULT_MAX_SIZE,
+        step=32,
+        precision=0,
+        label="Size cap (shorter side, px)",
+        info="larger pictures are scaled down to this; smaller ones keep their size",
+        elem_id="max-size",
+    )
     return [content, styles, weights, alpha, color, backend, iterations, max_size]
 
 
 def _handler(gr, runner: DemoRunner):
     """The Run button's function: ``runner.run`` with Gradio's progress bar, errors as ``gr.Error``."""
 
-    def stylize(content, styles, style_weights, alpha, preserve_color, backend, iterations, max_size,
-                progress=gr.Progress()):
+    def stylize(
+        content,
+        styles,
+        style_weights,
+        alpha,
+        preserve_color,
+        backend,
+        iterations,
+        max_size,
+        progress=gr.Progress(),  # noqa: B008 -- Gradio injects its tracker through this default
+    ):
         try:
-            result = runner.run(content, styles, style_weights, alpha, preserve_color, backend, iterations,
-                                max_size, progress=lambda fraction, text: progress(fraction, desc=text))
+            result = runner.run(
+                content,
+                styles,
+                style_weights,
+                alpha,
+                preserve_color,
+                backend,
+                iterations,
+                max_size,
+                progress=lambda fraction, text: progress(fraction, desc=text),
+            )
         except (AdaINError, OSError, ValueError, RuntimeError) as exc:
             raise gr.Error(_one_line(exc), print_exception=False) from None
         return result.image, str(result.path), result.summary

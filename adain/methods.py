@@ -115,22 +115,56 @@ def stylize(
     style_weights = pop_deprecated(gatys_options, "weights", "style_weights", style_weights, "stylize")
     # The single place where a backend is chosen; further methods are added here.
     if method == "gatys":
-        adain_only = [name for name, given in (("tile_size", tile_size is not None),
-                                               ("max_pixels", max_pixels != DEFAULT_MAX_PIXELS)) if given]
-        return _stylize_gatys(content, style, alpha, model=model, content_size=content_size, style_size=style_size,
-                              crop=crop, preserve_color=preserve_color, style_weights=style_weights, mask=mask,
-                              device=device, dtype=dtype, max_memory=max_memory, callback=callback,
-                              output_type=output_type, adain_only=adain_only, **gatys_options)
+        adain_only = [
+            name
+            for name, given in (("tile_size", tile_size is not None), ("max_pixels", max_pixels != DEFAULT_MAX_PIXELS))
+            if given
+        ]
+        return _stylize_gatys(
+            content,
+            style,
+            alpha,
+            model=model,
+            content_size=content_size,
+            style_size=style_size,
+            crop=crop,
+            preserve_color=preserve_color,
+            style_weights=style_weights,
+            mask=mask,
+            device=device,
+            dtype=dtype,
+            max_memory=max_memory,
+            callback=callback,
+            output_type=output_type,
+            adain_only=adain_only,
+            **gatys_options,
+        )
     if gatys_options:
         raise InputError(f"unexpected argument(s) {sorted(gatys_options)} for method='adain'")
-    return stylize_adain(content, style, alpha, model=model, content_size=content_size, style_size=style_size,
-                         crop=crop, preserve_color=preserve_color, style_weights=style_weights, mask=mask,
-                         device=device, dtype=dtype, max_memory=max_memory, tile_size=tile_size,
-                         max_pixels=max_pixels, callback=callback, output_type=output_type)
+    return stylize_adain(
+        content,
+        style,
+        alpha,
+        model=model,
+        content_size=content_size,
+        style_size=style_size,
+        crop=crop,
+        preserve_color=preserve_color,
+        style_weights=style_weights,
+        mask=mask,
+        device=device,
+        dtype=dtype,
+        max_memory=max_memory,
+        tile_size=tile_size,
+        max_pixels=max_pixels,
+        callback=callback,
+        output_type=output_type,
+    )
 
 
-def _stylize_gatys(content, style, alpha, *, crop: bool, content_size, style_size, mask, output_type,
-                   adain_only: list[str], **options):
+def _stylize_gatys(
+    content, style, alpha, *, crop: bool, content_size, style_size, mask, output_type, adain_only: list[str], **options
+):
     """``stylize(method="gatys")``: stylize's arguments handed to ``adain.gatys`` (which checks them all
     before loading weights); it has no alpha, and no crop of its own: the inputs are cropped first."""
     if adain_only:
@@ -155,6 +189,7 @@ def _square_crop(content, style, mask, content_size, style_size) -> tuple[Tensor
     content_hw = images.image_size(content, what="content")
     mask_t = None if mask is None else images.fit_mask(images.to_mask(mask), content_hw, crop=True)
     content_t = images.to_tensor(content, size=content_size, crop=True, what="content")
-    styles = [images.to_tensor(s, size=style_size, crop=True, what=f"style[{i}]")
-              for i, s in enumerate(style_list(style))]
+    styles = [
+        images.to_tensor(s, size=style_size, crop=True, what=f"style[{i}]") for i, s in enumerate(style_list(style))
+    ]
     return content_t, styles, mask_t

@@ -84,8 +84,11 @@ class AdaINModel(nn.Module):
         Returns:
             The ``adain.export.ONNXFiles`` written.
         """
-        warnings.warn("AdaINModel.export_onnx(path) is deprecated; use adain.export.export_onnx(model, path)",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "AdaINModel.export_onnx(path) is deprecated; use adain.export.export_onnx(model, path)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         if onnx_exporter is None:  # only if adain/__init__.py stopped importing adain.export
             raise RuntimeError("adain.export is not imported; use adain.export.export_onnx(model, path)")
         return onnx_exporter(self, path, overwrite=overwrite)
@@ -149,8 +152,9 @@ class AdaINModel(nn.Module):
         return cls.from_state(*load_reference_port(vgg_path, decoder_path), f"{vgg_path} + {decoder_path}")
 
     @classmethod
-    def from_torch7(cls, vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *,
-                    description: str = "") -> AdaINModel:
+    def from_torch7(
+        cls, vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *, description: str = ""
+    ) -> AdaINModel:
         """Build a model from the original Torch7 release (``vgg_normalised.t7`` + a decoder ``.t7``).
 
         The files are parsed, never executed; the encoder is kept to relu5_1 when the file reaches it, else to
@@ -210,6 +214,7 @@ def load_pretrained(
         CorruptWeightsError: files failed a check (checksum, keys, shapes, fingerprint).
         InputError: ``name`` is a file or a training run, not a model folder (the message says what to pass).
     """
-    config, state = load_pretrained_state(name, revision=revision, cache_dir=cache_dir,
-                                          local_files_only=local_files_only, progress=progress)
+    config, state = load_pretrained_state(
+        name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, progress=progress
+    )
     return AdaINModel.from_state(config, state, str(name))

@@ -68,7 +68,9 @@ def load_images(size: int):
         style = to_tensor(style_path, size=size, crop=True)
     else:
         g = torch.Generator().manual_seed(0)
-        content = F.interpolate(torch.rand(1, 3, size // 8, size // 8, generator=g), size=(size, size), mode="bilinear")[0]
+        content = F.interpolate(
+            torch.rand(1, 3, size // 8, size // 8, generator=g), size=(size, size), mode="bilinear"
+        )[0]
         style = torch.rand(3, size, size, generator=g)
     return content, style
 
@@ -128,8 +130,9 @@ def run_reference(cfg, queue):
     start = time.perf_counter()
     objective = ReferenceObjective(encoder, content, style, cfg["content_weight"], cfg["style_weight"])
     x = content[None].contiguous().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1, max_iter=cfg["iterations"], history_size=100,
-                            tolerance_grad=-1, tolerance_change=-1)
+    opt = torch.optim.LBFGS(
+        [x], lr=1, max_iter=cfg["iterations"], history_size=100, tolerance_grad=-1, tolerance_change=-1
+    )
 
     def closure():
         opt.zero_grad()
@@ -167,21 +170,47 @@ def run_ours(cfg, queue):
     _sync(device)
     start = time.perf_counter()
     out = gatys_tensor(
-        content, style, model=model, callback=callback, device=device, content_size=None,
-        style_size=cfg["size"], content_weight=cfg["content_weight"], style_weight=cfg["style_weight"],
-        style_loss="gram", layer_weights="equal", normalize_gradients=False, pooling="max", tv_weight=0.0,
-        content_layers=(CONTENT_LAYER,), style_layers=STYLE_LAYERS, optimizer="lbfgs",
-        iterations=cfg["iterations"], coarse_iterations=cfg["coarse_iterations"], min_size=cfg["min_size"],
-        average=False, dtype=cfg["dtype"], history_size=100,
+        content,
+        style,
+        model=model,
+        callback=callback,
+        device=device,
+        content_size=None,
+        style_size=cfg["size"],
+        content_weight=cfg["content_weight"],
+        style_weight=cfg["style_weight"],
+        style_loss="gram",
+        layer_weights="equal",
+        normalize_gradients=False,
+        pooling="max",
+        tv_weight=0.0,
+        content_layers=(CONTENT_LAYER,),
+        style_layers=STYLE_LAYERS,
+        optimizer="lbfgs",
+        iterations=cfg["iterations"],
+        coarse_iterations=cfg["coarse_iterations"],
+        min_size=cfg["min_size"],
+        average=False,
+        dtype=cfg["dtype"],
+        history_size=100,
     )
     _sync(device)
     seconds = time.perf_counter() - start
     encoder = model.encoder.requires_grad_(False)
-    check = ReferenceObjective(encoder, content.to(device), style.to(device), cfg["content_weight"], cfg["style_weight"])
+    check = ReferenceObjective(
+        encoder, content.to(device), style.to(device), cfg["content_weight"], cfg["style_weight"]
+    )
     with torch.no_grad():
         final = float(check(out[None].to(device)))
-    queue.put({"seconds": seconds, "objective": final, "reached": bool(reached), "final_steps": reached.get("step"),
-               "peak_bytes": _peak(device, base)})
+    queue.put(
+        {
+            "seconds": seconds,
+            "objective": final,
+            "reached": bool(reached),
+            "final_steps": reached.get("step"),
+            "peak_bytes": _peak(device, base),
+        }
+    )
 
 
 def _child(target, cfg):
@@ -204,10 +233,10 @@ def _child(target, cfg):
 
 def largest_size(device, dtype, probe_max, threads):
     """(c): the largest square the memory estimate admits with default options, and a real 1-step try."""
+    from adain._runtime import memory_budget
     from adain.optimization._api import plan_memory
     from adain.optimization._memory import largest_fitting_size
     from adain.optimization._options import GatysOptions
-    from adain._runtime import memory_budget
 
     budget = memory_budget(device) or 1 << 62  # what adain.gatys admits by default (80% of the free memory)
     opts = GatysOptions(dtype=dtype)
@@ -230,13 +259,20 @@ def _try_size(cfg, queue):
     base = _rss() if device.type == "cpu" else 0
     start = time.perf_counter()
     try:
-        gatys_tensor(content, content, model=model, device=device, content_size=None, iterations=1,
-                     pyramid=False, dtype=cfg["dtype"])
+        gatys_tensor(
+            content,
+            content,
+            model=model,
+            device=device,
+            content_size=None,
+            iterations=1,
+            pyramid=False,
+            dtype=cfg["dtype"],
+        )
         ok, error = True, None
     except Exception as exc:  # noqa: BLE001 - the benchmark reports any failure
         ok, error = False, f"{type(exc).__name__}: {exc}"
-    queue.put({"ran": ok, "error": error, "seconds": time.perf_counter() - start,
-               "peak_bytes": _peak(device, base)})
+    queue.put({"ran": ok, "error": error, "seconds": time.perf_counter() - start, "peak_bytes": _peak(device, base)})
 
 
 def main(argv=None) -> int:
@@ -265,17 +301,35 @@ def main(argv=None) -> int:
     dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     probe_max = args.probe_max or (256 if quick else 4096)
 
-    report = {"device": str(device), "torch": torch.__version__, "dtype_ours": dtype, "iterations": iterations,
-              "coarse_iterations": coarse, "weights": args.vgg or "random He init", "sizes": {}}
+    report = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "dtype_ours": dtype,
+        "iterations": iterations,
+        "coarse_iterations": coarse,
+        "weights": args.vgg or "random He init",
+        "sizes": {},
+    }
     for size in sizes:
-        base = {"device": str(device), "size": size, "vgg": args.vgg, "iterations": iterations,
-                "content_weight": args.content_weight, "style_weight": args.style_weight, "threads": args.threads}
+        base = {
+            "device": str(device),
+            "size": size,
+            "vgg": args.vgg,
+            "iterations": iterations,
+            "content_weight": args.content_weight,
+            "style_weight": args.style_weight,
+            "threads": args.threads,
+        }
         refs, ours = [], []
         for _ in range(repeats):
             refs.append(_child(run_reference, base))
             target = refs[0]["objective"]
-            ours.append(_child(run_ours, {**base, "target": target, "coarse_iterations": coarse,
-                                          "min_size": min_size, "dtype": dtype}))
+            ours.append(
+                _child(
+                    run_ours,
+                    {**base, "target": target, "coarse_iterations": coarse, "min_size": min_size, "dtype": dtype},
+                )
+            )
         ref_s = statistics.median(r["seconds"] for r in refs)
         our_s = statistics.median(r["seconds"] for r in ours)
         report["sizes"][str(size)] = {
@@ -284,8 +338,11 @@ def main(argv=None) -> int:
             "ours": {"median_seconds": our_s, "peak_bytes": max(r["peak_bytes"] for r in ours), "runs": ours},
             "speedup": ref_s / our_s,
         }
-        print(f"{size}: reference {ref_s:.2f}s, ours {our_s:.2f}s -> {ref_s / our_s:.2f}x "
-              f"(reached: {all(r['reached'] for r in ours)})", file=sys.stderr)
+        print(
+            f"{size}: reference {ref_s:.2f}s, ours {our_s:.2f}s -> {ref_s / our_s:.2f}x "
+            f"(reached: {all(r['reached'] for r in ours)})",
+            file=sys.stderr,
+        )
     report["largest"] = largest_size(device, dtype, probe_max, args.threads)
     print(json.dumps(report, indent=2))
     return 0

@@ -29,9 +29,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
-from adain.modeling._padding import pad_bottom_right, padded_side  # noqa: E402
 from adain.export import export_onnx  # noqa: E402
 from adain.export._onnx import require_export_extra  # noqa: E402
+from adain.modeling._padding import pad_bottom_right, padded_side  # noqa: E402
 
 
 def _sessions(ort, model: adain.AdaINModel, folder: Path, threads: int):
@@ -39,7 +39,9 @@ def _sessions(ort, model: adain.AdaINModel, folder: Path, threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return [ort.InferenceSession(str(f), options, providers=["CPUExecutionProvider"]) for f in (files.style, files.content)]
+    return [
+        ort.InferenceSession(str(f), options, providers=["CPUExecutionProvider"]) for f in (files.style, files.content)
+    ]
 
 
 def bench_size(width: int, height: int, model, sessions, args) -> dict:
@@ -54,10 +56,15 @@ def bench_size(width: int, height: int, model, sessions, args) -> dict:
         (out,) = sessions[1].run(None, {"content": padded, "style_mean": mean, "style_std": std, "alpha": alpha})
         return torch.from_numpy(out[..., :height, :width])
 
-    stylizers = {dtype: adain.Stylizer(model, "cpu", dtype).set_style(style[0], style_size=None)
-                 for dtype in ("float32", "bfloat16")}
-    runs = {"onnxruntime": onnxruntime_run, "float32": lambda: stylizers["float32"](content),
-            "bfloat16": lambda: stylizers["bfloat16"](content)}
+    stylizers = {
+        dtype: adain.Stylizer(model, "cpu", dtype).set_style(style[0], style_size=None)
+        for dtype in ("float32", "bfloat16")
+    }
+    runs = {
+        "onnxruntime": onnxruntime_run,
+        "float32": lambda: stylizers["float32"](content),
+        "bfloat16": lambda: stylizers["bfloat16"](content),
+    }
     outputs = {name: fn() for name, fn in runs.items()}  # warm-up (allocators, kernel choice) + agreement
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):
@@ -89,21 +96,30 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     _, ort = require_export_extra()
     model = adain.AdaINModel().eval()
-    results = {"threads": args.threads, "torch": torch.__version__, "onnxruntime": ort.__version__,
-               "repeats": args.repeats, "sizes": []}
+    results = {
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "repeats": args.repeats,
+        "sizes": [],
+    }
     with tempfile.TemporaryDirectory() as folder:
         sessions = _sessions(ort, model, Path(folder), args.threads)
         print(f"CPU, {args.threads} threads, torch {torch.__version__}, onnxruntime {ort.__version__}")
-        print(f"{'size':>10} {'onnxruntime':>12} {'float32':>10} {'bfloat16':>10} {'ort vs f32':>11} "
-              f"{'ort vs bf16':>12} {'max |diff|':>11}")
+        print(
+            f"{'size':>10} {'onnxruntime':>12} {'float32':>10} {'bfloat16':>10} {'ort vs f32':>11} "
+            f"{'ort vs bf16':>12} {'max |diff|':>11}"
+        )
         for spec in args.sizes.split(","):
             width, height = (int(v) for v in spec.lower().split("x"))
             r = bench_size(width, height, model, sessions, args)
             results["sizes"].append(r)
             m = r["median_s"]
-            print(f"{r['size']:>10} {m['onnxruntime'] * 1e3:>10.0f}ms {m['float32'] * 1e3:>8.0f}ms "
-                  f"{m['bfloat16'] * 1e3:>8.0f}ms {r['onnxruntime_speedup_vs_float32']:>10.2f}x "
-                  f"{r['onnxruntime_speedup_vs_bfloat16']:>11.2f}x {r['max_abs_diff_vs_float32']:>11.1e}")
+            print(
+                f"{r['size']:>10} {m['onnxruntime'] * 1e3:>10.0f}ms {m['float32'] * 1e3:>8.0f}ms "
+                f"{m['bfloat16'] * 1e3:>8.0f}ms {r['onnxruntime_speedup_vs_float32']:>10.2f}x "
+                f"{r['onnxruntime_speedup_vs_bfloat16']:>11.2f}x {r['max_abs_diff_vs_float32']:>11.1e}"
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -44,9 +44,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
+
 import adain  # noqa: E402
 from adain.inference._prepared import compile_options  # noqa: E402
-from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
 
 GROUPS = ("reference", "float32", "bfloat16", "compile", "onnxruntime")
 
@@ -112,8 +113,8 @@ def _onnx_rows(model, content, style, args) -> dict:
     try:
         from bench_onnx import _sessions
 
-        from adain.modeling._padding import pad_bottom_right, padded_side
         from adain.export._onnx import require_export_extra
+        from adain.modeling._padding import pad_bottom_right, padded_side
 
         _, ort = require_export_extra()
     except Exception as exc:  # noqa: BLE001 -- the optional row is left out, saying why
@@ -129,8 +130,10 @@ def _onnx_rows(model, content, style, args) -> dict:
         feeds = {"content": padded, "style_mean": mean, "style_std": std, "alpha": torch.ones(1).numpy()}
         return torch.from_numpy(content_session.run(None, feeds)[0][..., :h, :w])
 
-    return {"onnxruntime full": lambda: run(*style_session.run(None, {"style": style.numpy()})),
-            "onnxruntime cached": lambda: run(*stats)}
+    return {
+        "onnxruntime full": lambda: run(*style_session.run(None, {"style": style.numpy()})),
+        "onnxruntime cached": lambda: run(*stats),
+    }
 
 
 def _rows(model, vgg, dec, content, style, args) -> tuple[dict, dict]:
@@ -187,7 +190,9 @@ def bench_size(width: int, height: int, args) -> dict:
     for name, ts in times.items():
         wall, cpu = statistics.median(t for t, _ in ts), statistics.median(c for _, c in ts)
         result["rows"][name] = {
-            "wall_s": wall, "cpu_s": cpu, "all_wall_s": [t for t, _ in ts],
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "all_wall_s": [t for t, _ in ts],
             "speedup": ref_wall / wall if ref_wall else None,
             "psnr_vs_float32_db": _psnr(pictures[name], base) if base is not None else None,
         }
@@ -203,8 +208,10 @@ def _print(result: dict) -> None:
         print(f"{name:>20} {r['wall_s'] * 1e3:>7.0f}ms {r['cpu_s'] * 1e3:>7.0f}ms {speedup:>13} {psnr:>12}")
     if result["compile"]:
         graphs = ", ".join(f"{g} {tuple(s)} {t:.1f}s" for g, s, t in result["compile"]["graphs"])
-        print(f"compile (once per size bucket; inductor's on-disk cache makes repeats cheaper): "
-              f"{result['compile']['seconds']:.1f} s in all: {graphs}")
+        print(
+            f"compile (once per size bucket; inductor's on-disk cache makes repeats cheaper): "
+            f"{result['compile']['seconds']:.1f} s in all: {graphs}"
+        )
 
 
 def main(argv=None) -> int:
@@ -222,8 +229,13 @@ def main(argv=None) -> int:
     args.rows = {g.strip() for g in args.rows.split(",")}
     args.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     name = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else "cpu"
-    results = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "repeats": args.repeats, "sizes": []}
+    results = {
+        "device": name,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "repeats": args.repeats,
+        "sizes": [],
+    }
     print(f"device {name}, {results['threads']} threads, torch {torch.__version__}, {args.repeats} repeats, medians")
     for spec in args.sizes.split(","):
         width, height = (int(v) for v in spec.lower().split("x"))

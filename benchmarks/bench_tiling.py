@@ -7,7 +7,8 @@ the PSNR and largest pixel difference between the two, and the time of the two p
 Memory (``--memory-sizes``, default 4K, 8K): each size in a fresh process (so that peaks do not mix), a
 random content tensor stylized with ``max_memory=--max-memory``, i.e. in as few tiles as fit; reports
 the time, the tiles, the peak resident memory of the process (``VmHWM``: interpreter, model, content,
-output and tiles together; not ``ru_maxrss``, which Linux carries over from the parent through exec) and, on CUDA, ``torch.cuda.max_memory_allocated`` (the target: 8K in at most 2 GB).
+output and tiles together; not ``ru_maxrss``, which Linux carries over from the parent through exec) and, on CUDA,
+``torch.cuda.max_memory_allocated`` (the target: 8K in at most 2 GB).
 
 Weights are random (calibrated so the output spans about [0, 1]): speed does not depend on their values.
 
@@ -73,8 +74,7 @@ def _sync(device: torch.device) -> None:
 
 def bench_exact(width: int, height: int, args, device: torch.device) -> dict:
     """Whole vs ``args.tile_size`` tiles on one image that fits whole."""
-    stylizer = adain.Stylizer(random_model(), device, args.dtype).set_style(_content(256, 256, seed=1),
-                                                                            style_size=None)
+    stylizer = adain.Stylizer(random_model(), device, args.dtype).set_style(_content(256, 256, seed=1), style_size=None)
     content = _content(width, height).to(device)
     stylizer(_content(256, 256).to(device))  # warm-up: allocator, oneDNN/cuDNN algorithm choice
     _sync(device)
@@ -90,10 +90,18 @@ def bench_exact(width: int, height: int, args, device: torch.device) -> dict:
     tiles = marks[-1][1].tiles
     t_stats = next(t for t, p in marks if p.done >= tiles) - start  # pass 1 ends when every tile was encoded once
     mse = float(((tiled.float() - whole.float()) ** 2).mean())
-    return {"size": f"{width}x{height}", "tile_size": args.tile_size, "tiles": tiles,
-            "psnr_db": 10 * torch.log10(torch.tensor(1 / max(mse, 1e-20))).item(),
-            "max_abs_diff": float((tiled - whole).abs().max()), "untiled_s": t_whole, "tiled_s": t_tiled,
-            "pass1_s": t_stats, "pass2_s": t_tiled - t_stats, "overhead": t_tiled / t_whole}
+    return {
+        "size": f"{width}x{height}",
+        "tile_size": args.tile_size,
+        "tiles": tiles,
+        "psnr_db": 10 * torch.log10(torch.tensor(1 / max(mse, 1e-20))).item(),
+        "max_abs_diff": float((tiled - whole).abs().max()),
+        "untiled_s": t_whole,
+        "tiled_s": t_tiled,
+        "pass1_s": t_stats,
+        "pass2_s": t_tiled - t_stats,
+        "overhead": t_tiled / t_whole,
+    }
 
 
 def peak_rss_gib() -> float:
@@ -121,17 +129,29 @@ def child(width: int, height: int, args) -> dict:
     _sync(device)
     seconds = time.perf_counter() - start
     assert out.shape == content.shape
-    return {"size": f"{width}x{height}", "megapixels": width * height / 1e6, "seconds": seconds,
-            "tiles": steps[-1].tiles if steps else 1,
-            "rss_before_gib": baseline,
-            "peak_rss_gib": peak_rss_gib(),
-            "cuda_peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
+    return {
+        "size": f"{width}x{height}",
+        "megapixels": width * height / 1e6,
+        "seconds": seconds,
+        "tiles": steps[-1].tiles if steps else 1,
+        "rss_before_gib": baseline,
+        "peak_rss_gib": peak_rss_gib(),
+        "cuda_peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+    }
 
 
 def bench_memory(width: int, height: int, args) -> dict:
     """``child`` in a fresh interpreter."""
-    command = [sys.executable, __file__, "--child", f"{width}x{height}", "--device", args.device,
-               "--max-memory", str(args.max_memory)] + (["--dtype", args.dtype] if args.dtype else [])
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        f"{width}x{height}",
+        "--device",
+        args.device,
+        "--max-memory",
+        str(args.max_memory),
+    ] + (["--dtype", args.dtype] if args.dtype else [])
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{width}x{height}: the child failed:\n{proc.stderr}")
@@ -148,8 +168,11 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--exact-sizes", default="1024x1024", help="WIDTHxHEIGHT,... that fit whole ('' to skip)")
     parser.add_argument("--tile-size", type=int, default=512, help="tile size of the exactness runs")
-    parser.add_argument("--memory-sizes", default="3840x2160,7680x4320",
-                        help="WIDTHxHEIGHT,... run tiled, each in a fresh process ('' to skip); 16K: 15360x8640")
+    parser.add_argument(
+        "--memory-sizes",
+        default="3840x2160,7680x4320",
+        help="WIDTHxHEIGHT,... run tiled, each in a fresh process ('' to skip); 16K: 15360x8640",
+    )
     parser.add_argument("--max-memory", type=float, default=2e9, help="bytes for the tiles of the memory runs")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -161,27 +184,44 @@ def main(argv=None) -> int:
         return 0
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    results = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "dtype": args.dtype or "auto", "overlap_px": tiling.OVERLAP, "exact": [], "memory": []}
+    results = {
+        "device": name,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "dtype": args.dtype or "auto",
+        "overlap_px": tiling.OVERLAP,
+        "exact": [],
+        "memory": [],
+    }
     print(f"device {name}, {results['threads']} threads, torch {torch.__version__}, overlap {tiling.OVERLAP} px")
     if args.exact_sizes:
-        print(f"{'size':>10} {'tiles':>5} {'PSNR dB':>8} {'max diff':>9} {'untiled s':>9} {'tiled s':>8} "
-              f"{'pass 1 s':>8} {'pass 2 s':>8} {'overhead':>8}")
+        print(
+            f"{'size':>10} {'tiles':>5} {'PSNR dB':>8} {'max diff':>9} {'untiled s':>9} {'tiled s':>8} "
+            f"{'pass 1 s':>8} {'pass 2 s':>8} {'overhead':>8}"
+        )
     for w, h in _sizes(args.exact_sizes):
         r = bench_exact(w, h, args, device)
         results["exact"].append(r)
-        print(f"{r['size']:>10} {r['tiles']:>5} {r['psnr_db']:>8.1f} {r['max_abs_diff']:>9.1e} {r['untiled_s']:>9.2f} "
-              f"{r['tiled_s']:>8.2f} {r['pass1_s']:>8.2f} {r['pass2_s']:>8.2f} {r['overhead']:>7.2f}x", flush=True)
+        print(
+            f"{r['size']:>10} {r['tiles']:>5} {r['psnr_db']:>8.1f} {r['max_abs_diff']:>9.1e} {r['untiled_s']:>9.2f} "
+            f"{r['tiled_s']:>8.2f} {r['pass1_s']:>8.2f} {r['pass2_s']:>8.2f} {r['overhead']:>7.2f}x",
+            flush=True,
+        )
     if args.memory_sizes:
         print(f"max_memory {args.max_memory / 1e9:g} GB; each size in a fresh process")
-        print(f"{'size':>12} {'MP':>6} {'tiles':>5} {'seconds':>8} {'RSS before GiB':>14} {'peak RSS GiB':>12} "
-              f"{'CUDA peak GiB':>13}")
+        print(
+            f"{'size':>12} {'MP':>6} {'tiles':>5} {'seconds':>8} {'RSS before GiB':>14} {'peak RSS GiB':>12} "
+            f"{'CUDA peak GiB':>13}"
+        )
     for w, h in _sizes(args.memory_sizes):
         r = bench_memory(w, h, args)
         results["memory"].append(r)
         cuda = f"{r['cuda_peak_gib']:.2f}" if r["cuda_peak_gib"] is not None else "-"
-        print(f"{r['size']:>12} {r['megapixels']:>6.1f} {r['tiles']:>5} {r['seconds']:>8.1f} "
-              f"{r['rss_before_gib']:>14.2f} {r['peak_rss_gib']:>12.2f} {cuda:>13}", flush=True)
+        print(
+            f"{r['size']:>12} {r['megapixels']:>6.1f} {r['tiles']:>5} {r['seconds']:>8.1f} "
+            f"{r['rss_before_gib']:>14.2f} {r['peak_rss_gib']:>12.2f} {cuda:>13}",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

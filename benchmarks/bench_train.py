@@ -34,15 +34,16 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adain.training._data import ImageStream, PairDataset, StepBatchSampler, collate_pairs  # noqa: E402
-from adain.modeling._decoder import Decoder  # noqa: E402
-from adain.modeling._encoder import VGGEncoder  # noqa: E402
-from adain.weights._legacy import legacy_decoder_to_named, legacy_vgg_to_named  # noqa: E402
-from adain.training._step import LossWeights, frozen, make_optimizer, train_step  # noqa: E402
 from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
 
+from adain.modeling._decoder import Decoder  # noqa: E402
+from adain.modeling._encoder import VGGEncoder  # noqa: E402
+from adain.training._data import ImageStream, PairDataset, StepBatchSampler, collate_pairs  # noqa: E402
+from adain.training._step import LossWeights, frozen, make_optimizer, train_step  # noqa: E402
+from adain.weights._legacy import legacy_decoder_to_named, legacy_vgg_to_named  # noqa: E402
 
 # ---- the reference, written independently -----------------------------------------------------------
+
 
 class RefNet(nn.Module):
     def __init__(self, vgg: nn.Sequential, decoder: nn.Sequential):
@@ -97,8 +98,9 @@ class RefFolder(torch.utils.data.Dataset):
         from torchvision import transforms
 
         self.paths = sorted(root.iterdir())
-        self.tf = transforms.Compose([transforms.Resize((image_size, image_size)), transforms.RandomCrop(crop_size),
-                                      transforms.ToTensor()])
+        self.tf = transforms.Compose(
+            [transforms.Resize((image_size, image_size)), transforms.RandomCrop(crop_size), transforms.ToTensor()]
+        )
 
     def __len__(self):
         return len(self.paths)
@@ -108,8 +110,12 @@ class RefFolder(torch.utils.data.Dataset):
 
 
 def ref_loader(root, args):
-    return torch.utils.data.DataLoader(RefFolder(root, args.image_size, args.crop_size), batch_size=args.batch_size,
-                                       sampler=_Endless(args.images), num_workers=args.workers)
+    return torch.utils.data.DataLoader(
+        RefFolder(root, args.image_size, args.crop_size),
+        batch_size=args.batch_size,
+        sampler=_Endless(args.images),
+        num_workers=args.workers,
+    )
 
 
 class _Endless(torch.utils.data.Sampler):
@@ -122,6 +128,7 @@ class _Endless(torch.utils.data.Sampler):
 
 
 # ---- set-up -----------------------------------------------------------------------------------------
+
 
 def write_folder(root: Path, count: int, seed: int, size=(640, 480)) -> Path:
     root.mkdir(parents=True, exist_ok=True)
@@ -162,8 +169,11 @@ def build(args, device):
     step_encoder = torch.compile(encoder, dynamic=False) if args.compile else encoder  # as adain.training._loop
     step_decoder = torch.compile(decoder, dynamic=False) if args.compile else decoder
     ours_opt = make_optimizer(decoder.parameters(), 1e-4)
-    dtype = {"float32": None, "bfloat16": torch.bfloat16}[args.dtype] if args.dtype != "auto" else (
-        torch.bfloat16 if device.type == "cuda" else None)
+    dtype = (
+        {"float32": None, "bfloat16": torch.bfloat16}[args.dtype]
+        if args.dtype != "auto"
+        else (torch.bfloat16 if device.type == "cuda" else None)
+    )
     return ref, ref_opt, (step_encoder, step_decoder, ours_opt, dtype, channels_last)
 
 
@@ -203,11 +213,20 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         croot, sroot = write_folder(Path(tmp) / "c", args.images, 1), write_folder(Path(tmp) / "s", args.images, 2)
         ref_c, ref_s = iter(ref_loader(croot, args)), iter(ref_loader(sroot, args))
-        streams = [ImageStream(r, image_size=args.image_size, crop_size=args.crop_size, seed=0, stream=i)
-                   for i, r in enumerate((croot, sroot))]
-        ours_loader = iter(torch.utils.data.DataLoader(
-            PairDataset(*streams), batch_sampler=StepBatchSampler(0, args.batch_size), num_workers=args.workers,
-            collate_fn=collate_pairs, pin_memory=device.type == "cuda", prefetch_factor=4 if args.workers else None))
+        streams = [
+            ImageStream(r, image_size=args.image_size, crop_size=args.crop_size, seed=0, stream=i)
+            for i, r in enumerate((croot, sroot))
+        ]
+        ours_loader = iter(
+            torch.utils.data.DataLoader(
+                PairDataset(*streams),
+                batch_sampler=StepBatchSampler(0, args.batch_size),
+                num_workers=args.workers,
+                collate_fn=collate_pairs,
+                pin_memory=device.type == "cuda",
+                prefetch_factor=4 if args.workers else None,
+            )
+        )
 
         def ref_fixed(i):
             ref_step(ref, ref_opt, c, s, i)
@@ -222,7 +241,10 @@ def main(argv=None) -> int:
             batch = next(ours_loader)
             cc, ss = batch.content.to(device, non_blocking=True), batch.style.to(device, non_blocking=True)
             if channels_last:
-                cc, ss = cc.contiguous(memory_format=torch.channels_last), ss.contiguous(memory_format=torch.channels_last)
+                cc, ss = (
+                    cc.contiguous(memory_format=torch.channels_last),
+                    ss.contiguous(memory_format=torch.channels_last),
+                )
             train_step(encoder, decoder, ours_opt, cc, ss, weights, 1e-4, autocast_dtype=dtype)
 
         cases = {"step": (ref_fixed, ours_fixed), "e2e": (ref_e2e, ours_e2e)}
@@ -241,14 +263,31 @@ def main(argv=None) -> int:
                     sync(device)
                     times[f"{case}/{side}"].append((time.perf_counter() - t0) / args.steps)
 
-    result = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
-              "crop_size": args.crop_size, "image_size": args.image_size, "steps": args.steps, "reps": args.reps,
-              "workers": args.workers, "ours": {"autocast": str(dtype) if dtype else "float32",
-                                                "channels_last": channels_last, "compile": args.compile}}
+    result = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "batch_size": args.batch_size,
+        "crop_size": args.crop_size,
+        "image_size": args.image_size,
+        "steps": args.steps,
+        "reps": args.reps,
+        "workers": args.workers,
+        "ours": {
+            "autocast": str(dtype) if dtype else "float32",
+            "channels_last": channels_last,
+            "compile": args.compile,
+        },
+    }
     for case in cases:
         med = {side: statistics.median(times[f"{case}/{side}"]) for side in ("reference", "ours")}
-        result[case] = {side: {"ms_per_step": round(1e3 * t, 2), "steps_per_s": round(1 / t, 3),
-                               "images_per_s": round(args.batch_size / t, 2)} for side, t in med.items()}
+        result[case] = {
+            side: {
+                "ms_per_step": round(1e3 * t, 2),
+                "steps_per_s": round(1 / t, 3),
+                "images_per_s": round(args.batch_size / t, 2),
+            }
+            for side, t in med.items()
+        }
         result[case]["speedup"] = round(med["reference"] / med["ours"], 3)
     print(json.dumps(result, indent=2))
     return 0

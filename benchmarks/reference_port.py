@@ -26,9 +26,20 @@ def ref_decoder() -> nn.Sequential:
     def block(cin, cout, relu=True):
         return [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)] + ([nn.ReLU()] if relu else [])
 
-    return nn.Sequential(*block(512, 256), nn.Upsample(scale_factor=2), *block(256, 256), *block(256, 256),
-                         *block(256, 256), *block(256, 128), nn.Upsample(scale_factor=2), *block(128, 128),
-                         *block(128, 64), nn.Upsample(scale_factor=2), *block(64, 64), *block(64, 3, relu=False))
+    return nn.Sequential(
+        *block(512, 256),
+        nn.Upsample(scale_factor=2),
+        *block(256, 256),
+        *block(256, 256),
+        *block(256, 256),
+        *block(256, 128),
+        nn.Upsample(scale_factor=2),
+        *block(128, 128),
+        *block(128, 64),
+        nn.Upsample(scale_factor=2),
+        *block(64, 64),
+        *block(64, 3, relu=False),
+    )
 
 
 def ref_mean_std(feat, eps=1e-5):

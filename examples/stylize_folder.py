@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("style", help="the style image")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the folder to write PNGs into")
     parser.add_argument("--alpha", type=float, default=0.8, help="style strength in [0, 1] (default 0.8)")
-    parser.add_argument("--size", type=int, default=512,
-                        help="shorter side of each picture in pixels (default 512; 0 keeps the sizes)")
+    parser.add_argument(
+        "--size", type=int, default=512, help="shorter side of each picture in pixels (default 512; 0 keeps the sizes)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     parser.add_argument("--weights", help="anything adain.load_pretrained takes (default: the default weights)")
     parser.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")

@@ -36,11 +36,22 @@ def main(argv: list[str] | None = None) -> int:
         return args.max_frames is not None and p.frames >= args.max_frames  # True stops the run
 
     model = adain.load_pretrained(args.weights) if args.weights else adain.load_pretrained()
-    result = adain.stylize_video(args.input, args.style, args.output, alpha=args.alpha, model=model,
-                                 style_size=args.style_size, overwrite=args.overwrite, device=args.device,
-                                 batch_size=args.batch_size, callback=progress)
-    print(f"\n{result.output}: {result.frames} frames in {result.seconds:.1f} s"
-          + (" (stopped early)" if result.stopped else ""))
+    result = adain.stylize_video(
+        args.input,
+        args.style,
+        args.output,
+        alpha=args.alpha,
+        model=model,
+        style_size=args.style_size,
+        overwrite=args.overwrite,
+        device=args.device,
+        batch_size=args.batch_size,
+        callback=progress,
+    )
+    print(
+        f"\n{result.output}: {result.frames} frames in {result.seconds:.1f} s"
+        + (" (stopped early)" if result.stopped else "")
+    )
     return 0
 
 

@@ -31,10 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = TrainConfig(
-        content_dir=args.content_dir, style_dir=args.style_dir, vgg=args.vgg, out=args.out,
-        max_iter=args.steps, batch_size=args.batch_size, image_size=args.image_size, crop_size=args.crop_size,
-        min_image_side=min(64, args.crop_size), save_every=args.steps, sample_every=0, log_every=1,
-        workers=0, device=args.device,
+        content_dir=args.content_dir,
+        style_dir=args.style_dir,
+        vgg=args.vgg,
+        out=args.out,
+        max_iter=args.steps,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        crop_size=args.crop_size,
+        min_image_side=min(64, args.crop_size),
+        save_every=args.steps,
+        sample_every=0,
+        log_every=1,
+        workers=0,
+        device=args.device,
     )
     final = train(config)
     model = adain.load_pretrained(final)

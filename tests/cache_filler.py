@@ -23,7 +23,8 @@ from pathlib import Path
 
 import adain
 from adain.weights import _format as weights_format
-from adain.weights import _registry as registry, _resolve as resolve
+from adain.weights import _registry as registry
+from adain.weights import _resolve as resolve
 
 NAME = "test-weights"
 GRACE_S = 4.0

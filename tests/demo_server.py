@@ -39,13 +39,33 @@ class DemoServer:
     def start(cls, weights_dir: Path, workdir: Path, repo_root: Path) -> DemoServer:
         port = free_port()
         log = workdir / "server.log"
-        env = {**os.environ, "PYTHONPATH": str(repo_root), "GRADIO_ANALYTICS_ENABLED": "False",
-               "HF_HUB_OFFLINE": "1", "GRADIO_TEMP_DIR": str(workdir / "gradio"), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(repo_root),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_TEMP_DIR": str(workdir / "gradio"),
+            "PYTHONUNBUFFERED": "1",
+        }
         with open(log, "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "adain", "demo", "--weights", str(weights_dir), "--host", "127.0.0.1",
-                 "--port", str(port)],
-                cwd=repo_root, env=env, stdout=out, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "adain",
+                    "demo",
+                    "--weights",
+                    str(weights_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                cwd=repo_root,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         server = cls(f"http://127.0.0.1:{port}/", process, log)
         server._wait()
         return server

@@ -100,7 +100,6 @@ class _FileHandler(BaseHTTPRequestHandler):
         if route.truncate_to is not None:
             self.close_connection = True
 
-
     def _stream_unannounced(self, route: Route) -> None:
         """A mirror that never says how long the file is and keeps sending (until ``unannounced`` bytes or
         the client hangs up)."""
@@ -194,7 +193,12 @@ class HubServer(_Server):
         super().__init__(_HubHandler)
 
     def add_repo(
-        self, repo_id: str, folder: Path, files: tuple[str, ...] = ("config.json", "model.safetensors"), *, tamper: bool = False
+        self,
+        repo_id: str,
+        folder: Path,
+        files: tuple[str, ...] = ("config.json", "model.safetensors"),
+        *,
+        tamper: bool = False,
     ) -> str:
         """Publish ``files`` of ``folder`` as ``repo_id``; returns the (fake, content-derived) commit sha.
 
@@ -211,8 +215,12 @@ class HubServer(_Server):
 
     def add_user(self, token: str, name: str, *, orgs: tuple[str, ...] = (), role: str = "write") -> None:
         """Make ``token`` a valid token of user ``name`` (member of ``orgs``; ``role`` "read" or "write")."""
-        self.state.users[token] = {"type": "user", "name": name, "orgs": [{"name": org} for org in orgs],
-                                   "auth": {"type": "access_token", "accessToken": {"role": role}}}
+        self.state.users[token] = {
+            "type": "user",
+            "name": name,
+            "orgs": [{"name": org} for org in orgs],
+            "auth": {"type": "access_token", "accessToken": {"role": role}},
+        }
 
     def api_class(self, serve_instead: Path | None = None) -> type:
         """A stand-in for ``huggingface_hub.HfApi`` whose uploads land on this Hub (which then serves them

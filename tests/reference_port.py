@@ -37,7 +37,8 @@ def reference_decoder() -> nn.Sequential:
     up = nn.Upsample(scale_factor=2, mode="nearest")
     return nn.Sequential(
         *block(512, 256), up,
-        *block(256, 256), *block(256, 256), *block(256, 256), *block(256, 128), nn.Upsample(scale_factor=2, mode="nearest"),
+        *block(256, 256), *block(256, 256), *block(256, 256), *block(256, 128),
+        nn.Upsample(scale_factor=2, mode="nearest"),
         *block(128, 128), *block(128, 64), nn.Upsample(scale_factor=2, mode="nearest"),
         *block(64, 64), *block(64, 3, relu=False),
     )  # fmt: skip

@@ -150,7 +150,9 @@ def _lua_module(m: nn.Module, conv_2d_weight: bool) -> Lua:
     if isinstance(m, nn.ReLU):
         return Lua("nn.ReLU", {"threshold": 0, "val": 0, "inplace": False})
     if isinstance(m, nn.MaxPool2d):
-        return Lua("nn.SpatialMaxPooling", {"kW": 2, "kH": 2, "dW": 2, "dH": 2, "padW": 0, "padH": 0, "ceil_mode": True})
+        return Lua(
+            "nn.SpatialMaxPooling", {"kW": 2, "kH": 2, "dW": 2, "dH": 2, "padW": 0, "padH": 0, "ceil_mode": True}
+        )
     if isinstance(m, nn.Upsample):
         return Lua("nn.SpatialUpSamplingNearest", {"scale_factor": 2})
     raise TypeError(type(m))

@@ -21,9 +21,23 @@ PACKAGE = REPO_ROOT / "adain"
 
 # Third-party or platform modules that may be imported inside a function: optional extras and
 # platform-specific modules. Anything else belongs at the top of its module.
-OPTIONAL_IMPORTS = {"tomllib", "tomli", "torchvision", "torch.distributed", "torch.nn.parallel",
-                    "torch.utils.tensorboard", "resource", "sys", "onnx", "onnxscript", "onnxruntime",
-                    "gradio", "gradio_client", "playwright", "av"}
+OPTIONAL_IMPORTS = {
+    "tomllib",
+    "tomli",
+    "torchvision",
+    "torch.distributed",
+    "torch.nn.parallel",
+    "torch.utils.tensorboard",
+    "resource",
+    "sys",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
+    "gradio",
+    "gradio_client",
+    "playwright",
+    "av",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -39,8 +53,13 @@ def _imports(name: str) -> list[tuple[str, bool]]:
     path = MODULES[name]
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    in_function = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                   for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    in_function = {
+        id(n)
+        for f in ast.walk(tree)
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for n in ast.walk(f)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+    }
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -53,8 +72,11 @@ def _imports(name: str) -> list[tuple[str, bool]]:
                 target = node.module or ""
             found.append((target, id(node) in in_function))
             # ``from . import x`` / ``from .pkg import mod`` import submodules too.
-            found += [(f"{target}.{alias.name}", id(node) in in_function) for alias in node.names
-                      if f"{target}.{alias.name}" in MODULES]
+            found += [
+                (f"{target}.{alias.name}", id(node) in in_function)
+                for alias in node.names
+                if f"{target}.{alias.name}" in MODULES
+            ]
     return found
 
 
@@ -81,7 +103,7 @@ def test_import_graph_is_acyclic_including_imports_inside_functions():
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [node, nxt]))
+                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [node, nxt]))
             elif nxt not in state:
                 visit(nxt, stack + [node])
         state[node] = "done"
@@ -109,16 +131,28 @@ def _signal_handler_calls(name: str) -> list[int]:
             modules |= {alias.asname or alias.name for alias in node.names if alias.name == "signal"}
         elif isinstance(node, ast.ImportFrom) and node.module == "signal" and not node.level:
             functions |= {alias.asname or alias.name for alias in node.names if alias.name == "signal"}
-    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call) and (
-        (isinstance(node.func, ast.Attribute) and node.func.attr == "signal" and isinstance(node.func.value, ast.Name)
-         and node.func.value.id in modules) or (isinstance(node.func, ast.Name) and node.func.id in functions))]
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (
+                isinstance(node.func, ast.Attribute)
+                and node.func.attr == "signal"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in modules
+            )
+            or (isinstance(node.func, ast.Name) and node.func.id in functions)
+        )
+    ]
 
 
 def test_no_library_module_installs_a_signal_handler():
     # Signals are the command line's: library functions stop through their callbacks (adain.cli._signals).
     assert _signal_handler_calls("adain.cli._signals"), "the detector must see the command line's own handlers"
-    offenders = {name: lines for name in MODULES if not name.startswith("adain.cli")
-                 if (lines := _signal_handler_calls(name))}
+    offenders = {
+        name: lines for name in MODULES if not name.startswith("adain.cli") if (lines := _signal_handler_calls(name))
+    }
     assert not offenders, f"signal.signal called outside adain.cli: {offenders}"
 
 
@@ -140,7 +174,8 @@ def test_the_engine_is_tensor_only(name):
         internal = _internal(target)
         assert target.split(".")[0] != "PIL", f"{name} imports {target}: the engine knows no PIL"
         assert internal not in ("adain._io", "adain.inference._checks", "adain.inference._stylizer"), (
-            f"{name} imports {target}: files, checks and image-likes belong to the Stylizer, not the engine")
+            f"{name} imports {target}: files, checks and image-likes belong to the Stylizer, not the engine"
+        )
 
 
 # Underscore attributes of third-party objects that are their documented way to read something.
@@ -215,15 +250,20 @@ def test_no_module_uses_another_modules_underscore_names(name):
 
 
 def test_the_private_use_detector_sees_the_doors_it_forbids(tmp_path, monkeypatch):
-    code = ("from adain.inference._tiling import _spans\nfrom adain.inference import _tiling as tiling\n"
-            "import torch\n\ndef f(stylizer, t):\n    stylizer._encode(t)\n    tiling._batches(t)\n"
-            "    torch._dynamo.reset()\n    return self_made._own\n\nself_made = None\n_own = 1\n")
+    code = (
+        "from adain.inference._tiling import _spans\nfrom adain.inference import _tiling as tiling\n"
+        "import torch\n\ndef f(stylizer, t):\n    stylizer._encode(t)\n    tiling._batches(t)\n"
+        "    torch._dynamo.reset()\n    return self_made._own\n\nself_made = None\n_own = 1\n"
+    )
     fake = tmp_path / "fake.py"
     fake.write_text(code)
     monkeypatch.setitem(MODULES, "adain.fake", fake)
     found = _foreign_private_uses("adain.fake")
     assert [f.split(": ", 1)[1] for f in found] == [
-        "from adain.inference._tiling import _spans", "stylizer._encode", "tiling._batches"]
+        "from adain.inference._tiling import _spans",
+        "stylizer._encode",
+        "tiling._batches",
+    ]
 
 
 def test_modeling_imports_only_torch():
@@ -232,9 +272,14 @@ def test_modeling_imports_only_torch():
             continue
         for target, _ in _imports(name):
             internal = _internal(target)
-            ok = (internal or "").startswith("adain.modeling") or target.split(".")[0] in ("torch", "__future__",
-                                                                                        "collections", "dataclasses",
-                                                                                        "typing", "math")
+            ok = (internal or "").startswith("adain.modeling") or target.split(".")[0] in (
+                "torch",
+                "__future__",
+                "collections",
+                "dataclasses",
+                "typing",
+                "math",
+            )
             assert ok, f"{name} imports {target}: adain.modeling is pure tensor code (torch and the stdlib only)"
 
 
@@ -266,30 +311,57 @@ def test_every_submodule_imports_as_the_module_it_names(name):
 @pytest.mark.slow
 def test_training_recipes_ship_in_the_wheel_and_load_by_name_anywhere(tmp_path):
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(REPO_ROOT)], check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(REPO_ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     (wheel,) = wheels.glob("adain-*.whl")
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         archive.extractall(site)
-    assert {"adain/training/recipes/paper.toml", "adain/training/recipes/reference_port.toml",
-            "adain/training/recipes/torch_original.toml"} <= set(names)
+    assert {
+        "adain/training/recipes/paper.toml",
+        "adain/training/recipes/reference_port.toml",
+        "adain/training/recipes/torch_original.toml",
+    } <= set(names)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    code = ("import adain, adain.training._config as c; print(adain.__file__); "
-            "print(c.read_toml('paper')['max_iter'], c.read_toml('reference-port')['style_weight'])")
+    code = (
+        "import adain, adain.training._config as c; print(adain.__file__); "
+        "print(c.read_toml('paper')['max_iter'], c.read_toml('reference-port')['style_weight'])"
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
-                         check=True).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     assert out[0].startswith(str(site)), "the installed wheel, not the clone, must be imported"
     assert out[1].split()[0] == "160000"
 
 
-@pytest.mark.parametrize("old, new", [("adain.stylizer", "adain.inference._stylizer"), ("adain.io", "adain._io"),
-                                      ("adain.weights.hub", "adain.weights._hub"),
-                                      ("adain.compiled", "adain.inference._prepared"),
-                                      ("adain.training.loop", "adain.training._loop")])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("adain.stylizer", "adain.inference._stylizer"),
+        ("adain.io", "adain._io"),
+        ("adain.weights.hub", "adain.weights._hub"),
+        ("adain.compiled", "adain.inference._prepared"),
+        ("adain.training.loop", "adain.training._loop"),
+    ],
+)
 def test_a_module_of_the_first_layout_is_still_reachable_with_a_deprecation_warning(old, new):
     package, _, name = old.rpartition(".")
     with pytest.warns(DeprecationWarning, match=rf"{old} is deprecated: it is the internal module {new} now"):
@@ -299,4 +371,4 @@ def test_a_module_of_the_first_layout_is_still_reachable_with_a_deprecation_warn
 
 def test_an_unknown_attribute_of_a_package_is_still_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
-        importlib.import_module("adain.weights").nonexistent
+        getattr(importlib.import_module("adain.weights"), "nonexistent")  # noqa: B009 -- the attribute protocol itself

@@ -60,8 +60,22 @@ def test_full_disk_is_one_line_on_the_command_line(tmp_path, model, monkeypatch,
     fail = _fill_then_fail()
     monkeypatch.setattr(Image.Image, "save", lambda self, fp, format=None, **kw: fail(fp))
     out = tmp_path / "out.png"
-    assert main(["stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"), "-o", str(out),
-                 "--weights", str(folder), "--device", "cpu"]) == 1
+    assert (
+        main(
+            [
+                "stylize",
+                str(tmp_path / "content.png"),
+                str(tmp_path / "style.png"),
+                "-o",
+                str(out),
+                "--weights",
+                str(folder),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith(f"adain: error: {out}: cannot write it, no space left") and err.count("\n") == 1
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.png")]

@@ -32,8 +32,14 @@ def legacy_bytes(legacy_weights) -> dict[str, bytes]:
 def _start(role: str, base: str, cache: Path, legacy_bytes, signals: Path) -> subprocess.Popen:
     shas = [hashlib.sha256(legacy_bytes[k]).hexdigest() for k in ("vgg", "decoder")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, str(FILLER), role, base, str(cache), *shas, str(signals)], env=env,
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(FILLER), role, base, str(cache), *shas, str(signals)],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(path: Path, process: subprocess.Popen, timeout_s: float = 300) -> None:
@@ -88,15 +94,26 @@ def test_stale_temporaries_are_removed_on_the_next_use_and_fresh_ones_kept(tmp_p
     (entry / ".model.tmp-4242" / "sub").mkdir(parents=True)  # a whole conversion folder left by a dead process
     (entry / ".model.tmp-4242" / "sub" / "model.safetensors").write_bytes(b"half")
     day = STALE_AFTER_S
-    stale = [_aged(entry / "files" / ".vgg_normalised.pth.part-4242", 2 * day),
-             _aged(entry / "model" / ".model.safetensors.tmp-4242", day + 60),
-             _aged(entry / ".model.tmp-4242", 2 * day)]
-    fresh = [_aged(entry / "files" / ".decoder.pth.part-4243", 0, b"being written by a live process"),
-             _aged(entry / "model" / ".config.json.tmp-4243", day - 60)]
+    stale = [
+        _aged(entry / "files" / ".vgg_normalised.pth.part-4242", 2 * day),
+        _aged(entry / "model" / ".model.safetensors.tmp-4242", day + 60),
+        _aged(entry / ".model.tmp-4242", 2 * day),
+    ]
+    fresh = [
+        _aged(entry / "files" / ".decoder.pth.part-4243", 0, b"being written by a live process"),
+        _aged(entry / "model" / ".config.json.tmp-4243", day - 60),
+    ]
     others = [_aged(entry / "files" / "notes.txt", 3 * day), _aged(entry / "files" / ".hidden", 3 * day)]
-    monkeypatch.setitem(registry.REGISTRY, NAME, dataclasses.replace(
-        registry.REFERENCE_PORT, name=NAME, files=(LegacyFile("vgg_normalised.pth"), LegacyFile("decoder.pth")),
-        sources=(UrlSource("http://127.0.0.1:9/unused"),)))
+    monkeypatch.setitem(
+        registry.REGISTRY,
+        NAME,
+        dataclasses.replace(
+            registry.REFERENCE_PORT,
+            name=NAME,
+            files=(LegacyFile("vgg_normalised.pth"), LegacyFile("decoder.pth")),
+            sources=(UrlSource("http://127.0.0.1:9/unused"),),
+        ),
+    )
     adain.load_pretrained(NAME, cache_dir=tmp_path, local_files_only=True)  # a use of the entry: loads model/
     assert [p for p in stale if p.exists()] == []
     assert all(p.exists() for p in fresh + others)
@@ -115,7 +132,10 @@ def test_cache_where_no_lock_file_can_be_made_still_gives_the_offline_error(tmp_
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr("adain.weights._cache.open", read_only, raising=False)  # as on a read-only cache
-    monkeypatch.setitem(registry.REGISTRY, NAME, dataclasses.replace(
-        registry.REFERENCE_PORT, name=NAME, sources=(UrlSource("http://127.0.0.1:9/unused"),)))
+    monkeypatch.setitem(
+        registry.REGISTRY,
+        NAME,
+        dataclasses.replace(registry.REFERENCE_PORT, name=NAME, sources=(UrlSource("http://127.0.0.1:9/unused"),)),
+    )
     with pytest.raises(adain.WeightsOfflineError, match="put vgg_normalised.pth and decoder.pth"):
         adain.load_pretrained(NAME, cache_dir=tmp_path, local_files_only=True)

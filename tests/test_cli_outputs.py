@@ -13,15 +13,17 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 from PIL import Image, ImageCms
 
 import adain.model
 from adain.cli import EXIT_SKIPPED, main
 from adain.cli._outputs import case_insensitive, unique_names
-from conftest import REPO_ROOT
 
-FAST = {"stylize": ["--device", "cpu", "--content-size", "0", "--style-size", "0"],
-        "gatys": ["--device", "cpu", "--content-size", "0", "--iterations", "2", "--no-pyramid", "--quiet"]}
+FAST = {
+    "stylize": ["--device", "cpu", "--content-size", "0", "--style-size", "0"],
+    "gatys": ["--device", "cpu", "--content-size", "0", "--iterations", "2", "--no-pyramid", "--quiet"],
+}
 
 
 def _picture(path, h=32, w=40, seed=0, **save):
@@ -44,6 +46,7 @@ def model_dir(model, tmp_path_factory):
 @pytest.fixture
 def no_weights(monkeypatch):
     """Loading weights fails the test: what must be checked first is checked before any weights."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("weights were loaded")
 
@@ -82,8 +85,10 @@ def test_folder_mode_computes_only_missing_outputs_and_says_how_many_were_skippe
     (out / "a_stylized_s.png").write_bytes(b"keep")
     assert _run("stylize", contents, style, "-o", out, weights=model_dir) == 3
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"adain: skipped {out / 'a_stylized_s.png'}: it exists (--overwrite replaces it)",
-                   "adain: 1 of 2 outputs skipped because they exist (--overwrite replaces them)"]
+    assert err == [
+        f"adain: skipped {out / 'a_stylized_s.png'}: it exists (--overwrite replaces it)",
+        "adain: 1 of 2 outputs skipped because they exist (--overwrite replaces them)",
+    ]
     assert (out / "a_stylized_s.png").read_bytes() == b"keep" and Image.open(out / "b_stylized_s.png").size == (40, 32)
 
 
@@ -105,8 +110,11 @@ def test_writing_onto_an_input_is_refused_even_with_overwrite(command, overwrite
     (tmp_path / "link.jpg").symlink_to(photo)
     os.link(mask, tmp_path / "hard.png")
     before = {p.name: p.read_bytes() for p in (photo, mask)}
-    for output, styles, more in [(photo, [photo], []), (tmp_path / "link.jpg", [photo], []),
-                                 (tmp_path / "hard.png", [photo, photo], ["--mask", str(mask)])]:
+    for output, styles, more in [
+        (photo, [photo], []),
+        (tmp_path / "link.jpg", [photo], []),
+        (tmp_path / "hard.png", [photo, photo], ["--mask", str(mask)]),
+    ]:
         code = _run(command, photo, *styles, "-o", output, weights=model_dir, extra=[*more, *overwrite])
         err = capsys.readouterr().err
         assert code == 1, err
@@ -144,13 +152,23 @@ def test_colliding_output_names_keep_the_input_extension(model_dir, tmp_path):
     _picture(styles / "x.png", seed=6)
     assert _run("stylize", contents, styles, "-o", tmp_path / "out", "--ext", "png", weights=model_dir) == 0
     assert _files(tmp_path / "out") == [
-        "pic_jpg_stylized_x_jpg.png", "pic_jpg_stylized_x_png.png", "pic_png_stylized_x_jpg.png",
-        "pic_png_stylized_x_png.png", "sub/a_JPG_stylized_x_jpg.png", "sub/a_JPG_stylized_x_png.png",
-        "sub/a_jpg_stylized_x_jpg.png", "sub/a_jpg_stylized_x_png.png"]
+        "pic_jpg_stylized_x_jpg.png",
+        "pic_jpg_stylized_x_png.png",
+        "pic_png_stylized_x_jpg.png",
+        "pic_png_stylized_x_png.png",
+        "sub/a_JPG_stylized_x_jpg.png",
+        "sub/a_JPG_stylized_x_png.png",
+        "sub/a_jpg_stylized_x_jpg.png",
+        "sub/a_jpg_stylized_x_png.png",
+    ]
     # Without --ext the content's own extension already tells pic.jpg and pic.png apart: names stay short.
     assert _run("stylize", contents, styles / "x.png", "-o", tmp_path / "own", weights=model_dir) == 0
-    assert _files(tmp_path / "own") == ["pic_stylized_x.jpg", "pic_stylized_x.png", "sub/a_JPG_stylized_x.jpg",
-                                        "sub/a_jpg_stylized_x.jpg"]
+    assert _files(tmp_path / "own") == [
+        "pic_stylized_x.jpg",
+        "pic_stylized_x.png",
+        "sub/a_JPG_stylized_x.jpg",
+        "sub/a_jpg_stylized_x.jpg",
+    ]
 
 
 def test_names_still_shared_are_numbered_in_order_and_case_is_folded_where_the_file_system_folds_it(tmp_path):
@@ -167,8 +185,7 @@ def test_names_still_shared_are_numbered_in_order_and_case_is_folded_where_the_f
 
 @pytest.mark.parametrize("command", ["stylize", "gatys"])
 @pytest.mark.parametrize("flag, value", [("--ext", "xyz"), ("-o", "out.xyz")])
-def test_unknown_output_extensions_fail_at_once_naming_the_argument(command, flag, value, tmp_path, capsys,
-                                                                    no_weights):
+def test_unknown_output_extensions_fail_at_once_naming_the_argument(command, flag, value, tmp_path, capsys, no_weights):
     content = _picture(tmp_path / "c.png")
     argv = [command, str(content), str(content), "-o", str(tmp_path / "out")]
     argv += [flag, str(tmp_path / value) if flag == "-o" else value]
@@ -236,8 +253,10 @@ def test_an_unreadable_folder_is_one_line_and_a_failure(model_dir, tmp_path, cap
     monkeypatch.setattr(os, "scandir", scandir)
     assert _run("stylize", contents, style, "-o", tmp_path / "out", weights=model_dir) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"adain: error: {contents / 'locked'}: cannot be read (cannot list the folder: Permission "
-                   "denied); left out", "adain: 0 of 1 outputs failed; 1 unreadable input entry left out"]
+    assert err == [
+        f"adain: error: {contents / 'locked'}: cannot be read (cannot list the folder: Permission denied); left out",
+        "adain: 0 of 1 outputs failed; 1 unreadable input entry left out",
+    ]
     assert _files(tmp_path / "out") == ["a_stylized_s.png"]
 
 
@@ -272,21 +291,25 @@ def test_quality_sets_the_jpeg_quality(model_dir, tmp_path, capsys):
 # ---- arguments and inputs before weights -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("command, args, named", [
-    ("stylize", ["missing.png", "s.png"], "missing.png"),
-    ("stylize", ["c.png", "s.png", "missing.png", "--style-weights", "1", "1"], "missing.png"),
-    ("stylize", ["c.png", "s.png", "s.png", "--mask", "missing.png"], "missing.png"),
-    ("stylize", ["c.png", "s.png", "s.png", "--style-weights", "1", "2", "3"], "style_weights"),
-    ("stylize", ["c.png", "s.png", "s.png", "s.png", "--mask", "c.png"], "mask"),
-    ("stylize", ["c.png", "s.png", "--device", "toaster"], "device"),
-    ("gatys", ["missing.png", "s.png"], "missing.png"),
-    ("gatys", ["c.png", "s.png", "s.png", "--masks", "c.png", "missing.png"], "missing.png"),
-    ("gatys", ["c.png", "s.png", "--init", "missing.png"], "init"),
-    ("gatys", ["c.png", "s.png", "--style-layers", "relu9_9"], "style_layers"),
-    ("gatys", ["c.png", "s.png", "--vgg", "missing.pth"], "missing.pth"),
-])
-def test_arguments_and_inputs_are_checked_before_weights_are_loaded(command, args, named, model_dir, tmp_path,
-                                                                    monkeypatch, capsys, no_weights):
+@pytest.mark.parametrize(
+    "command, args, named",
+    [
+        ("stylize", ["missing.png", "s.png"], "missing.png"),
+        ("stylize", ["c.png", "s.png", "missing.png", "--style-weights", "1", "1"], "missing.png"),
+        ("stylize", ["c.png", "s.png", "s.png", "--mask", "missing.png"], "missing.png"),
+        ("stylize", ["c.png", "s.png", "s.png", "--style-weights", "1", "2", "3"], "style_weights"),
+        ("stylize", ["c.png", "s.png", "s.png", "s.png", "--mask", "c.png"], "mask"),
+        ("stylize", ["c.png", "s.png", "--device", "toaster"], "device"),
+        ("gatys", ["missing.png", "s.png"], "missing.png"),
+        ("gatys", ["c.png", "s.png", "s.png", "--masks", "c.png", "missing.png"], "missing.png"),
+        ("gatys", ["c.png", "s.png", "--init", "missing.png"], "init"),
+        ("gatys", ["c.png", "s.png", "--style-layers", "relu9_9"], "style_layers"),
+        ("gatys", ["c.png", "s.png", "--vgg", "missing.pth"], "missing.pth"),
+    ],
+)
+def test_arguments_and_inputs_are_checked_before_weights_are_loaded(
+    command, args, named, model_dir, tmp_path, monkeypatch, capsys, no_weights
+):
     _picture(tmp_path / "c.png")
     _picture(tmp_path / "s.png", seed=1)
     monkeypatch.chdir(tmp_path)
@@ -328,8 +351,9 @@ sys.exit(main(sys.argv[2:]))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, code, message", [("SIGINT", 130, "adain: interrupted"),
-                                                 ("SIGTERM", 143, "adain: stopped by SIGTERM")])
+@pytest.mark.parametrize(
+    "name, code, message", [("SIGINT", 130, "adain: interrupted"), ("SIGTERM", 143, "adain: stopped by SIGTERM")]
+)
 def test_a_signal_while_writing_leaves_no_temporary_file(name, code, message, model_dir, tmp_path):
     contents = tmp_path / "contents"
     _picture(contents / "a.png", seed=1)
@@ -337,9 +361,25 @@ def test_a_signal_while_writing_leaves_no_temporary_file(name, code, message, mo
     style = _picture(tmp_path / "s.png", seed=3)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-c", _SIGNAL_WHILE_WRITING, name, "stylize", str(contents), str(style), "-o", str(out),
-         "--weights", str(model_dir), *FAST["stylize"]],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        [
+            sys.executable,
+            "-c",
+            _SIGNAL_WHILE_WRITING,
+            name,
+            "stylize",
+            str(contents),
+            str(style),
+            "-o",
+            str(out),
+            "--weights",
+            str(model_dir),
+            *FAST["stylize"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     assert proc.returncode == code, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == message and "Traceback" not in proc.stderr
     assert _files(out) == []  # stopped at the first output: no temporary file, no second output

@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 from PIL import Image
 
 import adain
 from adain.cli import build_parser, main
-from conftest import REPO_ROOT
 
 
 def _run(*args):
@@ -112,7 +112,9 @@ def test_errors_are_one_line_without_traceback_unless_debug(model_dir, tmp_path,
 
 def test_missing_weights_directory_is_a_clear_error(tmp_path, capsys):
     content = _picture(tmp_path / "c.png", 16, 16, seed=10)
-    code = main(["stylize", str(content), str(content), "-o", str(tmp_path / "o.png"), "--weights", str(tmp_path / "nope")])
+    code = main(
+        ["stylize", str(content), str(content), "-o", str(tmp_path / "o.png"), "--weights", str(tmp_path / "nope")]
+    )
     assert code != 0
     assert "nope" in capsys.readouterr().err
 

@@ -12,9 +12,9 @@ import torchvision
 from conftest import REPO_ROOT
 
 import adain
+from adain.modeling._encoder import VGG_CONVS
 from adain.weights._legacy import check_vgg_fingerprint
 from adain.weights._torchvision import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, encoder_from_torchvision
-from adain.modeling._encoder import VGG_CONVS
 
 
 def _preprocess(weight_scale: float = 255.0, mean=(103.939, 116.779, 123.68)):
@@ -30,7 +30,11 @@ def test_fingerprint_accepts_bgr_x255_minus_caffe_mean():
 
 @pytest.mark.parametrize(
     "weight, bias",
-    [_preprocess(weight_scale=1.0), _preprocess(mean=(0.0, 0.0, 0.0)), (torch.eye(3).reshape(3, 3, 1, 1) * 255, _preprocess()[1])],
+    [
+        _preprocess(weight_scale=1.0),
+        _preprocess(mean=(0.0, 0.0, 0.0)),
+        (torch.eye(3).reshape(3, 3, 1, 1) * 255, _preprocess()[1]),
+    ],
     ids=["not-x255", "no-mean", "rgb-not-bgr"],
 )
 def test_fingerprint_rejects_other_first_convs(weight, bias):
@@ -78,7 +82,9 @@ def test_torchvision_encoder_taps_equal_torchvision_features(torchvision_vgg):
     for name, _, _ in VGG_CONVS:
         getattr(encoder, name).padding_mode = "zeros"
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
-    normalised = (x - torch.tensor(IMAGENET_MEAN_RGB).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD_RGB).view(1, 3, 1, 1)
+    normalised = (x - torch.tensor(IMAGENET_MEAN_RGB).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD_RGB).view(
+        1, 3, 1, 1
+    )
     relus = [f"relu{n[4:]}" for n, _, _ in VGG_CONVS]
     with torch.no_grad():
         ours = encoder(x, relus)

@@ -12,13 +12,13 @@ import runpy
 import sys
 
 import pytest
+from conftest import REPO_ROOT
+from demo_server import picture
 from PIL import Image
 
 import adain
 from adain.cli import main
 from adain.demo import DemoRunner, build_app, parse_style_weights
-from conftest import REPO_ROOT
-from demo_server import picture
 
 gr = pytest.importorskip("gradio", reason="the web demo needs gradio: pip install -e '.[dev]'")
 gradio_client = pytest.importorskip("gradio_client", reason="these tests need gradio_client: pip install -e '.[dev]'")
@@ -31,10 +31,12 @@ def pictures(tmp_path_factory):
     root = tmp_path_factory.mktemp("pictures")
     broken = root / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n but not really a picture")
-    return {"content": picture(root / "content.png", 60, 80, "content"),
-            "style": picture(root / "style.png", 48, 48, "style"),
-            "style2": picture(root / "style2.jpg", 40, 56, "style"),
-            "broken": broken}
+    return {
+        "content": picture(root / "content.png", 60, 80, "content"),
+        "style": picture(root / "style.png", 48, 48, "style"),
+        "style2": picture(root / "style2.jpg", 40, 56, "style"),
+        "broken": broken,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +44,21 @@ def client(demo_server):
     return gradio_client.Client(demo_server.url, verbose=False)
 
 
-def _predict(client, content, styles, weights="", alpha=1.0, color="none", backend="AdaIN", iterations=10,
-             max_size=512):
+def _predict(
+    client, content, styles, weights="", alpha=1.0, color="none", backend="AdaIN", iterations=10, max_size=512
+):
     files = [gradio_client.handle_file(str(s)) for s in styles]
-    return client.predict(gradio_client.handle_file(str(content)), files, weights, alpha, color, backend,
-                          iterations, max_size, api_name="/stylize")
+    return client.predict(
+        gradio_client.handle_file(str(content)),
+        files,
+        weights,
+        alpha,
+        color,
+        backend,
+        iterations,
+        max_size,
+        api_name="/stylize",
+    )
 
 
 # ---- through the running server ------------------------------------------------------------------
@@ -64,16 +76,16 @@ def test_adain_run_returns_an_image_and_a_png_of_the_content_size(client, pictur
 
 @pytest.mark.slow
 def test_two_styles_with_weights_and_colour_preservation(client, pictures):
-    image, _, _ = _predict(client, pictures["content"], [pictures["style"], pictures["style2"]], weights="1, 3",
-                           color="luminance")
+    image, _, _ = _predict(
+        client, pictures["content"], [pictures["style"], pictures["style2"]], weights="1, 3", color="luminance"
+    )
     with Image.open(image) as shown:
         assert shown.size == (80, 60)
 
 
 @pytest.mark.slow
 def test_gatys_with_a_tiny_budget_returns_an_image(client, pictures):
-    image, download, summary = _predict(client, pictures["content"], [pictures["style"]], backend="Gatys",
-                                        iterations=1)
+    image, download, summary = _predict(client, pictures["content"], [pictures["style"]], backend="Gatys", iterations=1)
     with Image.open(image) as shown:
         assert shown.size == (80, 60)
     assert summary.startswith("Gatys: 80x60, 1 iterations")
@@ -96,9 +108,13 @@ def test_bad_input_is_a_one_line_message_not_a_traceback(client, pictures, case,
     elif case == "corrupt style":
         styles = [pictures["style"], pictures["broken"]]
     else:
-        options = {"weights count": {"weights": "1 2 3"}, "weights text": {"weights": "1, lots"},
-                   "alpha": {"alpha": 1.5}, "backend": {"backend": "CycleGAN"},
-                   "iterations": {"backend": "Gatys", "iterations": 0}}[case]
+        options = {
+            "weights count": {"weights": "1 2 3"},
+            "weights text": {"weights": "1, lots"},
+            "alpha": {"alpha": 1.5},
+            "backend": {"backend": "CycleGAN"},
+            "iterations": {"backend": "Gatys", "iterations": 0},
+        }[case]
     with pytest.raises(gradio_client.exceptions.AppError) as caught:
         _predict(client, content, styles, **options)
     message = str(caught.value)
@@ -120,8 +136,14 @@ def test_style_weights_text_parses_commas_and_spaces():
 def test_runner_reports_gatys_progress_and_caps_the_size(model, pictures, tmp_path):
     runner = DemoRunner(model, output_dir=tmp_path)
     seen = []
-    result = runner.run(str(pictures["content"]), [str(pictures["style"])], backend="gatys", iterations=2,
-                        max_size=40, progress=lambda fraction, text: seen.append((fraction, text)))
+    result = runner.run(
+        str(pictures["content"]),
+        [str(pictures["style"])],
+        backend="gatys",
+        iterations=2,
+        max_size=40,
+        progress=lambda fraction, text: seen.append((fraction, text)),
+    )
     assert result.image.size == (53, 40)  # shorter side capped at 40, aspect kept
     with Image.open(result.path) as saved:
         assert saved.size == (53, 40)
@@ -189,6 +211,7 @@ def test_space_app_shows_a_weights_error_in_the_page(pictures, tmp_path, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     space = runpy.run_path(str(SPACE_APP), run_name="space_app")  # starts although the weights are missing
     with pytest.raises(gr.Error) as caught:
-        _stylize_fn(space["demo"])(str(pictures["content"]), [str(pictures["style"])], "", 1.0, "none", "AdaIN",
-                                   10, 512)
+        _stylize_fn(space["demo"])(
+            str(pictures["content"]), [str(pictures["style"])], "", 1.0, "none", "AdaIN", 10, 512
+        )
     assert caught.value.message.startswith(f"no weights named '{tmp_path / 'missing'}'")

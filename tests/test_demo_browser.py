@@ -16,15 +16,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from demo_server import picture
+from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TIMEOUT_MS = 120_000  # a busy 2-core machine: page load and the first stylization take a while
 
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium not installed (apt-get update && apt-get install -y chromium)")
+    CHROMIUM is None, reason="Chromium not installed (apt-get update && apt-get install -y chromium)"
+)
 
 
 @pytest.fixture(scope="module")

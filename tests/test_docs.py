@@ -26,8 +26,19 @@ README = REPO_ROOT / "README.md"
 README_MAX_BYTES = 12 * 1024
 
 # The modules with a page in the API reference (docs/api/), each rendering what its __all__ lists.
-DOCUMENTED_MODULES = ["adain", "adain.methods", "adain.inference", "adain.optimization", "adain.video", "adain.training",
-                      "adain.weights", "adain.export", "adain.modeling", "adain.errors", "adain.demo"]
+DOCUMENTED_MODULES = [
+    "adain",
+    "adain.methods",
+    "adain.inference",
+    "adain.optimization",
+    "adain.video",
+    "adain.training",
+    "adain.weights",
+    "adain.export",
+    "adain.modeling",
+    "adain.errors",
+    "adain.demo",
+]
 # Public names whose definitions have no docstring yet: mkdocstrings renders documented objects only.
 UNDOCUMENTED: set[str] = set()
 
@@ -52,9 +63,24 @@ def site(tmp_path_factory) -> Site:
         pytest.importorskip(module, reason="the documentation needs the docs extra: pip install -e '.[dev]'")
     folder = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
-                           str(REPO_ROOT / "mkdocs.yml"), "--site-dir", str(folder)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(REPO_ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(folder),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}\n{done.stderr}"
     return Site(folder, read_inventory(folder / "objects.inv"))
 
@@ -87,8 +113,7 @@ def resolve(path: str):
 
 
 def is_private(path: str) -> bool:
-    return any(part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
-               for part in path.split("."))
+    return any(part.startswith("_") and not (part.startswith("__") and part.endswith("__")) for part in path.split("."))
 
 
 @pytest.mark.slow
@@ -149,8 +174,10 @@ def test_rendered_docstring_sections_are_parsed(site):
     """A Google-style section griffe did not recognise (e.g. ``Returns:`` with no blank line before it, or a
     reStructuredText ``Usage::``) is rendered as a plain paragraph starting with its title."""
     for page in sorted((site.folder / "api").glob("*/index.html")):
-        raw = re.findall(r"<p>(Arguments|Args|Parameters|Returns|Raises|Attributes|Examples|Yields|Usage):",
-                         page.read_text(encoding="utf-8"))
+        raw = re.findall(
+            r"<p>(Arguments|Args|Parameters|Returns|Raises|Attributes|Examples|Yields|Usage):",
+            page.read_text(encoding="utf-8"),
+        )
         assert not raw, f"{page}: sections rendered as text: {raw}"
 
 
@@ -184,15 +211,26 @@ def test_documented_parameters_and_fields_are_complete():
     missing = []
     for obj in _public_objects(griffe):
         sections = obj.docstring.parse(griffe.Parser.google) if obj.docstring else []
-        documented = {item.name.lstrip("*") for section in sections
-                      if section.kind.value in ("parameters", "attributes") for item in section.value}
+        documented = {
+            item.name.lstrip("*")
+            for section in sections
+            if section.kind.value in ("parameters", "attributes")
+            for item in section.value
+        }
         function = obj if obj.is_function else obj.members.get("__init__") if obj.is_class else None
         if function is not None and not function.is_alias and any(s.kind.value == "parameters" for s in sections):
             names = {p.name for p in function.parameters} - {"self", "cls"}
             missing += [f"{obj.path}({name})" for name in sorted(names - documented)]
         if obj.is_class and "dataclass" in obj.labels:
-            fields = {name for name, m in obj.members.items() if not m.is_alias and m.is_attribute
-                      and not name.startswith("_") and "property" not in m.labels and m.annotation is not None}
+            fields = {
+                name
+                for name, m in obj.members.items()
+                if not m.is_alias
+                and m.is_attribute
+                and not name.startswith("_")
+                and "property" not in m.labels
+                and m.annotation is not None
+            }
             missing += [f"{obj.path}.{name}" for name in sorted(fields - documented)]
     assert not missing, f"undocumented parameters or fields: {missing}"
 
@@ -233,10 +271,13 @@ def test_readme_links_only_to_files_that_exist():
         assert (README.parent / target).exists(), f"README.md links to {link}, which does not exist"
 
 
-def test_ci_runs_the_readme_install_and_test_commands_and_the_docs_build():
+def test_ci_runs_the_readme_install_and_test_commands_and_the_checks_it_lists():
     readme = README.read_text(encoding="utf-8")
     first_block = re.search(r"```bash\n(.*?)```", readme, flags=re.S).group(1).strip().splitlines()
     assert first_block == ['pip install -e ".[dev]"', "python -m pytest -q"]
+    checks = ["ruff check .", "ruff format --check .", "mypy", "mkdocs build --strict"]
+    assert all(f"`{check}`" in readme for check in checks), "the README lists what CI runs"
     ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    for command in [*first_block, "mkdocs build --strict"]:
+    for command in [*first_block, *checks]:
         assert command in ci, f".ci/run does not run {command!r}"
+    assert ci.index(first_block[0]) < ci.index(first_block[1]) < min(ci.index(check) for check in checks)

@@ -10,9 +10,10 @@ import pytest
 from http_servers import FileServer
 
 import adain
-from adain.weights import _download as download, _registry as registry
-from adain.weights._registry import UrlSource
+from adain.weights import _download as download
+from adain.weights import _registry as registry
 from adain.weights._download import download_url
+from adain.weights._registry import UrlSource
 
 BODY = bytes(range(256)) * 64
 
@@ -129,8 +130,9 @@ def test_good_timeout_variable_is_used(monkeypatch):
 def test_bad_timeout_variable_reaches_the_command_line_as_one_line(server, monkeypatch, tmp_path, capsys):
     from adain.cli import main
 
-    entry = dataclasses.replace(registry.REFERENCE_PORT, name="test-weights",
-                                sources=(UrlSource(server.url + "/m"),))  # never the real mirror
+    entry = dataclasses.replace(
+        registry.REFERENCE_PORT, name="test-weights", sources=(UrlSource(server.url + "/m"),)
+    )  # never the real mirror
     monkeypatch.setitem(registry.REGISTRY, "test-weights", entry)
     monkeypatch.setenv("ADAIN_DOWNLOAD_TIMEOUT", "inf")
     assert main(["download", "test-weights", "--cache-dir", str(tmp_path)]) == 1

@@ -11,6 +11,7 @@ import PIL.Image
 import pytest
 import torch
 from PIL import Image
+from reference_port import ref_style_transfer, ref_to_uint8
 
 import adain
 from adain import _arguments, _images, _runtime
@@ -18,7 +19,6 @@ from adain.errors import InputError
 from adain.inference import Engine, Style, Stylizer, TileProgress
 from adain.inference._engine import BYTES_PER_PIXEL, CPU_BATCH_PIXELS, MAX_BATCH
 from adain.modeling._ops import calc_mean_std
-from reference_port import ref_style_transfer, ref_to_uint8
 
 CPU = torch.device("cpu")
 
@@ -40,6 +40,7 @@ def _png(path, h, w, seed):
 
 # ---- Engine and Style ------------------------------------------------------------------------------------
 
+
 def test_engine_run_matches_the_reference_pipeline(model, reference_models):
     engine = _engine(model)
     frames = torch.stack([_smooth(48, 64, seed=s) for s in (1, 2)])
@@ -52,8 +53,10 @@ def test_engine_run_matches_the_reference_pipeline(model, reference_models):
         assert (ref_to_uint8(ours).int() - ref_to_uint8(ref[0]).int()).abs().max() <= 2
 
 
-@pytest.mark.parametrize("options", [{}, {"style_weights": [1, 3]}, {"preserve_color": "coral"},
-                                     {"preserve_color": "luminance"}, {"mask": "half"}])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"style_weights": [1, 3]}, {"preserve_color": "coral"}, {"preserve_color": "luminance"}, {"mask": "half"}],
+)
 def test_engine_run_equals_the_stylizer_call_on_the_same_tensors(model, options):
     styles = [_smooth(40, 40, seed=4), _smooth(32, 48, seed=5) ** 2]
     frames = torch.stack([_smooth(40, 56, seed=s) for s in (6, 7, 8)])
@@ -69,8 +72,9 @@ def test_engine_run_equals_the_stylizer_call_on_the_same_tensors(model, options)
     style = engine.style([s[None] for s in chosen], weights, mask=mask, color=options.get("preserve_color"))
     torch.testing.assert_close(engine.run(frames, style, 0.8), stylizer(frames, 0.8), rtol=0, atol=1e-6)
     # The Stylizer's own style and engine are public too, and give the same.
-    torch.testing.assert_close(stylizer.engine.run(frames, stylizer.style, 0.8), stylizer(frames, 0.8), rtol=0,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        stylizer.engine.run(frames, stylizer.style, 0.8), stylizer(frames, 0.8), rtol=0, atol=1e-6
+    )
 
 
 def test_a_style_is_immutable_and_independent_of_the_callers_tensors(model):
@@ -151,6 +155,7 @@ def test_run_returns_an_ordinary_tensor_the_caller_may_change(model):
 
 # ---- Stylizer: stylize_tensor and frames_per_batch -------------------------------------------------------
 
+
 def test_stylize_tensor_is_tensor_in_tensor_out_with_the_call_options(model):
     stylizer = Stylizer(model, "cpu", "float32").set_style(_smooth(32, 32, seed=16), style_size=None)
     frames = torch.stack([_smooth(40, 56, seed=s) for s in (17, 18)])
@@ -192,6 +197,7 @@ def test_the_stylizer_attributes_read_through_to_its_engine(model):
 
 
 # ---- output_type -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def inputs(tmp_path):
@@ -250,8 +256,15 @@ def test_a_bad_output_type_is_refused_naming_it(model, call):
         if call == "stylizer":
             Stylizer(model, "cpu").set_style(style, style_size=None)(content, output_type="tensor")
         else:
-            adain.stylize(content, style, model=model, device="cpu", method="adain" if call == "stylize" else "gatys",
-                          output_type="PIL", **({"iterations": 1} if call == "gatys" else {}))
+            adain.stylize(
+                content,
+                style,
+                model=model,
+                device="cpu",
+                method="adain" if call == "stylize" else "gatys",
+                output_type="PIL",
+                **({"iterations": 1} if call == "gatys" else {}),
+            )
 
 
 def test_methods_is_the_public_dispatcher(model):
@@ -260,12 +273,14 @@ def test_methods_is_the_public_dispatcher(model):
 
 # ---- inputs checked once -----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def opens(monkeypatch):
     """Every ``PIL.Image.open`` call, by file name."""
     calls, real = [], PIL.Image.open
-    monkeypatch.setattr(PIL.Image, "open", lambda fp, *a, **k: calls.append(str(fp).rsplit("/", 1)[-1]) or
-                        real(fp, *a, **k))
+    monkeypatch.setattr(
+        PIL.Image, "open", lambda fp, *a, **k: calls.append(str(fp).rsplit("/", 1)[-1]) or real(fp, *a, **k)
+    )
     return calls
 
 
@@ -283,10 +298,16 @@ def test_each_file_is_opened_once_for_its_header_and_once_to_be_decoded(model, t
 
 
 # The argument checks whose calls are counted: each must run once per argument and call.
-COUNTED = {"check_alpha": _arguments.check_alpha, "color_mode": _arguments.color_mode,
-           "normalize_style_weights": _arguments.normalize_style_weights, "check_size": _arguments.check_size,
-           "resolve_device": _runtime.resolve_device, "resolve_dtype": _runtime.resolve_dtype,
-           "check_max_memory": _runtime.check_max_memory, "image_size": _images.image_size}
+COUNTED = {
+    "check_alpha": _arguments.check_alpha,
+    "color_mode": _arguments.color_mode,
+    "normalize_style_weights": _arguments.normalize_style_weights,
+    "check_size": _arguments.check_size,
+    "resolve_device": _runtime.resolve_device,
+    "resolve_dtype": _runtime.resolve_dtype,
+    "check_max_memory": _runtime.check_max_memory,
+    "image_size": _images.image_size,
+}
 
 
 @pytest.fixture
@@ -294,6 +315,7 @@ def checks(monkeypatch):
     """``{check name: [first argument of each call]}``, counted wherever the function is bound in ``adain``."""
     calls = {name: [] for name in COUNTED}
     for name, function in COUNTED.items():
+
         def counting(*args, _name=name, _function=function, **kwargs):
             calls[_name].append(kwargs.get("what", args[1] if len(args) > 1 and isinstance(args[1], str) else ""))
             return _function(*args, **kwargs)
@@ -307,8 +329,14 @@ def checks(monkeypatch):
 def test_each_argument_is_checked_once_per_call(model, tmp_path, checks):
     content, style = _png(tmp_path / "c.png", 40, 48, 25), _png(tmp_path / "s.png", 32, 32, 26)
     adain.stylize(content, style, 0.5, model=model, device="cpu", content_size=None, style_size=None)
-    expected = {"check_alpha": 1, "color_mode": 1, "normalize_style_weights": 1, "resolve_device": 1,
-                "resolve_dtype": 1, "check_max_memory": 1}
+    expected = {
+        "check_alpha": 1,
+        "color_mode": 1,
+        "normalize_style_weights": 1,
+        "resolve_device": 1,
+        "resolve_dtype": 1,
+        "check_max_memory": 1,
+    }
     assert {name: len(checks[name]) for name in expected} == expected
     assert sorted(checks["check_size"]) == ["content_size", "style_size"]
     assert sorted(checks["image_size"]) == ["content", "style"]

@@ -69,15 +69,18 @@ def test_examples_use_only_the_public_api(script):
         elif isinstance(node, ast.Attribute):
             private = node.attr.startswith("_") and not (node.attr.startswith("__") and node.attr.endswith("__"))
             assert not private, f"{script.name}:{node.lineno}: .{node.attr}"
-    adain_uses = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-                  and n.value.id == "adain"]
+    adain_uses = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "adain"
+    ]
     for use in adain_uses:
         assert use.attr in adain.__all__, f"{script.name}:{use.lineno}: adain.{use.attr} is not public"
 
 
 def test_stylize_one_writes_the_picture_at_the_requested_size(weights, tmp_path):
-    content, = _pictures(tmp_path / "content", [(40, 60)], seed=1)
-    style, = _pictures(tmp_path / "style", [(48, 48)], seed=2)
+    (content,) = _pictures(tmp_path / "content", [(40, 60)], seed=1)
+    (style,) = _pictures(tmp_path / "style", [(48, 48)], seed=2)
     out = tmp_path / "out.png"
     argv = [str(content), str(style), "-o", str(out), "--size", "32", "--weights", str(weights), "--device", "cpu"]
     assert _load("stylize_one").main(argv) == 0
@@ -87,13 +90,30 @@ def test_stylize_one_writes_the_picture_at_the_requested_size(weights, tmp_path)
 
 @pytest.mark.slow
 def test_stylize_one_runs_as_a_script(weights, tmp_path):
-    content, = _pictures(tmp_path / "content", [(24, 32)], seed=1)
-    style, = _pictures(tmp_path / "style", [(24, 24)], seed=2)
+    (content,) = _pictures(tmp_path / "content", [(24, 32)], seed=1)
+    (style,) = _pictures(tmp_path / "style", [(24, 24)], seed=2)
     out = tmp_path / "out.jpg"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, str(EXAMPLES / "stylize_one.py"), str(content), str(style), "-o", str(out),
-                           "--size", "0", "--weights", str(weights), "--device", "cpu"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "stylize_one.py"),
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--size",
+            "0",
+            "--weights",
+            str(weights),
+            "--device",
+            "cpu",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     with Image.open(out) as picture:
         assert picture.size == (32, 24)  # --size 0 keeps the original size
@@ -102,10 +122,20 @@ def test_stylize_one_runs_as_a_script(weights, tmp_path):
 def test_stylize_folder_writes_one_png_per_picture_and_skips_existing_ones(weights, tmp_path, capsys):
     pictures = _pictures(tmp_path / "photos", [(24, 32), (40, 24), (16, 16)], seed=3)
     (tmp_path / "photos" / "notes.txt").write_text("not a picture")
-    style, = _pictures(tmp_path / "style", [(32, 32)], seed=4)
+    (style,) = _pictures(tmp_path / "style", [(32, 32)], seed=4)
     out = tmp_path / "styled"
-    argv = [str(tmp_path / "photos"), str(style), "-o", str(out), "--size", "0", "--weights", str(weights),
-            "--device", "cpu"]
+    argv = [
+        str(tmp_path / "photos"),
+        str(style),
+        "-o",
+        str(out),
+        "--size",
+        "0",
+        "--weights",
+        str(weights),
+        "--device",
+        "cpu",
+    ]
     module = _load("stylize_folder")
     assert module.main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == [f"{p.stem}.png" for p in pictures]
@@ -132,7 +162,7 @@ def test_stylize_video_writes_every_frame_and_can_stop_early(weights, tmp_path, 
             frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-    style, = _pictures(tmp_path / "style", [(32, 32)], seed=6)
+    (style,) = _pictures(tmp_path / "style", [(32, 32)], seed=6)
     module = _load("stylize_video")
     common = [str(style), "--style-size", "32", "--weights", str(weights), "--device", "cpu"]
 
@@ -154,8 +184,24 @@ def test_train_tiny_decoder_leaves_a_loadable_model(weights, tmp_path):
     _pictures(tmp_path / "photos", [(40, 48), (48, 40), (40, 40)], seed=7)
     _pictures(tmp_path / "paintings", [(40, 40), (44, 52)], seed=8)
     run = tmp_path / "run"
-    argv = ["--content-dir", str(tmp_path / "photos"), "--style-dir", str(tmp_path / "paintings"), "--out", str(run),
-            "--vgg", str(weights), "--steps", "2", "--image-size", "32", "--crop-size", "32", "--device", "cpu"]
+    argv = [
+        "--content-dir",
+        str(tmp_path / "photos"),
+        "--style-dir",
+        str(tmp_path / "paintings"),
+        "--out",
+        str(run),
+        "--vgg",
+        str(weights),
+        "--steps",
+        "2",
+        "--image-size",
+        "32",
+        "--crop-size",
+        "32",
+        "--device",
+        "cpu",
+    ]
     assert _load("train_tiny_decoder").main(argv) == 0
     model = adain.load_pretrained(run / "final")
     trained, start = model.decoder.state_dict(), adain.load_pretrained(weights).decoder.state_dict()

@@ -17,10 +17,10 @@ import torch
 
 import adain
 from adain.cli import main
-from adain.modeling._ops import calc_mean_std
-from adain.modeling._padding import pad_bottom_right, padded_side
 from adain.export import export_onnx
 from adain.export._onnx import OPSET, check_outputs, output_paths
+from adain.modeling._ops import calc_mean_std
+from adain.modeling._padding import pad_bottom_right, padded_side
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -53,8 +53,12 @@ def _onnx_stylize(sessions, content: torch.Tensor, stats, alpha: float) -> torch
     """The library's pad-and-crop around the content graph."""
     h, w = content.shape[-2:]
     padded = pad_bottom_right(content, padded_side(h), padded_side(w))
-    feeds = {"content": padded.numpy(), "style_mean": stats[0], "style_std": stats[1],
-             "alpha": np.array([alpha], dtype=np.float32)}
+    feeds = {
+        "content": padded.numpy(),
+        "style_mean": stats[0],
+        "style_std": stats[1],
+        "alpha": np.array([alpha], dtype=np.float32),
+    }
     (image,) = sessions[1].run(None, feeds)
     assert image.shape == padded.shape
     return torch.from_numpy(image[..., :h, :w])
@@ -101,7 +105,7 @@ def test_one_style_per_frame_or_one_for_all(sessions):
     content, styles = _images((2, 3, 24, 32), (2, 3, 20, 20), seed=3)
     per_frame = _onnx_stylize(sessions, content, _style_stats(sessions, styles), 1.0)
     for i in range(2):
-        alone = _onnx_stylize(sessions, content, _style_stats(sessions, styles[i:i + 1]), 1.0)
+        alone = _onnx_stylize(sessions, content, _style_stats(sessions, styles[i : i + 1]), 1.0)
         assert (per_frame[i] - alone[i]).abs().max() <= 1e-6
 
 
@@ -182,11 +186,12 @@ def test_torch_without_the_dynamo_exporter_is_one_line(model, tmp_path, monkeypa
 def test_the_model_method_is_deprecated_and_calls_export_onnx(model, tmp_path, monkeypatch):
     out = tmp_path / "m.onnx"
     out.write_bytes(b"precious")
-    with pytest.warns(DeprecationWarning, match=r"adain\.export\.export_onnx\(model, path\)"), \
-            pytest.raises(adain.OutputExistsError, match="m.onnx: exists"):
+    with (
+        pytest.warns(DeprecationWarning, match=r"adain\.export\.export_onnx\(model, path\)"),
+        pytest.raises(adain.OutputExistsError, match="m.onnx: exists"),
+    ):
         model.export_onnx(out)  # refused by export_onnx's own check: the call reached it, overwrite=False
     monkeypatch.setattr(torch, "__version__", "2.5.1")  # past the output checks, stopped before exporting
     with pytest.warns(DeprecationWarning), pytest.raises(adain.InputError, match=r"torch >= 2\.6"):
         model.export_onnx(out, overwrite=True)
     assert out.read_bytes() == b"precious" and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
-

@@ -10,8 +10,13 @@ import pytest
 import adain
 from adain.weights._format import config_from_dict
 
-GOOD = {"architecture": "adain-vgg19", "encoder_last_layer": "relu5_1", "eps": 1e-5, "format_version": 1,
-        "description": "mine"}
+GOOD = {
+    "architecture": "adain-vgg19",
+    "encoder_last_layer": "relu5_1",
+    "eps": 1e-5,
+    "format_version": 1,
+    "description": "mine",
+}
 
 
 @pytest.fixture
@@ -24,14 +29,30 @@ def folder(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("eps", -1), ("eps", 0), ("eps", math.nan), ("eps", math.inf), ("eps", "1e-5"), ("eps", None), ("eps", True),
-     ("eps", [1e-5]),
-     ("encoder_last_layer", "relu3_1"), ("encoder_last_layer", "conv4_1"), ("encoder_last_layer", "relu9_9"),
-     ("encoder_last_layer", 5), ("encoder_last_layer", None),
-     ("format_version", 1.0), ("format_version", "1"), ("format_version", True), ("format_version", 0),
-     ("format_version", None),
-     ("architecture", "resnet"), ("architecture", None),
-     ("description", 3), ("description", None)],
+    [
+        ("eps", -1),
+        ("eps", 0),
+        ("eps", math.nan),
+        ("eps", math.inf),
+        ("eps", "1e-5"),
+        ("eps", None),
+        ("eps", True),
+        ("eps", [1e-5]),
+        ("encoder_last_layer", "relu3_1"),
+        ("encoder_last_layer", "conv4_1"),
+        ("encoder_last_layer", "relu9_9"),
+        ("encoder_last_layer", 5),
+        ("encoder_last_layer", None),
+        ("format_version", 1.0),
+        ("format_version", "1"),
+        ("format_version", True),
+        ("format_version", 0),
+        ("format_version", None),
+        ("architecture", "resnet"),
+        ("architecture", None),
+        ("description", 3),
+        ("description", None),
+    ],
 )
 def test_bad_field_is_refused_naming_file_and_field(field, value, folder):
     config = folder / "config.json"
@@ -59,8 +80,11 @@ def test_newer_format_version_says_upgrade():
         config_from_dict({**GOOD, "format_version": 99})
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000,
-                                  "[" * 100_000], ids=["arrays", "objects", "unclosed"])
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000, "[" * 100_000],
+    ids=["arrays", "objects", "unclosed"],
+)
 def test_deeply_nested_json_is_corrupt_not_a_recursion_error(text, folder):
     (folder / "config.json").write_text(text)
     with pytest.raises(adain.CorruptWeightsError, match="config.json"):

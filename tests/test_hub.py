@@ -16,7 +16,8 @@ from adain.weights._hub import check_push_access, push_to_hub
 
 @pytest.fixture(scope="module")
 def model():
-    """A small random model (encoder to relu4_1, the shortest that loads): the Hub round trip does not depend on the size."""
+    """A small random model (encoder to relu4_1, the shortest that loads): the Hub round trip does not depend on the
+    size."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return adain.AdaINModel(adain.ModelConfig(encoder_last_layer="relu4_1")).eval()
@@ -173,11 +174,14 @@ def test_push_access_with_a_write_token_names_the_user(hub, monkeypatch):
     assert ("GET", "/api/whoami-v2") in hub.requests
 
 
-@pytest.mark.parametrize("token, repo, match", [
-    ("hf_wrong", "alice/decoder", "refused the token"),
-    ("hf_reader", "alice/decoder", "read-only"),
-    ("hf_alice", "someone-else/decoder", "logged in as alice, who is not someone-else"),
-])
+@pytest.mark.parametrize(
+    "token, repo, match",
+    [
+        ("hf_wrong", "alice/decoder", "refused the token"),
+        ("hf_reader", "alice/decoder", "read-only"),
+        ("hf_alice", "someone-else/decoder", "logged in as alice, who is not someone-else"),
+    ],
+)
 def test_push_access_problems_are_one_line_naming_the_repo(hub, monkeypatch, token, repo, match):
     hub.add_user("hf_alice", "alice")
     hub.add_user("hf_reader", "alice", role="read")

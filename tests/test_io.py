@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image, ImageCms, ImageFile
 
-from adain import _images as images, _io as io
+from adain import _images as images
+from adain import _io as io
 from adain._atomic import NAME_MAX, temporary_name
 from adain.errors import ImageReadError, InputError, OutputExistsError
 
@@ -71,7 +72,9 @@ def test_every_mode_gives_correct_rgb(make, expected):
         assert max(abs(a - b) for a, b in zip(g, e)) <= 1, (got, expected)
 
 
-@pytest.mark.parametrize("mode, value, ext", [("I;16", 65535, "png"), ("LA", (0, 0), "png"), ("CMYK", (0, 0, 0, 255), "tif")])
+@pytest.mark.parametrize(
+    "mode, value, ext", [("I;16", 65535, "png"), ("LA", (0, 0), "png"), ("CMYK", (0, 0, 0, 255), "tif")]
+)
 def test_modes_survive_a_file_round_trip(tmp_path, mode, value, ext):
     path = tmp_path / f"img.{ext}"
     Image.new(mode, (4, 3), value).save(path)
@@ -90,7 +93,12 @@ def _png_bytes(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1))) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_decompression_bomb_is_refused_naming_the_file(tmp_path):
@@ -283,14 +291,15 @@ def test_unreadable_folders_and_files_are_reported_not_skipped_silently(tmp_path
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    monkeypatch.setattr(os, "access", lambda p, mode: not os.fspath(p).endswith("secret.png")
-                        and real_access(p, mode))
+    monkeypatch.setattr(os, "access", lambda p, mode: not os.fspath(p).endswith("secret.png") and real_access(p, mode))
     reported = []
     found = io.list_images(tmp_path, on_error=lambda path, reason: reported.append((path.name, reason)))
     assert [p.name for p in found] == ["a.png"]
-    assert sorted(reported) == [("ghost.png", "broken symbolic link"),
-                                ("locked", "cannot list the folder: Permission denied"),
-                                ("secret.png", "permission denied")]
+    assert sorted(reported) == [
+        ("ghost.png", "broken symbolic link"),
+        ("locked", "cannot list the folder: Permission denied"),
+        ("secret.png", "permission denied"),
+    ]
     # Without on_error (the trainer's call), each is a logged warning.
     with caplog.at_level("WARNING", logger="adain._io"):
         assert [p.name for p in io.list_images(tmp_path)] == ["a.png"]

@@ -30,7 +30,11 @@ def test_modules_and_functions_stay_small():
                 continue
             lines = node.end_lineno - node.lineno + 1
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 lines -= first.end_lineno - first.lineno + 1
             if lines > MAX_FUNCTION_LINES:
                 offenders.append(f"{name}:{node.lineno} {qualname}: {lines} lines (function, docstring excluded)")

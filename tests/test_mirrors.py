@@ -65,8 +65,9 @@ def test_hub_mirror_with_the_right_legacy_files_loads_and_converts(hub, good, mo
 
 
 @pytest.mark.slow
-def test_hub_mirror_serving_wrong_bytes_is_refused_and_the_next_is_tried(hub, good, wrong, model, tmp_path,
-                                                                         monkeypatch, caplog):
+def test_hub_mirror_serving_wrong_bytes_is_refused_and_the_next_is_tried(
+    hub, good, wrong, model, tmp_path, monkeypatch, caplog
+):
     hub.add_repo("bad/mirror", wrong, files=BOTH)
     hub.add_repo("good/mirror", good, files=BOTH)
     _register(monkeypatch, good, HubFilesSource("bad/mirror", files=BOTH), HubFilesSource("good/mirror", files=BOTH))
@@ -112,8 +113,12 @@ def test_vgg_only_mirror_and_a_decoder_source_complete_the_pair(hub, good, model
 def test_decoder_only_hub_mirror_after_a_vgg_only_one(hub, good, model, tmp_path, monkeypatch):
     hub.add_repo("vgg/only", good, files=VGG_ONLY)
     hub.add_repo("decoder/only", good, files=("decoder.pth",))
-    _register(monkeypatch, good, HubFilesSource("vgg/only", files=VGG_ONLY),
-              HubFilesSource("decoder/only", files=("decoder.pth",)))
+    _register(
+        monkeypatch,
+        good,
+        HubFilesSource("vgg/only", files=VGG_ONLY),
+        HubFilesSource("decoder/only", files=("decoder.pth",)),
+    )
     _assert_same(adain.load_pretrained(NAME, cache_dir=tmp_path), model)
 
 
@@ -127,13 +132,21 @@ def test_offline_and_nothing_cached_is_the_offline_error_without_requests(hub, g
 
 
 def test_download_list_prints_the_sources_in_order(good, monkeypatch, capsys):
-    _register(monkeypatch, good, UrlSource("https://example.org/release"),
-              HubFilesSource("org/vgg", files=VGG_ONLY), HubFilesSource("org/pair", revision="abc", files=BOTH))
+    _register(
+        monkeypatch,
+        good,
+        UrlSource("https://example.org/release"),
+        HubFilesSource("org/vgg", files=VGG_ONLY),
+        HubFilesSource("org/pair", revision="abc", files=BOTH),
+    )
     assert main(["download", "--list"]) == 0
     out = capsys.readouterr().out
-    block = out[out.index(NAME):].splitlines()[1:4]
-    assert block == ["  1. https://example.org/release", "  2. hf-hub:org/vgg (vgg_normalised.pth)",
-                     "  3. hf-hub:org/pair@abc (vgg_normalised.pth, decoder.pth)"]
+    block = out[out.index(NAME) :].splitlines()[1:4]
+    assert block == [
+        "  1. https://example.org/release",
+        "  2. hf-hub:org/vgg (vgg_normalised.pth)",
+        "  3. hf-hub:org/pair@abc (vgg_normalised.pth, decoder.pth)",
+    ]
 
 
 def test_default_tries_the_github_release_first_then_the_hub_mirrors():

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_port import random_reference_models
 
 import adain
+from adain.errors import CorruptWeightsError, WeightsNotFoundError
 from adain.modeling._decoder import DECODER_CONVS
 from adain.modeling._encoder import LAYER_NAMES, VGGEncoder
-from adain.errors import CorruptWeightsError, WeightsNotFoundError
-from reference_port import random_reference_models
 
 
 def test_relu4_2_is_second_conv_of_block_four(reference_models, model):
@@ -21,7 +21,14 @@ def test_relu4_2_is_second_conv_of_block_four(reference_models, model):
     with torch.no_grad():
         ours = model.encoder(x, ("relu4_2", "relu5_1", "relu1_1", "relu2_1", "relu3_1", "relu4_1"))
         # In the positional layout relu4_2 is module 33 and relu5_1 module 43 (0-based ReLU indices).
-        for name, index in (("relu1_1", 3), ("relu2_1", 10), ("relu3_1", 17), ("relu4_1", 30), ("relu4_2", 33), ("relu5_1", 43)):
+        for name, index in (
+            ("relu1_1", 3),
+            ("relu2_1", 10),
+            ("relu3_1", 17),
+            ("relu4_1", 30),
+            ("relu4_2", 33),
+            ("relu5_1", 43),
+        ):
             torch.testing.assert_close(ours[name], vgg[: index + 1](x), rtol=1e-4, atol=1e-4)
     assert LAYER_NAMES.index("relu4_2") == LAYER_NAMES.index("conv4_2") + 1
 
@@ -36,8 +43,11 @@ def test_encoder_stops_at_last_layer_and_rejects_deeper_taps():
 def _conv_calls(module, x, layers=None):
     """The names of the convolutions that ran while ``module`` processed ``x``."""
     ran = []
-    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: ran.append(name))
-             for name, m in module.named_children() if isinstance(m, torch.nn.Conv2d)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o, name=name: ran.append(name))
+        for name, m in module.named_children()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
     with torch.no_grad():
         module(x) if layers is None else module(x, layers)
     for hook in hooks:
@@ -47,8 +57,12 @@ def _conv_calls(module, x, layers=None):
 
 def test_the_encoder_walk_stops_after_the_deepest_requested_layer():
     enc = VGGEncoder("relu5_1")
-    assert _conv_calls(enc, torch.rand(1, 3, 32, 32), ("relu1_1", "relu2_1")) == ["preprocess", "conv1_1", "conv1_2",
-                                                                                   "conv2_1"]
+    assert _conv_calls(enc, torch.rand(1, 3, 32, 32), ("relu1_1", "relu2_1")) == [
+        "preprocess",
+        "conv1_1",
+        "conv1_2",
+        "conv2_1",
+    ]
     assert _conv_calls(enc, torch.rand(1, 3, 32, 32), ("pool1",)) == ["preprocess", "conv1_1", "conv1_2"]
 
 
@@ -63,8 +77,9 @@ def test_a_requested_convolution_keeps_its_negative_values_and_options_reach_the
     with torch.no_grad():
         out = enc(x, ("conv1_1", "relu1_1", "conv1_2", "pool1"), pooling="avg", pool_scale={"pool1": 3.0})
         conv1_1 = F.conv2d(F.pad(enc.preprocess(x), (1, 1, 1, 1), mode="reflect"), enc.conv1_1.weight, enc.conv1_1.bias)
-        relu1_2 = F.conv2d(F.pad(conv1_1.relu(), (1, 1, 1, 1), mode="reflect"), enc.conv1_2.weight,
-                           enc.conv1_2.bias).relu()
+        relu1_2 = F.conv2d(
+            F.pad(conv1_1.relu(), (1, 1, 1, 1), mode="reflect"), enc.conv1_2.weight, enc.conv1_2.bias
+        ).relu()
     assert (out["conv1_1"] < 0).any()  # not overwritten by the ReLU after it (in place only when not returned)
     torch.testing.assert_close(out["conv1_1"], conv1_1)
     torch.testing.assert_close(out["relu1_1"], conv1_1.relu())

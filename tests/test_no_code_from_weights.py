@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
-import dataclasses
 
 import pytest
 import torch
@@ -115,7 +115,8 @@ def test_cli_convert_refuses(evil, legacy_weights, tmp_path, kind, capsys):
 @pytest.mark.slow
 def test_cli_in_a_subprocess_refuses(evil, legacy_weights, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "adain", "convert", "reference-port", str(evil[0]), str(legacy_weights[1]), str(tmp_path / "o")],
+        [sys.executable, "-m", "adain", "convert", "reference-port", str(evil[0]), str(legacy_weights[1]),
+         str(tmp_path / "o")],
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 1 and "refused without running it" in proc.stderr

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
+from reference_port import ref_adain, ref_calc_mean_std, ref_coral
 
 from adain.modeling._ops import adain, adain_with_stats, affine, blend_stats, calc_mean_std, coral, masked_adain
-from reference_port import ref_adain, ref_calc_mean_std, ref_coral
 
 
 def test_adain_output_has_the_style_statistics():
@@ -76,8 +76,14 @@ def test_coral_matches_reference_including_the_unnormalised_covariance_quirk():
 def test_the_adain_affine_is_the_normalise_then_restyle_formula_in_the_statistics_dtype():
     g = torch.Generator().manual_seed(3)
     feat = torch.randn(2, 5, 4, 3, generator=g, dtype=torch.float64)
-    c = (torch.randn(2, 5, 1, 1, generator=g, dtype=torch.float64), torch.rand(2, 5, 1, 1, generator=g, dtype=torch.float64) + 0.5)
-    s = (torch.randn(1, 5, 1, 1, generator=g, dtype=torch.float64), torch.rand(1, 5, 1, 1, generator=g, dtype=torch.float64) + 0.5)
+    c = (
+        torch.randn(2, 5, 1, 1, generator=g, dtype=torch.float64),
+        torch.rand(2, 5, 1, 1, generator=g, dtype=torch.float64) + 0.5,
+    )
+    s = (
+        torch.randn(1, 5, 1, 1, generator=g, dtype=torch.float64),
+        torch.rand(1, 5, 1, 1, generator=g, dtype=torch.float64) + 0.5,
+    )
     expected = (feat - c[0]) / c[1] * s[1] + s[0]
     torch.testing.assert_close(affine(feat, c, s), expected)
     out = affine(feat.to(torch.bfloat16), tuple(t.float() for t in c), tuple(t.float() for t in s))

@@ -44,8 +44,9 @@ def _alias(target, how, where):
         return where
     assert where.name.casefold() == target.name.casefold() and where.name != target.name
     if not (os.path.exists(where) and os.path.samefile(where, target)):
-        pytest.skip(f"the file system of {target.parent} tells letter cases apart: no other spelling of a name "
-                    "is the same file")
+        pytest.skip(
+            f"the file system of {target.parent} tells letter cases apart: no other spelling of a name is the same file"
+        )
     return where
 
 

@@ -200,12 +200,17 @@ def test_revision_with_local_directory_is_an_input_error(tmp_path, model):
 
 @pytest.mark.parametrize(
     "damage, check",
-    [("html-page", "not a plain state dict"), ("truncated", "not a readable PyTorch file"),
-     ("decoder-as-vgg", "unexpected key"), ("wrong-sha256", "failed the sha256 check"),
-     ("wrong-first-conv", "fingerprint check")],
+    [
+        ("html-page", "not a plain state dict"),
+        ("truncated", "not a readable PyTorch file"),
+        ("decoder-as-vgg", "unexpected key"),
+        ("wrong-sha256", "failed the sha256 check"),
+        ("wrong-first-conv", "fingerprint check"),
+    ],
 )
-def test_bad_file_placed_in_cache_is_refused_and_moved_aside(damage, check, legacy_bytes, legacy_weights, shas,
-                                                             tmp_path, monkeypatch):
+def test_bad_file_placed_in_cache_is_refused_and_moved_aside(
+    damage, check, legacy_bytes, legacy_weights, shas, tmp_path, monkeypatch
+):
     state = torch.load(legacy_weights[0], weights_only=True)
     state["0.weight"] = torch.eye(3).reshape(3, 3, 1, 1)
     buffer = io.BytesIO()
@@ -236,7 +241,9 @@ def test_bad_file_placed_in_cache_is_refused_and_moved_aside(damage, check, lega
 def test_same_bad_file_placed_twice_is_moved_aside_twice(legacy_bytes, tmp_path, monkeypatch):
     files = tmp_path / NAME / "files"
     files.mkdir(parents=True)
-    monkeypatch.setitem(registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha={"vgg": None, "decoder": None}))
+    monkeypatch.setitem(
+        registry.REGISTRY, NAME, _entry("http://127.0.0.1:9/unused", sha={"vgg": None, "decoder": None})
+    )
     for _ in range(2):
         (files / "vgg_normalised.pth").write_bytes(b"not a pth")
         (files / "decoder.pth").write_bytes(legacy_bytes["decoder"])
@@ -245,8 +252,7 @@ def test_same_bad_file_placed_twice_is_moved_aside_twice(legacy_bytes, tmp_path,
     assert len(list((files / "rejected").iterdir())) == 2
 
 
-def test_unusable_converted_folder_is_moved_aside_and_converted_again(legacy_bytes, shas, tmp_path, monkeypatch,
-                                                                      model):
+def test_unusable_converted_folder_is_moved_aside_and_converted_again(legacy_bytes, shas, tmp_path, monkeypatch, model):
     entry = tmp_path / NAME
     (entry / "model").mkdir(parents=True)
     (entry / "model" / "model.safetensors").write_bytes(b"half a file")  # no config.json either
@@ -275,8 +281,9 @@ def test_revision_for_weights_without_hub_source_is_an_input_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_registry_size_cuts_off_a_mirror_that_streams_without_length(server, legacy_bytes, shas, tmp_path,
-                                                                     monkeypatch, caplog, model):
+def test_registry_size_cuts_off_a_mirror_that_streams_without_length(
+    server, legacy_bytes, shas, tmp_path, monkeypatch, caplog, model
+):
     size = len(legacy_bytes["vgg"])
     endless = _serve(server, "/endless", legacy_bytes, unannounced=4 * size)  # no Content-Length, never-ending
     good = _serve(server, "/good", legacy_bytes)
@@ -342,8 +349,18 @@ def test_weights_flag_given_a_file_is_one_line(tmp_path, model, no_hub, capsys):
     folder = model.save_pretrained(tmp_path / "mine")
     for name in ("content.png", "style.png"):
         Image.new("RGB", (16, 16)).save(tmp_path / name)
-    argv = ["stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"), "-o", str(tmp_path / "out.png"),
-            "--weights", str(folder / "model.safetensors")]
+    argv = [
+        "stylize",
+        str(tmp_path / "content.png"),
+        str(tmp_path / "style.png"),
+        "-o",
+        str(tmp_path / "out.png"),
+        "--weights",
+        str(folder / "model.safetensors"),
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert err == f"adain: error: {folder / 'model.safetensors'} is one file of a model folder: pass the folder, {folder}\n"
+    assert (
+        err
+        == f"adain: error: {folder / 'model.safetensors'} is one file of a model folder: pass the folder, {folder}\n"
+    )

@@ -16,12 +16,12 @@ import torch
 from PIL import Image
 
 import adain
-import adain.optimization._api
 import adain.inference._stylizer
+import adain.optimization._api
 from adain import _images as images
+from adain._runtime import resolve_device
 from adain.errors import ImageReadError, InputError
 from adain.optimization import GatysOptions, gatys_tensor
-from adain._runtime import resolve_device
 
 _KW = {"content_size": None, "style_size": None, "device": "cpu"}
 _FAST = {"iterations": 2, "pyramid": False, "pooling": "max", "content_size": None, "style_size": 36, "device": "cpu"}
@@ -107,8 +107,11 @@ def test_an_unreadable_file_is_named_before_any_weights_load(tmp_path, no_weight
     else:
         _zero_size_png(bad)
     good = str(_png(tmp_path / "good.png"))
-    for call in (lambda: adain.stylize(good, str(bad)), lambda: adain.gatys(str(bad), good),
-                 lambda: adain.stylize(good, [good, good], mask=str(bad))):
+    for call in (
+        lambda: adain.stylize(good, str(bad)),
+        lambda: adain.gatys(str(bad), good),
+        lambda: adain.stylize(good, [good, good], mask=str(bad)),
+    ):
         with pytest.raises(ImageReadError, match="bad.png") as info:
             call()
         _one_line(info)
@@ -133,8 +136,10 @@ def test_an_unreadable_file_is_named_before_any_weights_load(tmp_path, no_weight
 ])  # fmt: skip
 def test_every_argument_is_checked_before_any_weights_load(tmp_path, no_weights, kwargs, name):
     good = str(_png(tmp_path / "good.png"))
-    kwargs = {k: ([good if m == "MASK" else m for m in v] if isinstance(v, list) else good if v == "MASK" else v)
-              for k, v in kwargs.items()}
+    kwargs = {
+        k: ([good if m == "MASK" else m for m in v] if isinstance(v, list) else good if v == "MASK" else v)
+        for k, v in kwargs.items()
+    }
     with pytest.raises(InputError, match=name) as info:
         adain.stylize(good, [good, good], **kwargs)
     _one_line(info)
@@ -180,24 +185,69 @@ def test_gatys_refuses_style_weights_that_masks_would_ignore(model):
 
 def test_stylize_takes_numpy_numbers_and_integral_floats(model):
     c, s1, s2 = _rand(3, 32, 40), _rand(3, 32, 32, seed=1), _rand(3, 32, 32, seed=2)
-    plain = adain.stylize(c, [s1, s2], 0.5, model=model, content_size=24, style_size=32, max_memory=2 * 10**9,
-                          style_weights=[1, 3], device="cpu")
-    odd = adain.stylize(c, [s1, s2], np.float32(0.5), model=model, content_size=24.0, style_size=np.int64(32),
-                        max_memory=2e9, style_weights=np.array([1, 3]), device="cpu")
+    plain = adain.stylize(
+        c,
+        [s1, s2],
+        0.5,
+        model=model,
+        content_size=24,
+        style_size=32,
+        max_memory=2 * 10**9,
+        style_weights=[1, 3],
+        device="cpu",
+    )
+    odd = adain.stylize(
+        c,
+        [s1, s2],
+        np.float32(0.5),
+        model=model,
+        content_size=24.0,
+        style_size=np.int64(32),
+        max_memory=2e9,
+        style_weights=np.array([1, 3]),
+        device="cpu",
+    )
     assert _same(plain, odd) and plain.size == (30, 24)
-    tensor_weights = adain.stylize(c, [s1, s2], 0.5, model=model, content_size=24, style_size=32,
-                                   style_weights=torch.tensor([1.0, 3.0]), device="cpu")
+    tensor_weights = adain.stylize(
+        c,
+        [s1, s2],
+        0.5,
+        model=model,
+        content_size=24,
+        style_size=32,
+        style_weights=torch.tensor([1.0, 3.0]),
+        device="cpu",
+    )
     assert _same(plain, tensor_weights)
 
 
 def test_gatys_takes_numpy_numbers_and_integral_floats(model):
     c, s1, s2 = _rand(3, 32, 40), _rand(3, 36, 36, seed=1), _rand(3, 36, 36, seed=2)
     common = {"model": model, "pyramid": False, "pooling": "max", "device": "cpu"}
-    plain = adain.gatys(c, [s1, s2], iterations=2, style_weight=5.0, content_size=32, style_size=36,
-                        max_memory=2 * 10**9, style_weights=[1, 3], lr=1.0, **common)
-    odd = adain.gatys(c, [s1, s2], iterations=np.int64(2), style_weight=np.float64(5), content_size=32.0,
-                      style_size=np.int32(36), max_memory=2e9, style_weights=np.array([1, 3]), lr=np.float32(1),
-                      **common)
+    plain = adain.gatys(
+        c,
+        [s1, s2],
+        iterations=2,
+        style_weight=5.0,
+        content_size=32,
+        style_size=36,
+        max_memory=2 * 10**9,
+        style_weights=[1, 3],
+        lr=1.0,
+        **common,
+    )
+    odd = adain.gatys(
+        c,
+        [s1, s2],
+        iterations=np.int64(2),
+        style_weight=np.float64(5),
+        content_size=32.0,
+        style_size=np.int32(36),
+        max_memory=2e9,
+        style_weights=np.array([1, 3]),
+        lr=np.float32(1),
+        **common,
+    )
     assert _same(plain, odd)
     options = GatysOptions(iterations=np.int64(3), content_size=512.0, max_memory=2e9, average_decay=np.float32(0.5))
     assert type(options.iterations) is int and type(options.content_size) is int and type(options.max_memory) is int
@@ -256,8 +306,10 @@ def test_a_mask_of_another_aspect_ratio_is_refused_naming_both_sizes(model):
 def test_a_mask_of_the_same_aspect_at_another_resolution_is_resized(model):
     c, s1, s2 = _rand(3, 32, 40), _rand(3, 36, 36, seed=1), _rand(3, 36, 36, seed=2)
     exact, double = _half_mask(32, 40), _half_mask(64, 80)
-    assert _same(adain.stylize(c, [s1, s2], mask=exact, model=model, **_KW),
-                 adain.stylize(c, [s1, s2], mask=double, model=model, **_KW))
+    assert _same(
+        adain.stylize(c, [s1, s2], mask=exact, model=model, **_KW),
+        adain.stylize(c, [s1, s2], mask=double, model=model, **_KW),
+    )
     rounded = _half_mask(16, 21)  # 16 x 20 is exact; one pixel of rounding is allowed
     assert adain.stylize(c, [s1, s2], mask=rounded, model=model, **_KW).size == (40, 32)
     assert adain.gatys(c, [s1, s2], mask=double, model=model, **_FAST).size == (40, 32)
@@ -347,8 +399,13 @@ def test_gatys_tiny_content_with_masks_and_a_small_pyramid_scale(model):
     assert out.shape == (3, 3, 5) and torch.isfinite(out).all()
     # min_size=16 gives a 16 px coarse scale, one pixel short of what relu5_1 needs without padding
     sizes = []
-    out = gatys_tensor(_rand(3, 32, 32), s1, model=model, **{**_FAST, "pyramid": True, "min_size": 16},
-                       callback=lambda p: sizes.append(p.size))
+    out = gatys_tensor(
+        _rand(3, 32, 32),
+        s1,
+        model=model,
+        **{**_FAST, "pyramid": True, "min_size": 16},
+        callback=lambda p: sizes.append(p.size),
+    )
     assert (16, 16) in sizes and out.shape == (3, 32, 32)
 
 
@@ -363,8 +420,11 @@ def test_stylize_method_gatys_on_a_tiny_content(model):
 def test_unusable_devices_are_one_line_listing_what_is_available(device, monkeypatch, no_weights):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    for call in (lambda: resolve_device(device), lambda: adain.stylize(_rand(3, 8, 8), _rand(3, 8, 8), device=device),
-                 lambda: adain.gatys(_rand(3, 8, 8), _rand(3, 8, 8), device=device)):
+    for call in (
+        lambda: resolve_device(device),
+        lambda: adain.stylize(_rand(3, 8, 8), _rand(3, 8, 8), device=device),
+        lambda: adain.gatys(_rand(3, 8, 8), _rand(3, 8, 8), device=device),
+    ):
         with pytest.raises(InputError, match=r"device: .* is not available here \(available: cpu\)$") as info:
             call()
         assert repr(device) in _one_line(info)

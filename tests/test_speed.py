@@ -12,10 +12,10 @@ import pytest
 import torch
 
 import adain
-from adain.inference import _prepared as prepared
 from adain import _runtime as runtime
 from adain.cli import build_parser
 from adain.errors import InputError
+from adain.inference import _prepared as prepared
 from adain.modeling._fused import fusable
 
 
@@ -45,13 +45,15 @@ def _count_preparations(monkeypatch) -> list:
 
 # ---- the prepared-model cache ------------------------------------------------------------------------
 
+
 def test_a_second_stylize_call_with_the_same_model_does_not_copy_it(own_model, monkeypatch):
     calls = _count_preparations(monkeypatch)
     args = dict(model=own_model, content_size=None, style_size=None, device="cpu", dtype="float32")
     first = adain.stylize(_smooth(24, 32, 1), _smooth(32, 32, 2), **args)
     copied, real = [], copy.deepcopy
-    monkeypatch.setattr(copy, "deepcopy", lambda x, *a: copied.append(type(x)) if isinstance(x, torch.nn.Module)
-                        else real(x, *a))
+    monkeypatch.setattr(
+        copy, "deepcopy", lambda x, *a: copied.append(type(x)) if isinstance(x, torch.nn.Module) else real(x, *a)
+    )
     second = adain.stylize(_smooth(24, 32, 1), _smooth(32, 32, 2), **args)
     assert len(calls) == 1 and copied == []
     assert first.tobytes() == second.tobytes()
@@ -101,6 +103,7 @@ def test_the_callers_model_is_never_converted(own_model):
 
 
 # ---- every fast path draws the exact path's picture ------------------------------------------------------
+
 
 def _exact(model, style, content):
     """The plain modules, unfused, uncompiled, float32."""
@@ -153,7 +156,11 @@ def test_compilations_are_bounded_by_shape_buckets_and_results_are_exact(own_mod
     # Buckets 64x64 and 128x128, each an encoder and a decoder graph: four compilations for eight calls.
     assert stylizer.compile_stats.count == len(backend.shapes) == 4
     assert {shape for _, shape, _ in stylizer.compile_stats.compiles} == {
-        (1, 3, 64, 64), (1, 512, 8, 8), (1, 3, 128, 128), (1, 512, 16, 16)}
+        (1, 3, 64, 64),
+        (1, 512, 8, 8),
+        (1, 3, 128, 128),
+        (1, 512, 16, 16),
+    }
     assert stylizer.compile_stats.seconds > 0
     # Another Stylizer of the same, unchanged model reuses the compiled graphs.
     again = adain.Stylizer(own_model, "cpu", "float32", compile={"backend": backend})
@@ -161,8 +168,10 @@ def test_compilations_are_bounded_by_shape_buckets_and_results_are_exact(own_mod
     assert len(backend.shapes) == 4 and again.compile_stats is stylizer.compile_stats
 
 
-@pytest.mark.parametrize("side, bucket", [(16, 64), (64, 64), (65, 128), (500, 512), (1024, 1024), (1080, 1152),
-                                          (1920, 1920), (2160, 2304), (3840, 3840)])
+@pytest.mark.parametrize(
+    "side, bucket",
+    [(16, 64), (64, 64), (65, 128), (500, 512), (1024, 1024), (1080, 1152), (1920, 1920), (2160, 2304), (3840, 3840)],
+)
 def test_bucket_sides(side, bucket):
     assert prepared.bucket_side(side) == bucket
     assert prepared.bucket_side(bucket) == bucket
@@ -176,8 +185,9 @@ def test_a_failing_compiler_warns_once_and_falls_back_to_the_exact_path(own_mode
     with pytest.warns(RuntimeWarning, match="running uncompiled"):
         stylizer.set_style(_smooth(32, 32, seed=20), style_size=None)
     content = _smooth(24, 40, seed=21)
-    torch.testing.assert_close(stylizer(content), _exact(own_model, _smooth(32, 32, seed=20), content),
-                               rtol=0, atol=2e-5)
+    torch.testing.assert_close(
+        stylizer(content), _exact(own_model, _smooth(32, 32, seed=20), content), rtol=0, atol=2e-5
+    )
 
 
 def test_compile_on_the_cpu_without_a_cxx_compiler_is_refused_in_one_line(model, monkeypatch):
@@ -193,6 +203,7 @@ def test_bad_compile_values_are_refused(model):
 
 
 # ---- the default dtype -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("flags, expected", [
     ({"fpu", "avx2", "fma"}, torch.float32),  # e.g. the AVX2 EPYC the benchmarks ran on: bf16 is emulated, slow

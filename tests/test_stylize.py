@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference_port import ref_coral, ref_style_transfer, ref_to_uint8
 
 import adain
 from adain.errors import InputError
-from adain.modeling._ops import calc_mean_std
 from adain.inference._engine import BYTES_PER_PIXEL
-from reference_port import ref_coral, ref_style_transfer, ref_to_uint8
+from adain.modeling._ops import calc_mean_std
 
 
 def _rand(*shape, seed=0):
@@ -72,13 +72,17 @@ def test_crop_takes_the_centre_square_of_content_and_style(model, reference_mode
 def test_interpolation_weights_are_normalised_and_match_reference(model, reference_models):
     content = _smooth(32, 40, seed=7)
     styles = [_smooth(32, 32, seed=8), _smooth(32, 32, seed=9) ** 2]
-    out = adain.stylize(content, styles, model=model, content_size=None, style_size=None, style_weights=[1, 3], device="cpu")
+    out = adain.stylize(
+        content, styles, model=model, content_size=None, style_size=None, style_weights=[1, 3], device="cpu"
+    )
     _assert_within_2_levels(out, _reference(reference_models, content, styles, weights=[0.25, 0.75]))
 
 
 def test_preserve_color_coral_recolours_the_style_like_the_reference(model, reference_models):
     content, style = _smooth(32, 48, seed=10), _smooth(40, 40, seed=11) ** 3
-    out = adain.stylize(content, style, model=model, content_size=None, style_size=None, preserve_color=True, device="cpu")
+    out = adain.stylize(
+        content, style, model=model, content_size=None, style_size=None, preserve_color=True, device="cpu"
+    )
     _assert_within_2_levels(out, _reference(reference_models, content, ref_coral(style, content)))
 
 
@@ -90,7 +94,9 @@ def test_alpha_zero_decodes_the_content_features(model, reference_models):
 
 @pytest.mark.parametrize("size", [(33, 50), (17, 9), (5, 7), (1, 1), (1, 30)])
 def test_output_has_exactly_the_content_size(model, size):
-    out = adain.stylize(_rand(3, *size), _rand(3, 20, 20), model=model, content_size=None, style_size=None, device="cpu")
+    out = adain.stylize(
+        _rand(3, *size), _rand(3, 20, 20), model=model, content_size=None, style_size=None, device="cpu"
+    )
     assert out.size == (size[1], size[0])
     assert np.isfinite(np.asarray(out)).all()
 
@@ -133,7 +139,9 @@ def test_padding_does_not_enter_the_content_statistics(model):
     alive = c_std.flatten() > 0.05  # random weights leave some channels (nearly) constant on 8 positions
     assert alive.float().mean() > 0.5
     torch.testing.assert_close(o_mean.flatten()[alive], s_mean.flatten()[alive], rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(o_std.flatten()[alive], s_std.flatten()[alive], rtol=1e-3, atol=3e-3)  # eps counted twice
+    torch.testing.assert_close(
+        o_std.flatten()[alive], s_std.flatten()[alive], rtol=1e-3, atol=3e-3
+    )  # eps counted twice
 
 
 def test_mask_gives_each_region_its_own_style_statistics(model):
@@ -213,7 +221,9 @@ def test_batch_larger_than_memory_limit_is_split_with_same_result(model, monkeyp
 
 def test_content_too_large_even_for_tiles_is_refused_before_any_allocation(model, monkeypatch):
     # Larger images are tiled (tests/test_tiling.py); below the smallest tile's memory nothing can run.
-    stylizer = adain.Stylizer(model, device="cpu", max_memory=10**7).set_style(_smooth(32, 32, seed=35), style_size=None)
+    stylizer = adain.Stylizer(model, device="cpu", max_memory=10**7).set_style(
+        _smooth(32, 32, seed=35), style_size=None
+    )
     monkeypatch.setattr(stylizer.model, "encode", lambda x: pytest.fail("encoder reached"))
     huge = torch.zeros(1, 3, 1, 1).expand(1, 3, 12000, 12000)  # 432 MB as pixels, but no memory at all here
     with pytest.raises(InputError, match=r"even in the smallest tiles.*raise max_memory.*content_size"):
@@ -240,7 +250,9 @@ def test_tensor_in_tensor_out_and_list_in_list_out(model):
 
 def test_bfloat16_on_cpu_runs_with_float32_statistics(model):
     content, style = _smooth(32, 32, seed=37), _smooth(32, 32, seed=38)
-    ours = adain.stylize(content, style, model=model, content_size=None, style_size=None, device="cpu", dtype="bfloat16")
+    ours = adain.stylize(
+        content, style, model=model, content_size=None, style_size=None, device="cpu", dtype="bfloat16"
+    )
     full = adain.stylize(content, style, model=model, content_size=None, style_size=None, device="cpu")
     assert ours.size == (32, 32)
     assert np.abs(np.asarray(ours).astype(int) - np.asarray(full).astype(int)).mean() < 8
@@ -256,7 +268,9 @@ def test_alpha_outside_unit_interval_is_rejected(model, alpha):
 @pytest.mark.parametrize("weights", [[1, -1], [1, float("nan")], [0, 0], [1], [1, 2, 3], ["a", 1]])
 def test_bad_style_weights_are_rejected(model, weights):
     with pytest.raises(InputError, match="weights"):
-        adain.stylize(_rand(3, 8, 8), [_rand(3, 8, 8), _rand(3, 8, 8)], model=model, style_weights=weights, device="cpu")
+        adain.stylize(
+            _rand(3, 8, 8), [_rand(3, 8, 8), _rand(3, 8, 8)], model=model, style_weights=weights, device="cpu"
+        )
 
 
 def test_mask_needs_exactly_two_styles(model):
@@ -311,10 +325,20 @@ def _gatys_inputs():
 
 def test_method_gatys_equals_calling_gatys_with_the_same_options(model):
     c, s, _ = _gatys_inputs()
-    via_stylize = adain.stylize(c, s, model=model, method="gatys", content_size=None, style_size=36,
-                                device="cpu", preserve_color="coral", **_GATYS_FAST)
-    direct = adain.gatys(c, s, model=model, content_size=None, style_size=36, device="cpu",
-                         preserve_color="coral", **_GATYS_FAST)
+    via_stylize = adain.stylize(
+        c,
+        s,
+        model=model,
+        method="gatys",
+        content_size=None,
+        style_size=36,
+        device="cpu",
+        preserve_color="coral",
+        **_GATYS_FAST,
+    )
+    direct = adain.gatys(
+        c, s, model=model, content_size=None, style_size=36, device="cpu", preserve_color="coral", **_GATYS_FAST
+    )
     assert via_stylize.size == (40, 32)
     assert np.array_equal(np.asarray(via_stylize), np.asarray(direct))
 
@@ -323,11 +347,21 @@ def test_method_gatys_turns_the_mask_into_one_guide_per_style(model):
     c, s1, s2 = _gatys_inputs()
     mask = torch.zeros(32, 40)
     mask[:, :20] = 0.9  # >= 0.5: the first style's region
-    via_stylize = adain.stylize(c, [s1, s2], model=model, method="gatys", mask=mask, content_size=None,
-                                style_size=36, device="cpu", **_GATYS_FAST)
+    via_stylize = adain.stylize(
+        c,
+        [s1, s2],
+        model=model,
+        method="gatys",
+        mask=mask,
+        content_size=None,
+        style_size=36,
+        device="cpu",
+        **_GATYS_FAST,
+    )
     fg = (mask >= 0.5).float()[None]
-    direct = adain.gatys(c, [s1, s2], model=model, masks=[fg, 1 - fg], content_size=None, style_size=36,
-                         device="cpu", **_GATYS_FAST)
+    direct = adain.gatys(
+        c, [s1, s2], model=model, masks=[fg, 1 - fg], content_size=None, style_size=36, device="cpu", **_GATYS_FAST
+    )
     assert np.array_equal(np.asarray(via_stylize), np.asarray(direct))
 
 

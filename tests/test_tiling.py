@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference_port import ref_style_transfer, ref_to_uint8
 
 import adain
-from adain.inference import _tiling as tiling
 from adain.cli import main
 from adain.errors import ImageReadError, InputError
-from adain.modeling import _padding as padding
-from adain.modeling._ops import calc_mean_std, masked_mean_std
+from adain.inference import _tiling as tiling
 from adain.inference._engine import BYTES_PER_PIXEL
 from adain.inference._transfer import Moments
-from reference_port import ref_style_transfer, ref_to_uint8
+from adain.modeling import _padding as padding
+from adain.modeling._ops import calc_mean_std, masked_mean_std
 
 CPU = torch.device("cpu")
 
@@ -63,8 +63,9 @@ def test_alpha_and_style_weights_tiled_equal_untiled_and_the_reference(model, re
     tiled, whole = _tiled_and_whole(stylizer, content, 0.6)
     _assert_same(tiled, whole)
     vgg, dec = reference_models  # multiples of 8: the reference port gives this result too
-    ref = ref_style_transfer(vgg[:31], dec, content[None].expand(2, -1, -1, -1), torch.stack(styles), 0.6,
-                             interpolation_weights=[0.25, 0.75])
+    ref = ref_style_transfer(
+        vgg[:31], dec, content[None].expand(2, -1, -1, -1), torch.stack(styles), 0.6, interpolation_weights=[0.25, 0.75]
+    )
     assert (ref_to_uint8(tiled).int() - ref_to_uint8(ref[0]).int()).abs().max() <= 2
 
 
@@ -80,8 +81,9 @@ def test_a_mask_tiled_equals_untiled(model):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["coral", "luminance"])
 def test_colour_preservation_tiled_equals_untiled(model, mode):
-    stylizer = adain.Stylizer(model, device="cpu").set_style(_smooth(48, 56, seed=9) ** 3, style_size=None,
-                                                             preserve_color=mode)
+    stylizer = adain.Stylizer(model, device="cpu").set_style(
+        _smooth(48, 56, seed=9) ** 3, style_size=None, preserve_color=mode
+    )
     _assert_same(*_tiled_and_whole(stylizer, 0.2 + 0.6 * _smooth(181, 150, seed=10), 0.8))
 
 
@@ -175,8 +177,9 @@ def test_region_statistics_over_tiles_equal_masked_mean_std_of_the_whole_image(m
     h, w = 157, 203
     mask = torch.zeros(h, w, dtype=torch.bool)
     mask[30:120, 50:150] = True
-    stylizer = adain.Stylizer(model, device="cpu").set_style([_smooth(32, 32), _smooth(32, 32, 1)], style_size=None,
-                                                             mask=mask)
+    stylizer = adain.Stylizer(model, device="cpu").set_style(
+        [_smooth(32, 32), _smooth(32, 32, 1)], style_size=None, mask=mask
+    )
     x = _smooth(h, w, seed=19)[None]
     grid = tiling.plan(h, w, 64, None, BYTES_PER_PIXEL, CPU)
     fg = padding.feature_mask(mask, h, w)
@@ -273,8 +276,27 @@ def _picture(path, h, w, seed):
 def test_cli_tile_size_writes_the_untiled_picture(model, model_dir, tmp_path):
     content, style = _picture(tmp_path / "c.png", 150, 170, 22), _picture(tmp_path / "s.png", 40, 40, 23)
     out = tmp_path / "out.png"
-    code = main(["stylize", str(content), str(style), "-o", str(out), "--weights", str(model_dir), "--device", "cpu",
-                 "--content-size", "0", "--style-size", "0", "--tile-size", "80", "--max-pixels", "30000"])
+    code = main(
+        [
+            "stylize",
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--weights",
+            str(model_dir),
+            "--device",
+            "cpu",
+            "--content-size",
+            "0",
+            "--style-size",
+            "0",
+            "--tile-size",
+            "80",
+            "--max-pixels",
+            "30000",
+        ]
+    )
     assert code == 0
     whole = adain.stylize(content, style, model=model, content_size=None, style_size=None, device="cpu")
     assert np.abs(np.asarray(Image.open(out)).astype(int) - np.asarray(whole).astype(int)).max() <= 1
@@ -283,8 +305,19 @@ def test_cli_tile_size_writes_the_untiled_picture(model, model_dir, tmp_path):
 @pytest.mark.slow
 def test_cli_max_pixels_is_one_line_naming_the_file_and_the_flag(model_dir, tmp_path, capsys):
     content, style = _picture(tmp_path / "c.png", 40, 50, 24), _picture(tmp_path / "s.png", 16, 16, 25)
-    code = main(["stylize", str(content), str(style), "-o", str(tmp_path / "out.png"), "--weights", str(model_dir),
-                 "--max-pixels", "1000"])
+    code = main(
+        [
+            "stylize",
+            str(content),
+            str(style),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--weights",
+            str(model_dir),
+            "--max-pixels",
+            "1000",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
     assert "c.png: 50x40 = 2000 pixels is over the limit of 1000" in err and "--max-pixels" in err

@@ -13,20 +13,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
 from PIL import Image
 from safetensors.torch import load_file
 
 import adain
-from adain.training._checkpoint import list_checkpoints
-from adain.modeling._decoder import Decoder
-from adain.training._report import read_log
 from adain.cli._train import main
+from adain.modeling._decoder import Decoder
+from adain.training._checkpoint import list_checkpoints
 from adain.training._config import TrainConfig
 from adain.training._loop import TrainingError, train
-from conftest import REPO_ROOT
+from adain.training._report import read_log
 
-TINY = ["--image-size", "48", "--crop-size", "32", "--batch-size", "2", "--min-image-side", "16", "--workers", "0",
-        "--log-every", "1"]
+TINY = [
+    "--image-size",
+    "48",
+    "--crop-size",
+    "32",
+    "--batch-size",
+    "2",
+    "--min-image-side",
+    "16",
+    "--workers",
+    "0",
+    "--log-every",
+    "1",
+]
 
 
 def write_images(folder: Path, count: int, seed: int, size=(64, 80)) -> Path:
@@ -45,8 +57,18 @@ def folders(tmp_path) -> tuple[Path, Path]:
 
 
 def args_for(folders, legacy_weights, out: Path, *extra: str) -> list[str]:
-    return ["--content-dir", str(folders[0]), "--style-dir", str(folders[1]), "--vgg", str(legacy_weights[0]),
-            "--out", str(out), *TINY, *extra]
+    return [
+        "--content-dir",
+        str(folders[0]),
+        "--style-dir",
+        str(folders[1]),
+        "--vgg",
+        str(legacy_weights[0]),
+        "--out",
+        str(out),
+        *TINY,
+        *extra,
+    ]
 
 
 def decoder_of(run: Path) -> dict[str, torch.Tensor]:
@@ -56,8 +78,9 @@ def decoder_of(run: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_end_to_end_run_writes_checkpoints_samples_logs_and_a_loadable_final_model(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
-    assert main(args_for(folders, legacy_weights, run, "--max-iter", "4", "--save-every", "2",
-                         "--sample-every", "2")) == 0
+    assert (
+        main(args_for(folders, legacy_weights, run, "--max-iter", "4", "--save-every", "2", "--sample-every", "2")) == 0
+    )
     assert [p.name for p in list_checkpoints(run)] == ["step-00000002.pt", "step-00000004.pt"]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000002.png", "step-00000004.png"]
     assert Image.open(run / "samples" / "step-00000004.png").size == (3 * 32, 2 * 32)  # content | style | output
@@ -75,9 +98,22 @@ def test_loss_goes_down_when_overfitting_one_pair(tmp_path, legacy_weights):
     # Square pictures resized to the crop size: the very same pair at every step.
     content = write_images(tmp_path / "c", 1, seed=3, size=(64, 64))
     style = write_images(tmp_path / "s", 1, seed=4, size=(64, 64))
-    config = TrainConfig(content_dir=str(content), style_dir=str(style), vgg=str(legacy_weights[0]),
-                         out=str(tmp_path / "run"), max_iter=30, batch_size=1, lr=1e-4, image_size=32, crop_size=32,
-                         min_image_side=16, workers=0, log_every=1, save_every=30, sample_every=0)
+    config = TrainConfig(
+        content_dir=str(content),
+        style_dir=str(style),
+        vgg=str(legacy_weights[0]),
+        out=str(tmp_path / "run"),
+        max_iter=30,
+        batch_size=1,
+        lr=1e-4,
+        image_size=32,
+        crop_size=32,
+        min_image_side=16,
+        workers=0,
+        log_every=1,
+        save_every=30,
+        sample_every=0,
+    )
     train(config)
     losses = [float(r["loss"]) for r in read_log(tmp_path / "run" / "log.csv")]
     assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5])
@@ -123,8 +159,15 @@ def test_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used(folders
 
 def _spawn(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "train", *args], cwd=REPO_ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "train", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(condition, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -157,8 +200,9 @@ def test_a_sigkilled_run_resumes_from_its_last_checkpoint(folders, legacy_weight
 @pytest.mark.slow
 def test_sigterm_to_the_process_group_writes_a_checkpoint_and_exits_cleanly(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
-    proc = _spawn(args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "100000",
-                           "--workers", "1"))
+    proc = _spawn(
+        args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "100000", "--workers", "1")
+    )
     _wait_for(lambda: len(read_log(run / "log.csv")) >= 2, proc)
     os.killpg(proc.pid, signal.SIGTERM)  # as a scheduler does: the loader worker gets it too
     _, err = proc.communicate(timeout=60)
@@ -182,16 +226,30 @@ def test_a_folder_with_corrupt_files_trains_anyway_and_lists_them(folders, legac
     # 4 steps x 2 pairs visit all 8 positions of the first epoch, so every bad file is met once.
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "4", "--max-bad-fraction", "0.6")) == 0
     listed = (run / "skipped.txt").read_text().splitlines()
-    assert sorted(Path(line.split(":")[0]).name for line in listed) == ["empty.png", "notes.JPG", "tiny.png",
-                                                                        "truncated.png"]
+    assert sorted(Path(line.split(":")[0]).name for line in listed) == [
+        "empty.png",
+        "notes.JPG",
+        "tiny.png",
+        "truncated.png",
+    ]
     assert (run / "final" / "model.safetensors").is_file()
 
 
 def test_too_many_bad_images_stop_with_a_clear_message(folders, legacy_weights, tmp_path):
     _bad_files(folders[0])
-    config = TrainConfig(content_dir=str(folders[0]), style_dir=str(folders[1]), vgg=str(legacy_weights[0]),
-                         out=str(tmp_path / "run"), max_iter=4, batch_size=2, image_size=48, crop_size=32,
-                         min_image_side=16, workers=0, max_bad_fraction=0.2)
+    config = TrainConfig(
+        content_dir=str(folders[0]),
+        style_dir=str(folders[1]),
+        vgg=str(legacy_weights[0]),
+        out=str(tmp_path / "run"),
+        max_iter=4,
+        batch_size=2,
+        image_size=48,
+        crop_size=32,
+        min_image_side=16,
+        workers=0,
+        max_bad_fraction=0.2,
+    )
     with pytest.raises(TrainingError, match=r"\(max_bad_fraction=0.2, at least 3"):
         train(config)
     assert (tmp_path / "run" / "skipped.txt").is_file()
@@ -201,9 +259,19 @@ def test_non_finite_losses_in_a_row_abort_pointing_at_the_weights(folders, legac
     state = torch.load(legacy_weights[0], weights_only=True)
     huge = {k: v * 1e30 if k.endswith("weight") and k != "0.weight" else v for k, v in state.items()}
     torch.save(huge, tmp_path / "exploding_vgg.pth")
-    config = TrainConfig(content_dir=str(folders[0]), style_dir=str(folders[1]), vgg=str(tmp_path / "exploding_vgg.pth"),
-                         out=str(tmp_path / "run"), max_iter=10, batch_size=1, image_size=48, crop_size=32,
-                         min_image_side=16, workers=0, max_nonfinite=3)
+    config = TrainConfig(
+        content_dir=str(folders[0]),
+        style_dir=str(folders[1]),
+        vgg=str(tmp_path / "exploding_vgg.pth"),
+        out=str(tmp_path / "run"),
+        max_iter=10,
+        batch_size=1,
+        image_size=48,
+        crop_size=32,
+        min_image_side=16,
+        workers=0,
+        max_nonfinite=3,
+    )
     with pytest.raises(TrainingError, match=r"3 steps in a row.*too high \(lr=0.0001\), or the vgg weights"):
         train(config)
 
@@ -213,9 +281,17 @@ def test_two_process_gloo_ddp_matches_one_process_with_the_global_batch(folders,
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert main(args_for(folders, legacy_weights, single, "--max-iter", "3", "--save-every", "3")) == 0
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "train", *args_for(folders, legacy_weights, ddp, "--max-iter", "3", "--save-every", "3",
-                                    "--device", "cpu")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "train",
+        *args_for(folders, legacy_weights, ddp, "--max-iter", "3", "--save-every", "3", "--device", "cpu"),
+    ]
     cmd[cmd.index("--batch-size") + 1] = "1"  # 2 ranks x 1 pair read the same positions as 1 process x 2
     done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -18,8 +18,20 @@ from test_training import _spawn, _wait_for, args_for, write_images
 from adain.cli._train import main
 from adain.cli._train_flags import attribute_docs, flag_spelling
 from adain.errors import InputError
-from adain.training import (BadImageEvent, CheckpointEvent, ConfigError, DoneEvent, Interrupted, LogEvent,
-                            NewRunEvent, RunExistsError, StartEvent, StepEvent, TrainConfig, train)
+from adain.training import (
+    BadImageEvent,
+    CheckpointEvent,
+    ConfigError,
+    DoneEvent,
+    Interrupted,
+    LogEvent,
+    NewRunEvent,
+    RunExistsError,
+    StartEvent,
+    StepEvent,
+    TrainConfig,
+    train,
+)
 from adain.training._checkpoint import list_checkpoints
 from adain.training._errors import Setting, TrainingError
 from adain.training._report import read_log
@@ -32,42 +44,65 @@ def folders(tmp_path) -> tuple[Path, Path]:
 
 
 def tiny(folders, legacy_weights, out: Path, **options) -> TrainConfig:
-    return TrainConfig(content_dir=folders[0], style_dir=folders[1], vgg=legacy_weights[0], out=out, image_size=48,
-                       crop_size=32, batch_size=2, min_image_side=16, workers=0, log_every=1, **options)
+    return TrainConfig(
+        content_dir=folders[0],
+        style_dir=folders[1],
+        vgg=legacy_weights[0],
+        out=out,
+        image_size=48,
+        crop_size=32,
+        batch_size=2,
+        min_image_side=16,
+        workers=0,
+        log_every=1,
+        **options,
+    )
 
 
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file below ``folder`` (hidden ones included) -> the sha256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ---- resume or refuse --------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_training_into_a_run_with_checkpoints_leaves_every_file_of_it_byte_identical(folders, legacy_weights,
-                                                                                     tmp_path):
+def test_training_into_a_run_with_checkpoints_leaves_every_file_of_it_byte_identical(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
     train(tiny(folders, legacy_weights, run, max_iter=4, save_every=2, sample_every=2))
     before = snapshot(run)
-    assert {"checkpoints/step-00000004.pt", "log.csv", "samples/step-00000004.png", "final/model.safetensors",
-            "loss_curve.png", ".lock"} <= set(before)
+    assert {
+        "checkpoints/step-00000004.pt",
+        "log.csv",
+        "samples/step-00000004.png",
+        "final/model.safetensors",
+        "loss_curve.png",
+        ".lock",
+    } <= set(before)
     with pytest.raises(RunExistsError) as info:
         train(tiny(folders, legacy_weights, run, max_iter=2, seed=7))
     assert snapshot(run) == before
     assert info.value.run_dir == run and info.value.field == "out"
     assert {"checkpoints", "log.csv", "samples", "final", "loss_curve.png"} <= set(info.value.entries)
-    assert str(info.value) == (f"out: {run} already holds a run ({', '.join(info.value.entries)}): continue it with "
-                               "resume=True, or choose another out")
+    assert str(info.value) == (
+        f"out: {run} already holds a run ({', '.join(info.value.entries)}): continue it with "
+        "resume=True, or choose another out"
+    )
 
 
 @pytest.mark.slow
-def test_training_into_a_run_killed_before_its_first_checkpoint_leaves_its_log_and_samples(folders, legacy_weights,
-                                                                                          tmp_path, capsys):
+def test_training_into_a_run_killed_before_its_first_checkpoint_leaves_its_log_and_samples(
+    folders, legacy_weights, tmp_path, capsys
+):
     run = tmp_path / "run"
-    proc = _spawn(args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "100000",
-                           "--sample-every", "1"))
+    proc = _spawn(
+        args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "100000", "--sample-every", "1")
+    )
     _wait_for(lambda: len(read_log(run / "log.csv")) >= 2, proc)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
@@ -82,7 +117,8 @@ def test_training_into_a_run_killed_before_its_first_checkpoint_leaves_its_log_a
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "1")) == 1
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"adain train: error: --out: {run} already holds a run (log.csv, samples): continue it with --resume, or "
-        "choose another --out")
+        "choose another --out"
+    )
     assert snapshot(run) == before
 
 
@@ -111,8 +147,15 @@ def test_progress_arrives_as_frozen_typed_events(folders, legacy_weights, tmp_pa
     events = []
     train(tiny(folders, legacy_weights, tmp_path / "run", max_iter=2, save_every=2, sample_every=0), events.append)
     assert [e.kind for e in events] == ["start", "step", "log", "step", "log", "checkpoint", "done"]
-    assert [type(e) for e in events] == [StartEvent, StepEvent, LogEvent, StepEvent, LogEvent, CheckpointEvent,
-                                         DoneEvent]
+    assert [type(e) for e in events] == [
+        StartEvent,
+        StepEvent,
+        LogEvent,
+        StepEvent,
+        LogEvent,
+        CheckpointEvent,
+        DoneEvent,
+    ]
     start, step, log = events[:3]
     assert (start.start_step, start.max_iter, start.world_size, start.content_images) == (0, 2, 1, 4)
     assert step.step == 1 and step.applied and step.images == 2 and isinstance(step.loss, float)
@@ -134,16 +177,20 @@ def test_a_callback_returning_true_stops_at_the_end_of_the_step_with_a_checkpoin
     assert str(info.value) == f"interrupted at step 2; checkpoint {info.value.path}; continue with resume=True"
     assert [p.name for p in list_checkpoints(run)] == ["step-00000002.pt"]
     starts = []
-    train(dataclasses.replace(config, resume=True, max_iter=3),
-          lambda event: starts.append(event.start_step) if isinstance(event, StartEvent) else None)
+    train(
+        dataclasses.replace(config, resume=True, max_iter=3),
+        lambda event: starts.append(event.start_step) if isinstance(event, StartEvent) else None,
+    )
     assert starts == [2]
 
 
 def test_two_argument_callbacks_still_work_with_a_deprecation_warning(folders, legacy_weights, tmp_path):
     seen = []
     with pytest.warns(DeprecationWarning, match="callback\\(kind, info\\) is deprecated"):
-        train(tiny(folders, legacy_weights, tmp_path / "run", max_iter=1, sample_every=0),
-              lambda kind, info: seen.append((kind, info)) or True)  # what they return is ignored, as it was
+        train(
+            tiny(folders, legacy_weights, tmp_path / "run", max_iter=1, sample_every=0),
+            lambda kind, info: seen.append((kind, info)) or True,
+        )  # what they return is ignored, as it was
     assert [kind for kind, _ in seen] == ["start", "step", "log", "checkpoint", "done"]
     assert seen[0][1]["start_step"] == 0 and seen[1][1]["result"].loss == seen[1][1]["loss"]
 
@@ -171,18 +218,27 @@ def test_configuration_errors_name_the_field_and_the_command_line_spells_it_as_a
     with pytest.raises(ConfigError, match=r"^crop_size: .* at most image_size \(48\), got 64$") as info:
         dataclasses.replace(config, batch_size=1, image_size=48, crop_size=64).validate()
     assert info.value.settings == ("crop_size", "image_size")
-    assert info.value.render(lambda name, value: name.upper()) == "CROP_SIZE: must be a multiple of 8 and at most " \
-                                                                  "IMAGE_SIZE (48), got 64"
+    assert (
+        info.value.render(lambda name, value: name.upper()) == "CROP_SIZE: must be a multiple of 8 and at most "
+        "IMAGE_SIZE (48), got 64"
+    )
 
 
-@pytest.mark.parametrize("name, value, python, flag", [
-    ("resume", True, "resume=True", "--resume"),
-    ("compile", False, "compile=False", "--no-compile"),
-    ("lr", 1e-4, "lr=0.0001", "--lr 0.0001"),
-    ("style_layer_weights", (1.0, 2.0, 3.0, 4.0), "style_layer_weights=(1.0, 2.0, 3.0, 4.0)",
-     "--style-layer-weights 1.0,2.0,3.0,4.0"),
-    ("out", None, "out", "--out"),
-])
+@pytest.mark.parametrize(
+    "name, value, python, flag",
+    [
+        ("resume", True, "resume=True", "--resume"),
+        ("compile", False, "compile=False", "--no-compile"),
+        ("lr", 1e-4, "lr=0.0001", "--lr 0.0001"),
+        (
+            "style_layer_weights",
+            (1.0, 2.0, 3.0, 4.0),
+            "style_layer_weights=(1.0, 2.0, 3.0, 4.0)",
+            "--style-layer-weights 1.0,2.0,3.0,4.0",
+        ),
+        ("out", None, "out", "--out"),
+    ],
+)
 def test_a_setting_in_a_message_is_spelled_either_way(name, value, python, flag):
     error = TrainingError("set ", Setting(name) if value is None else Setting(name, value), " and go")
     assert str(error) == f"set {python} and go"
@@ -195,12 +251,22 @@ def test_no_library_message_of_the_trainer_speaks_command_line():
     offenders = []
     for path in sorted(root.glob("*.py")):
         tree = ast.parse(path.read_text())
-        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
-                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
-        offenders += [f"{path.name}:{node.lineno}: {node.value!r}" for node in ast.walk(tree)
-                      if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
-                      and re.search(r"(^|[\s(`])--[a-z]|adain train", node.value)]
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        offenders += [
+            f"{path.name}:{node.lineno}: {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and re.search(r"(^|[\s(`])--[a-z]|adain train", node.value)
+        ]
     assert not offenders, "\n".join(offenders)
 
 
@@ -215,8 +281,10 @@ def test_each_field_is_documented_once_in_the_docstring_and_the_flags_help_comes
     with pytest.raises(SystemExit):
         main(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--crop-size CROP_SIZE random square crop, pixels; a multiple of 8, at most --image-size (default: 256)" \
-           in help_text
+    assert (
+        "--crop-size CROP_SIZE random square crop, pixels; a multiple of 8, at most --image-size (default: 256)"
+        in help_text
+    )
     assert f"--lr LR {docs['lr'].rstrip('.')} (default: {TrainConfig.lr})" in help_text
 
 

@@ -10,16 +10,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-
-from adain.training._checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
-from adain.cli._train import _overrides, add_arguments
-from adain.training._data import ImageStream, positions_for_step
-from adain.errors import InputError
-from adain.training._step import LossWeights, adain_losses, frozen, learning_rate
-from adain.training._config import TrainConfig, config_from
-from adain.training import TrainingError
-from adain.training._setup import load_encoder
 from reference_port import ref_adain, ref_calc_mean_std
+
+from adain.cli._train import _overrides, add_arguments
+from adain.errors import InputError
+from adain.training import TrainingError
+from adain.training._checkpoint import capture_rng_state, load_latest_checkpoint, restore_rng_state, save_checkpoint
+from adain.training._config import TrainConfig, config_from
+from adain.training._data import ImageStream, positions_for_step
+from adain.training._setup import load_encoder
+from adain.training._step import LossWeights, adain_losses, frozen, learning_rate
 
 
 def test_loss_matches_the_reference_ports_formula(legacy_weights, reference_models):
@@ -47,8 +47,11 @@ def test_loss_matches_the_reference_ports_formula(legacy_weights, reference_mode
     t = ref_adain(content_f, style_f[-1])
     g_f = feats(ref_dec(t))
     ref_content = F.mse_loss(g_f[-1], t)
-    ref_style = sum(F.mse_loss(ref_calc_mean_std(g)[0], ref_calc_mean_std(s)[0])
-                    + F.mse_loss(ref_calc_mean_std(g)[1], ref_calc_mean_std(s)[1]) for g, s in zip(g_f, style_f))
+    ref_style = sum(
+        F.mse_loss(ref_calc_mean_std(g)[0], ref_calc_mean_std(s)[0])
+        + F.mse_loss(ref_calc_mean_std(g)[1], ref_calc_mean_std(s)[1])
+        for g, s in zip(g_f, style_f)
+    )
 
     total, loss_c, loss_s = adain_losses(encoder, decoder, content, style, LossWeights())
     assert loss_c.item() == pytest.approx(ref_content.item(), rel=1e-4)
@@ -102,7 +105,7 @@ def test_ranks_read_disjoint_positions_covering_the_single_process_order():
 
 
 def test_toml_sets_options_and_flags_override_it(tmp_path):
-    (tmp_path / "run.toml").write_text('style-weight = 2.5\nmax_iter = 7\nstyle_layer_weights = [1, 2, 3, 4]\n')
+    (tmp_path / "run.toml").write_text("style-weight = 2.5\nmax_iter = 7\nstyle_layer_weights = [1, 2, 3, 4]\n")
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(["--config", str(tmp_path / "run.toml"), "--max-iter", "9", "--no-compile"])
@@ -144,11 +147,16 @@ def test_checkpoints_keep_the_last_k_and_restore_rng_states(tmp_path):
     rng = capture_rng_state()
     expected = (torch.rand(3), np.random.rand(3))
     for step in (1, 2, 3, 4):
-        save_checkpoint(tmp_path, {"step": step, "decoder": {"w": torch.ones(2)}, "optimizer": {}, "rng": rng,
-                                   "data": {}, "config": {}}, keep=2)
+        save_checkpoint(
+            tmp_path,
+            {"step": step, "decoder": {"w": torch.ones(2)}, "optimizer": {}, "rng": rng, "data": {}, "config": {}},
+            keep=2,
+        )
     path, state = load_latest_checkpoint(tmp_path)
     assert path.name == "step-00000004.pt" and sorted(p.name for p in path.parent.iterdir()) == [
-        "step-00000003.pt", "step-00000004.pt"]
+        "step-00000003.pt",
+        "step-00000004.pt",
+    ]
     restore_rng_state(state["rng"])
     assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
 
@@ -173,7 +181,9 @@ def test_a_checkpoint_with_non_finite_weights_is_not_used(tmp_path):
 
 
 def test_crop_larger_than_image_size_is_refused():
-    with pytest.raises(InputError, match=r"^crop_size: must be a multiple of 8 and at most image_size \(128\), got 256$"):
+    with pytest.raises(
+        InputError, match=r"^crop_size: must be a multiple of 8 and at most image_size \(128\), got 256$"
+    ):
         TrainConfig(content_dir="c", style_dir="s", image_size=128, crop_size=256).validate()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 from PIL import Image
 from test_training import _spawn, _wait_for, args_for, write_images
 
@@ -28,7 +29,6 @@ from adain.training._data import ImageStream
 from adain.training._lock import lock_run_dir
 from adain.training._loop import TrainingError, train
 from adain.training._report import read_log
-from conftest import REPO_ROOT
 
 
 @pytest.fixture
@@ -47,17 +47,25 @@ def error_lines(err: str) -> list[str]:
 def test_a_second_run_on_the_same_out_is_refused_at_once_naming_the_first_ones_pid(folders, legacy_weights, tmp_path):
     run = tmp_path / "run"
     # With a loader worker, forked while the trainer holds the lock.
-    first = _spawn(args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "1",
-                            "--workers", "1"))
+    first = _spawn(
+        args_for(folders, legacy_weights, run, "--max-iter", "100000", "--save-every", "1", "--workers", "1")
+    )
     try:
         _wait_for(lambda: len(read_log(run / "log.csv")) >= 2, first)
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-        second = subprocess.run([sys.executable, "-m", "train", "--out", str(run), "--resume"], cwd=REPO_ROOT,
-                                env=env, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            [sys.executable, "-m", "train", "--out", str(run), "--resume"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert second.returncode == 1
         assert second.stderr.strip().splitlines() == [
             f"adain train: error: {run} is in use by another training run (PID {first.pid}); wait for it to end, "
-            "or choose another --out"]
+            "or choose another --out"
+        ]
         assert first.poll() is None, "the first run goes on"
         first.kill()  # SIGKILL to the trainer alone
         first.communicate()
@@ -94,8 +102,14 @@ with lock_run_dir(sys.argv[1]):
 @pytest.mark.slow
 def test_a_forked_child_does_not_keep_a_dead_trainers_lock(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-c", _FORK_AND_DIE, str(tmp_path / "run")], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_AND_DIE, str(tmp_path / "run")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     child = int(done.stdout)
     try:
         assert done.returncode == -signal.SIGKILL
@@ -112,8 +126,11 @@ def test_a_forked_child_does_not_keep_a_dead_trainers_lock(tmp_path):
 def _break(folder: Path, *names: str) -> list[str]:
     """Bad files in ``folder``: ``empty``, ``truncated``, ``text`` (not a picture) or ``tiny`` (8x8)."""
     good = (folder / "img0.png").read_bytes()
-    makers = {"empty": ("empty.png", b""), "truncated": ("truncated.png", good[: len(good) // 3]),
-              "text": ("notes.JPG", b"this is not a picture")}
+    makers = {
+        "empty": ("empty.png", b""),
+        "truncated": ("truncated.png", good[: len(good) // 3]),
+        "text": ("notes.JPG", b"this is not a picture"),
+    }
     for name in names:
         if name == "tiny":
             Image.new("RGB", (8, 8)).save(folder / "tiny.png")
@@ -125,8 +142,19 @@ def _break(folder: Path, *names: str) -> list[str]:
 def test_check_data_lists_every_bad_file_of_both_folders_without_training(folders, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     bad = _break(folders[0], "empty", "truncated", "text", "tiny") + _break(folders[1], "truncated", "tiny")
-    code = main(["--check-data", "--content-dir", str(folders[0]), "--style-dir", str(folders[1]),
-                 "--min-image-side", "16", "--workers", "0"])
+    code = main(
+        [
+            "--check-data",
+            "--content-dir",
+            str(folders[0]),
+            "--style-dir",
+            str(folders[1]),
+            "--min-image-side",
+            "16",
+            "--workers",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out.splitlines()
     assert code == 1
     assert sorted(line.split(": ")[0] for line in out[:-1]) == sorted(bad)  # one line per bad file, nothing else
@@ -136,18 +164,41 @@ def test_check_data_lists_every_bad_file_of_both_folders_without_training(folder
 
 
 def test_check_data_exits_0_when_every_image_is_usable(folders, capsys):
-    assert main(["--check-data", "--content-dir", str(folders[0]), "--style-dir", str(folders[1]),
-                 "--min-image-side", "16", "--workers", "0"]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        f"all 8 images are usable (4 in {folders[0]}, 4 in {folders[1]})"]
+    assert (
+        main(
+            [
+                "--check-data",
+                "--content-dir",
+                str(folders[0]),
+                "--style-dir",
+                str(folders[1]),
+                "--min-image-side",
+                "16",
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.splitlines() == [f"all 8 images are usable (4 in {folders[0]}, 4 in {folders[1]})"]
 
 
 # ---- how many bad files a run tolerates ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n, fraction, tolerated", [
-    (11, 0.05, 3), (8, 0.2, 3), (8, 0.6, 4), (1000, 0.05, 50), (4, 0.05, 2), (2, 0.05, 1), (1, 0.05, 0),
-    (100, 0.0, 3)])
+@pytest.mark.parametrize(
+    "n, fraction, tolerated",
+    [
+        (11, 0.05, 3),
+        (8, 0.2, 3),
+        (8, 0.6, 4),
+        (1000, 0.05, 50),
+        (4, 0.05, 2),
+        (2, 0.05, 1),
+        (1, 0.05, 0),
+        (100, 0.0, 3),
+    ],
+)
 def test_a_few_bad_files_are_always_tolerated_but_never_half_a_folder(n, fraction, tolerated):
     assert bad_files_tolerated(n, fraction) == tolerated
 
@@ -169,19 +220,35 @@ def test_a_folder_that_is_mostly_not_pictures_stops_with_a_clear_message(tmp_pat
     for i in range(9):
         (content / f"page{i}.jpg").write_text("a text file with a picture's name")
     style = write_images(tmp_path / "style", 2, seed=2)
-    config = TrainConfig(content_dir=str(content), style_dir=str(style), vgg=str(legacy_weights[0]),
-                         out=str(tmp_path / "run"), max_iter=6, batch_size=2, image_size=48, crop_size=32,
-                         min_image_side=16, workers=0, sample_every=0)
-    with pytest.raises(TrainingError, match=r"of 11 images are unreadable.*more than the 3 a run tolerates "
-                                            r"\(max_bad_fraction=0.05.*right folder.*skipped.txt") as info:
+    config = TrainConfig(
+        content_dir=str(content),
+        style_dir=str(style),
+        vgg=str(legacy_weights[0]),
+        out=str(tmp_path / "run"),
+        max_iter=6,
+        batch_size=2,
+        image_size=48,
+        crop_size=32,
+        min_image_side=16,
+        workers=0,
+        sample_every=0,
+    )
+    with pytest.raises(
+        TrainingError,
+        match=r"of 11 images are unreadable.*more than the 3 a run tolerates "
+        r"\(max_bad_fraction=0.05.*right folder.*skipped.txt",
+    ) as info:
         train(config)
     # The command line spells the option as a flag and says how to list every bad file.
-    assert re.search(r"more than the 3 a run tolerates \(--max-bad-fraction 0.05.*right folder.*--check-data",
-                     train_message(info.value))
+    assert re.search(
+        r"more than the 3 a run tolerates \(--max-bad-fraction 0.05.*right folder.*--check-data",
+        train_message(info.value),
+    )
 
 
-def test_unreadable_entries_the_folder_listing_reports_are_skipped_and_checked(folders, legacy_weights, tmp_path,
-                                                                              monkeypatch, capsys):
+def test_unreadable_entries_the_folder_listing_reports_are_skipped_and_checked(
+    folders, legacy_weights, tmp_path, monkeypatch, capsys
+):
     # The test runs as root, for whom chmod 000 changes nothing: make os.scandir refuse one sub-folder,
     # as it would for a folder without read permission, and let adain._io.list_images report it.
     locked = folders[0] / "locked"
@@ -194,9 +261,26 @@ def test_unreadable_entries_the_folder_listing_reports_are_skipped_and_checked(f
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    assert main(["--check-data", "--content-dir", str(folders[0]), "--style-dir", str(folders[1]),
-                 "--min-image-side", "16", "--workers", "0"]) == 1
-    assert capsys.readouterr().out.splitlines()[0] == f"{locked}: cannot be read (cannot list the folder: Permission denied)"
+    assert (
+        main(
+            [
+                "--check-data",
+                "--content-dir",
+                str(folders[0]),
+                "--style-dir",
+                str(folders[1]),
+                "--min-image-side",
+                "16",
+                "--workers",
+                "0",
+            ]
+        )
+        == 1
+    )
+    assert (
+        capsys.readouterr().out.splitlines()[0]
+        == f"{locked}: cannot be read (cannot list the folder: Permission denied)"
+    )
     run = tmp_path / "run"
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "1", "--sample-every", "0")) == 0
     assert f"{locked}: cannot be read" in (run / "skipped.txt").read_text()
@@ -206,21 +290,25 @@ def test_unreadable_entries_the_folder_listing_reports_are_skipped_and_checked(f
 # ---- typed TOML configs ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line, expected", [
-    ('max_iter = "ten"', 'max_iter = "ten" must be an integer'),
-    ("max_iter = 1.5", "max_iter = 1.5 must be an integer"),
-    ("lr = [1]", "lr = [1] must be a number"),
-    ("lr = true", "lr = true must be a number"),
-    ("batch-size = false", "batch-size = false must be an integer"),
-    ("style_layer_weights = 3", "style_layer_weights = 3 must be a list of numbers, e.g. [1.0, 1.0, 1.0, 1.0]"),
-    ('style_layer_weights = [1, "2", 3, 4]', 'style_layer_weights = [1, "2", 3, 4] must be a list of numbers, e.g. '
-                                             '[1.0, 1.0, 1.0, 1.0]'),
-    ("compile = 1", "compile = 1 must be true or false"),
-    ("out = 5", "out = 5 must be a string in quotes"),
-    ("styel_weight = 3", "unknown key 'styel_weight' (did you mean style_weight?)"),
-])
-def test_toml_values_of_the_wrong_type_are_one_line_errors_naming_the_key_and_file(tmp_path, capsys, line,
-                                                                                   expected):
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ('max_iter = "ten"', 'max_iter = "ten" must be an integer'),
+        ("max_iter = 1.5", "max_iter = 1.5 must be an integer"),
+        ("lr = [1]", "lr = [1] must be a number"),
+        ("lr = true", "lr = true must be a number"),
+        ("batch-size = false", "batch-size = false must be an integer"),
+        ("style_layer_weights = 3", "style_layer_weights = 3 must be a list of numbers, e.g. [1.0, 1.0, 1.0, 1.0]"),
+        (
+            'style_layer_weights = [1, "2", 3, 4]',
+            'style_layer_weights = [1, "2", 3, 4] must be a list of numbers, e.g. [1.0, 1.0, 1.0, 1.0]',
+        ),
+        ("compile = 1", "compile = 1 must be true or false"),
+        ("out = 5", "out = 5 must be a string in quotes"),
+        ("styel_weight = 3", "unknown key 'styel_weight' (did you mean style_weight?)"),
+    ],
+)
+def test_toml_values_of_the_wrong_type_are_one_line_errors_naming_the_key_and_file(tmp_path, capsys, line, expected):
     path = tmp_path / "run.toml"
     path.write_text(line + "\n")
     assert main(["--config", str(path)]) == 1
@@ -231,8 +319,13 @@ def test_toml_integers_are_accepted_where_numbers_are_expected(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text("lr = 1\nstyle_weight = 2\nstyle-layer-weights = [1, 2, 3, 4]\nmax_iter = 7\ncompile = false\n")
     values = read_toml(str(path))
-    assert values == {"lr": 1.0, "style_weight": 2.0, "style_layer_weights": (1.0, 2.0, 3.0, 4.0), "max_iter": 7,
-                      "compile": False}
+    assert values == {
+        "lr": 1.0,
+        "style_weight": 2.0,
+        "style_layer_weights": (1.0, 2.0, 3.0, 4.0),
+        "max_iter": 7,
+        "compile": False,
+    }
     assert isinstance(values["lr"], float) and isinstance(values["max_iter"], int)
     with pytest.raises(InputError, match="run.toml"):
         path.write_text('dtype = ["float32"]\n')
@@ -248,14 +341,17 @@ def test_push_credentials_are_checked_before_training(folders, legacy_weights, t
     run = tmp_path / "run"
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "2", "--push-to-hub", "alice/decoder")) == 1
     err = capsys.readouterr().err
-    assert error_lines(err) == [f"adain train: error: cannot push to alice/decoder on {hub.url}: the Hub refused the "
-                                "token (invalid or expired: check HF_TOKEN, or run `hf auth login`)"]
+    assert error_lines(err) == [
+        f"adain train: error: cannot push to alice/decoder on {hub.url}: the Hub refused the "
+        "token (invalid or expired: check HF_TOKEN, or run `hf auth login`)"
+    ]
     assert not (run / "log.csv").exists() and not list_checkpoints(run)  # not one step was trained
 
 
 @pytest.mark.slow
-def test_a_push_that_fails_after_training_keeps_the_model_and_says_where(folders, legacy_weights, tmp_path, hub,
-                                                                        monkeypatch, capsys):
+def test_a_push_that_fails_after_training_keeps_the_model_and_says_where(
+    folders, legacy_weights, tmp_path, hub, monkeypatch, capsys
+):
     hub.add_user("hf_alice", "alice")
     monkeypatch.setenv("HF_TOKEN", "hf_alice")
 
@@ -275,7 +371,8 @@ def test_a_push_that_fails_after_training_keeps_the_model_and_says_where(folders
     assert error_lines(err) == [
         f"adain train: error: training finished but the push to alice/decoder failed (TransportError: Connection "
         f"reset by peer); the final model is in {final}: push it later with "
-        f"adain.weights.push_to_hub('{final}', 'alice/decoder')"]
+        f"adain.weights.push_to_hub('{final}', 'alice/decoder')"
+    ]
     assert adain.load_pretrained(str(final)).decoder is not None
 
 
@@ -283,9 +380,9 @@ def test_a_push_that_fails_after_training_keeps_the_model_and_says_where(folders
 
 
 @pytest.mark.slow
-def test_a_full_disk_while_checkpointing_is_one_line_and_the_previous_checkpoint_resumes(folders, legacy_weights,
-                                                                                        tmp_path, monkeypatch,
-                                                                                        capsys):
+def test_a_full_disk_while_checkpointing_is_one_line_and_the_previous_checkpoint_resumes(
+    folders, legacy_weights, tmp_path, monkeypatch, capsys
+):
     real_save, calls = torch.save, []
 
     def disk_fills_up(obj, f, *args, **kwargs):
@@ -302,14 +399,16 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_the_previous_checkpoint
 
     monkeypatch.setattr(torch, "save", disk_fills_up)
     run = tmp_path / "run"
-    assert main(args_for(folders, legacy_weights, run, "--max-iter", "2", "--save-every", "1",
-                         "--sample-every", "0")) == 1
+    assert (
+        main(args_for(folders, legacy_weights, run, "--max-iter", "2", "--save-every", "1", "--sample-every", "0")) == 1
+    )
     err = capsys.readouterr().err
     kept = run / "checkpoints" / "step-00000001.pt"
     assert error_lines(err) == [
         f"adain train: error: cannot write checkpoint {run / 'checkpoints' / 'step-00000002.pt'}: "
         f"{os.strerror(errno.ENOSPC)}; the previous checkpoint {kept} is intact: free some space and continue "
-        "with --resume"]
+        "with --resume"
+    ]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [kept.name]  # no partial or temporary file
     monkeypatch.setattr(torch, "save", real_save)  # space freed
     assert main(["--out", str(run), "--resume"]) == 0

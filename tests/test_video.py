@@ -16,6 +16,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
 from PIL import Image
 
 import adain
@@ -23,7 +24,6 @@ from adain.cli import main
 from adain.cli._signals import StopRequests
 from adain.video import MissingDependencyError, VideoInterrupted, VideoReadError
 from adain.video._temporal import StatsSmoother
-from conftest import REPO_ROOT
 
 av = pytest.importorskip("av")
 
@@ -79,9 +79,14 @@ def _describe(path):
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         frames = list(c.decode(v))
-        info = {"frames": len(frames), "rate": v.average_rate, "size": (frames[0].width, frames[0].height),
-                "times": [float(f.pts * f.time_base) for f in frames], "rotation": frames[0].rotation,
-                "codec": v.codec_context.name}
+        info = {
+            "frames": len(frames),
+            "rate": v.average_rate,
+            "size": (frames[0].width, frames[0].height),
+            "times": [float(f.pts * f.time_base) for f in frames],
+            "rotation": frames[0].rotation,
+            "codec": v.codec_context.name,
+        }
     with av.open(str(path)) as c:
         a = c.streams.audio
         info["audio"] = float(a[0].duration * a[0].time_base) if a else None
@@ -126,8 +131,9 @@ def test_round_trip_keeps_frames_rate_size_timestamps_rotation_and_audio(model, 
     pts = [0, 40, 80, 150, 190, 260, 300, 340]  # variable frame rate
     source = _make_clip(tmp_path / "vfr.mp4", pts=pts, rotation=90)
     out = tmp_path / "out.mp4"
-    result = adain.stylize_video(source, str(style), out, model=model, style_size=STYLE_SIZE, smoothing=0,
-                                 device="cpu", batch_size=3)
+    result = adain.stylize_video(
+        source, str(style), out, model=model, style_size=STYLE_SIZE, smoothing=0, device="cpu", batch_size=3
+    )
     assert result.output == out and result.frames == N and not result.stopped
     before, after = _describe(source), _describe(out)
     assert after["codec"] == "h264" and after["audio_codec"] == "aac"
@@ -150,8 +156,7 @@ def test_a_folder_of_frames_in_and_out(model, style, tmp_path):
     for i in range(N):  # natural order: 2 before 10
         Image.fromarray(_scene(i)).save(frames / f"f{i * 4 + 2}.png")
     out = tmp_path / "out"
-    result = adain.stylize_video(frames, str(style), out, model=model, style_size=STYLE_SIZE, smoothing=0,
-                                 device="cpu")
+    result = adain.stylize_video(frames, str(style), out, model=model, style_size=STYLE_SIZE, smoothing=0, device="cpu")
     names = sorted(p.name for p in out.iterdir())
     assert result.frames == N and names == [f"frame_{i:06d}.png" for i in range(1, N + 1)]
     expected = _expected(model, style, np.stack([_scene(i) for i in range(N)]))
@@ -178,12 +183,28 @@ def test_a_video_to_frames_is_turned_upright_and_odd_sizes_are_padded_for_h264(m
 
 def test_progress_reaches_the_total_and_the_callback_can_stop(model, style, clip, tmp_path):
     seen = []
-    adain.stylize_video(clip, str(style), tmp_path / "a.mp4", model=model, style_size=STYLE_SIZE, device="cpu",
-                        batch_size=2, callback=seen.append)
+    adain.stylize_video(
+        clip,
+        str(style),
+        tmp_path / "a.mp4",
+        model=model,
+        style_size=STYLE_SIZE,
+        device="cpu",
+        batch_size=2,
+        callback=seen.append,
+    )
     assert [p.frames for p in seen] == [2, 4, 6, 8] and seen[-1].total == N
     assert seen[-1].fps > 0 and seen[-1].eta == 0 and seen[0].eta > 0
-    result = adain.stylize_video(clip, str(style), tmp_path / "b.mp4", model=model, style_size=STYLE_SIZE,
-                                 device="cpu", batch_size=2, callback=lambda p: p.frames >= 4)
+    result = adain.stylize_video(
+        clip,
+        str(style),
+        tmp_path / "b.mp4",
+        model=model,
+        style_size=STYLE_SIZE,
+        device="cpu",
+        batch_size=2,
+        callback=lambda p: p.frames >= 4,
+    )
     assert result.stopped and result.frames == 4 and _describe(tmp_path / "b.mp4")["frames"] == 4
 
 
@@ -200,8 +221,9 @@ def test_an_interrupt_leaves_a_closed_playable_partial_video(model, style, clip,
 
     out = tmp_path / "partial.mp4"
     with pytest.raises(VideoInterrupted, match="holds the first 4 of 8 frames") as info:
-        adain.stylize_video(clip, str(style), out, model=model, style_size=STYLE_SIZE, device="cpu",
-                            batch_size=2, callback=interrupt)
+        adain.stylize_video(
+            clip, str(style), out, model=model, style_size=STYLE_SIZE, device="cpu", batch_size=2, callback=interrupt
+        )
     assert info.value.frames == 4 and info.value.path == out
     described = _describe(out)
     assert described["frames"] == 4 and described["audio"] <= 4 / RATE + 0.03
@@ -210,7 +232,8 @@ def test_an_interrupt_leaves_a_closed_playable_partial_video(model, style, clip,
 
 @pytest.mark.slow
 def test_a_sigterm_stops_at_the_end_of_the_batch_through_the_callback_as_the_command_line_arranges(
-        model, style, clip, tmp_path):
+    model, style, clip, tmp_path
+):
     def progress(p):
         if p.frames == 4:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -219,8 +242,9 @@ def test_a_sigterm_stops_at_the_end_of_the_batch_through_the_callback_as_the_com
 
     out = tmp_path / "partial.mp4"
     with StopRequests() as stop:
-        result = adain.stylize_video(clip, str(style), out, model=model, style_size=STYLE_SIZE, device="cpu",
-                                     batch_size=2, callback=progress)
+        result = adain.stylize_video(
+            clip, str(style), out, model=model, style_size=STYLE_SIZE, device="cpu", batch_size=2, callback=progress
+        )
     assert result.stopped and result.frames == 4 and result.output == out
     described = _describe(out)
     assert described["frames"] == 4 and described["audio"] <= 4 / RATE + 0.03
@@ -265,7 +289,9 @@ def test_without_pyav_the_error_says_what_to_install(model, style, clip, tmp_pat
     assert not (tmp_path / "o.mp4").exists()
 
 
-@pytest.mark.parametrize("content", [b"", b"this is not a video at all\n" * 10, b"\x00\x00\x00\x18ftypmp42" + bytes(64)])
+@pytest.mark.parametrize(
+    "content", [b"", b"this is not a video at all\n" * 10, b"\x00\x00\x00\x18ftypmp42" + bytes(64)]
+)
 def test_an_unreadable_video_is_one_line_naming_the_file(style, tmp_path, capsys, content):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(content)
@@ -317,14 +343,24 @@ def test_the_command_line_writes_the_video(model, model_dir, style, clip, tmp_pa
         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    expected = adain.Stylizer(model, "cpu").set_style(str(style), style_size=STYLE_SIZE)(
-        torch.from_numpy(_decode(clip)).permute(0, 3, 1, 2), 0.7).permute(0, 2, 3, 1).numpy()
+    expected = (
+        adain.Stylizer(model, "cpu")
+        .set_style(str(style), style_size=STYLE_SIZE)(torch.from_numpy(_decode(clip)).permute(0, 3, 1, 2), 0.7)
+        .permute(0, 2, 3, 1)
+        .numpy()
+    )
     diff, corr = _close(_decode(out)[3] / 255.0, expected[3])
     assert diff < 0.05 and corr > 0.9
-    again = subprocess.run([sys.executable, "-m", "adain", "video", str(clip), str(style), "-o", str(out)],
-                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    again = subprocess.run(
+        [sys.executable, "-m", "adain", "video", str(clip), str(style), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     assert again.returncode == 1 and again.stderr.strip().splitlines() == [
-        f"adain: error: {out}: exists; pass --overwrite to replace it"]
+        f"adain: error: {out}: exists; pass --overwrite to replace it"
+    ]
 
 
 # ---- temporal smoothing --------------------------------------------------------------------------
@@ -334,7 +370,7 @@ def _texture(h: int, w: int, seed: int) -> np.ndarray:
     """Random colours on an 8-pixel grid, interpolated: a photo-like texture."""
     rng = np.random.default_rng(seed)
     small = Image.fromarray(rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3), dtype=np.uint8))
-    return np.asarray(small.resize((w + 16, h + 16), Image.BICUBIC))[8: 8 + h, 8: 8 + w]
+    return np.asarray(small.resize((w + 16, h + 16), Image.BICUBIC))[8 : 8 + h, 8 : 8 + w]
 
 
 def _flicker(frames: np.ndarray, dx: int, dy: int, keep: np.ndarray) -> float:
@@ -359,12 +395,13 @@ def test_smoothing_the_statistics_reduces_flicker_from_a_blinking_light(model, s
             frame[:24, :24] = 255
         Image.fromarray(frame).save(frames_dir / f"{t}.png")
     keep = np.zeros((h, w), bool)
-    keep[h // 2:, w // 2:] = True  # the quarter farthest from the light
+    keep[h // 2 :, w // 2 :] = True  # the quarter farthest from the light
     flicker = {}
     for smoothing in (0, 0.5):
         out = tmp_path / f"out_{int(smoothing * 10)}"
-        adain.stylize_video(frames_dir, str(style), out, model=model, style_size=STYLE_SIZE, device="cpu",
-                            smoothing=smoothing)
+        adain.stylize_video(
+            frames_dir, str(style), out, model=model, style_size=STYLE_SIZE, device="cpu", smoothing=smoothing
+        )
         frames = np.stack([np.asarray(Image.open(p)) for p in sorted(out.iterdir())])
         flicker[smoothing] = _flicker(frames, 0, 0, keep)
     assert flicker[0.5] < 0.6 * flicker[0], flicker

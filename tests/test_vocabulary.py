@@ -10,11 +10,10 @@ import pytest
 import torch
 
 import adain
-from adain.errors import InputError
 from adain._runtime import memory_budget, resolve_dtype
+from adain.errors import InputError
 
-_FAST = {"iterations": 2, "pyramid": False, "pooling": "max", "content_size": None, "style_size": 36,
-         "device": "cpu"}
+_FAST = {"iterations": 2, "pyramid": False, "pooling": "max", "content_size": None, "style_size": 36, "device": "cpu"}
 SHARED = ("content_size", "style_size", "preserve_color", "style_weights", "mask", "device", "dtype", "max_memory")
 
 
@@ -33,8 +32,10 @@ def test_both_signatures_name_the_shared_concepts_alike():
 
 def test_preserve_color_coral_works_in_both_backends_and_true_is_its_alias(model):
     c, s, _ = _images()
-    styled = [adain.stylize(c, s, model=model, preserve_color=value, content_size=None, style_size=None,
-                            device="cpu") for value in ("coral", True)]
+    styled = [
+        adain.stylize(c, s, model=model, preserve_color=value, content_size=None, style_size=None, device="cpu")
+        for value in ("coral", True)
+    ]
     assert np.array_equal(np.asarray(styled[0]), np.asarray(styled[1]))
     optimised = [adain.gatys(c, s, model=model, preserve_color=value, **_FAST) for value in ("coral", True)]
     assert np.array_equal(np.asarray(optimised[0]), np.asarray(optimised[1]))
@@ -50,8 +51,9 @@ def test_gatys_match_is_a_deprecated_alias_of_coral(model):
     assert np.array_equal(np.asarray(old), np.asarray(new))
 
 
-@pytest.mark.parametrize("old, new, value", [("style_blend", "style_weights", (1.0, 3.0)),
-                                             ("memory_limit", "max_memory", 10**12)])
+@pytest.mark.parametrize(
+    "old, new, value", [("style_blend", "style_weights", (1.0, 3.0)), ("memory_limit", "max_memory", 10**12)]
+)
 def test_old_gatys_keywords_warn_and_mean_the_new_ones(model, old, new, value):
     c, s1, s2 = _images()
     with pytest.warns(DeprecationWarning, match=new):
@@ -81,8 +83,9 @@ def test_style_weights_mean_the_same_blend_in_both_backends(model):
     only_first = adain.gatys(c, [s1, s2], model=model, style_weights=[1, 0], **_FAST)
     first_alone = adain.gatys(c, s1, model=model, **_FAST)
     assert np.array_equal(np.asarray(only_first), np.asarray(first_alone))
-    only_first = adain.stylize(c, [s1, s2], model=model, style_weights=[1, 0], content_size=None, style_size=None,
-                               device="cpu")
+    only_first = adain.stylize(
+        c, [s1, s2], model=model, style_weights=[1, 0], content_size=None, style_size=None, device="cpu"
+    )
     first_alone = adain.stylize(c, s1, model=model, content_size=None, style_size=None, device="cpu")
     assert np.abs(np.asarray(only_first, dtype=int) - np.asarray(first_alone, dtype=int)).max() <= 1
 

@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import adain
-from adain.weights._download import sha256_of
 from adain.errors import CorruptWeightsError
+from adain.weights._download import sha256_of
 from adain.weights._resolve import pretrained_info
 
 CARDS = Path(__file__).resolve().parent / "cards"

@@ -1,6 +1,7 @@
 """The ``adain`` command line: argv parsing, progress bars and exit codes live here, nowhere else.
 
-Each subcommand is a private module of this package (``_stylize`` for ``adain stylize``) with ``register(subparsers)``, which adds its parser and
+Each subcommand is a private module of this package (``_stylize`` for ``adain stylize``) with
+``register(subparsers)``, which adds its parser and
 sets ``func`` (``args -> exit code``). Errors print one line to stderr and exit non-zero; ``--debug``
 (anywhere on the command line) shows the traceback. Ctrl-C, SIGTERM and SIGHUP stop the command as an
 exception does, so every temporary file is removed on the way out, and print one line; ``train`` and
@@ -22,8 +23,8 @@ import threading
 import traceback
 from collections.abc import Iterator, Sequence
 
-from ..errors import AdaINError, OutputExistsError, WeightsError
 from .._version import __version__
+from ..errors import AdaINError, OutputExistsError, WeightsError
 
 __all__ = ["main"]
 
@@ -35,8 +36,10 @@ EXIT_USAGE = 2
 EXIT_SKIPPED = 3
 EXIT_INTERRUPTED = 130
 
-_EPILOG = ("exit status: 0 done, 1 error (or some outputs failed), 2 usage error, 3 done but some outputs were "
-           "skipped because they exist, 130 interrupted, 143 terminated")
+_EPILOG = (
+    "exit status: 0 done, 1 error (or some outputs failed), 2 usage error, 3 done but some outputs were "
+    "skipped because they exist, 130 interrupted, 143 terminated"
+)
 _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
@@ -51,8 +54,7 @@ class Stopped(BaseException):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adain", description="Arbitrary style transfer with AdaIN.",
-                                     epilog=_EPILOG)
+    parser = argparse.ArgumentParser(prog="adain", description="Arbitrary style transfer with AdaIN.", epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"adain {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -61,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(f"{__name__}._{name}").register(subparsers)
     for sub in subparsers.choices.values():
         # After the command too; SUPPRESS keeps a --debug given before the command from being reset.
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show full tracebacks on errors")
+        sub.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors"
+        )
     return parser
 
 
@@ -70,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _stop_signals_raise() -> Iterator[None]:
     """SIGTERM and SIGHUP raise ``Stopped`` in the main thread while the command runs (their default
     would kill the process on the spot, leaving temporary files behind)."""
+
     def handler(signum, frame):
         for other in previous:  # a second signal must not cut the cleanup short
             signal.signal(other, signal.SIG_IGN)

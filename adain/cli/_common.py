@@ -19,13 +19,21 @@ from typing import Any
 
 from .. import _io as io
 from .._arguments import COLOR_MODES, color_mode
+from .._runtime import DTYPES, check_max_memory
 from ..errors import InputError
 from ..model import AdaINModel, load_pretrained
-from .._runtime import DTYPES, check_max_memory
 from ._outputs import parse_ext, parse_output
 
-SHARED_OPTIONS = ("content_size", "style_size", "style_weights", "preserve_color", "mask", "device", "dtype",
-                  "max_memory")
+SHARED_OPTIONS = (
+    "content_size",
+    "style_size",
+    "style_weights",
+    "preserve_color",
+    "mask",
+    "device",
+    "dtype",
+    "max_memory",
+)
 """Library arguments both subcommands take from the shared flags (same names as the Python API)."""
 
 _COLOR_ALIASES = {"match": "coral"}  # deprecated --preserve-color values -> their new spelling
@@ -85,8 +93,9 @@ def parse_bytes(text: str) -> int:
             return check_max_memory(round(value) if unit and value < 2**63 else value)
         except (InputError, ValueError):
             pass
-    raise argparse.ArgumentTypeError(f"expected a positive number of bytes such as 4000000000, 4e9 or 4GiB, "
-                                     f"got {text!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected a positive number of bytes such as 4000000000, 4e9 or 4GiB, got {text!r}"
+    )
 
 
 def parse_quality(text: str) -> int:
@@ -141,54 +150,118 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
     """CONTENT, STYLE..., ``-o`` and ``--ext``: the folder-mode arguments."""
     parser.add_argument("content", metavar="CONTENT", help="content image, or a folder (searched recursively)")
     parser.add_argument("style", metavar="STYLE", nargs="+", help="style image(s) or folder(s)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", type=parse_output,
-                        help="output file (one content, one style or blend; a name with an image extension is "
-                             "a file) or folder (no extension, or ending in '/')")
-    parser.add_argument("--ext", default=None, type=parse_ext,
-                        help="output extension in folder mode (default: the content's)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace outputs that exist, atomically (without it they are skipped with a notice "
-                             "and the exit status is 3); an input is never replaced")
-    parser.add_argument("--quality", type=parse_quality, metavar="N",
-                        default=signature_defaults(io.save_image)["quality"], help="JPEG and WebP quality, 1 to 100")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        type=parse_output,
+        help="output file (one content, one style or blend; a name with an image extension is "
+        "a file) or folder (no extension, or ending in '/')",
+    )
+    parser.add_argument(
+        "--ext", default=None, type=parse_ext, help="output extension in folder mode (default: the content's)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs that exist, atomically (without it they are skipped with a notice "
+        "and the exit status is 3); an input is never replaced",
+    )
+    parser.add_argument(
+        "--quality",
+        type=parse_quality,
+        metavar="N",
+        default=signature_defaults(io.save_image)["quality"],
+        help="JPEG and WebP quality, 1 to 100",
+    )
 
 
 def _shared_specs(defaults: dict[str, Any], notes: dict[str, str], old_colors: Sequence[str]) -> dict[str, dict]:
     """``flag -> add_argument keywords`` of every shared flag (``notes`` extend a flag's help)."""
     specs = {
-        "--weights": dict(dest="weights", default=None, metavar="NAME_OR_PATH", action=_Store,
-                          help="the model: a registered name, a folder written by save_pretrained, or a Hub repo "
-                               "(default: the default model)"),
-        "--style-weights": dict(dest="style_weights", nargs="+", type=_numbers, action=_Store, metavar="W",
-                                default=defaults["style_weights"],
-                                help="blend all STYLE files into one style with these weights ('1 3' or '1,3'); "
-                                     "default: each style on its own"),
-        "--preserve-color": dict(dest="preserve_color", nargs="?", const=color_mode(True), action=_Color,
-                                 choices=(*COLOR_MODES, *old_colors), metavar="{" + ",".join(COLOR_MODES) + "}",
-                                 default=defaults["preserve_color"],
-                                 help="keep the content's colours: coral recolours the style (the mode without a "
-                                      "value), luminance transfers style to the luma only"),
-        "--content-size": dict(dest="content_size", type=parse_size, metavar="N", default=defaults["content_size"],
-                               help="resize the content so its shorter side is N; 0 or 'none' keeps its size"),
-        "--style-size": dict(dest="style_size", type=parse_size, metavar="N", default=defaults["style_size"],
-                             help="resize the styles so their shorter side is N; 0 or 'none' keeps their size"),
-        "--mask": dict(dest="mask", metavar="M", default=defaults["mask"],
-                       help="with two STYLE files: the first where the mask is white, the second elsewhere"),
-        "--device": dict(dest="device", default=defaults["device"],
-                         help="cpu, cuda, cuda:1... (default: CUDA when available, else the CPU)"),
-        "--dtype": dict(dest="dtype", choices=tuple(DTYPES), default=defaults["dtype"],
-                        help="compute dtype (default: bfloat16 on CUDA with bf16 support, float32 elsewhere)"),
-        "--max-memory": dict(dest="max_memory", type=parse_bytes, metavar="BYTES", action=_Store,
-                             default=defaults["max_memory"],
-                             help="bytes one image may use, e.g. 4e9 or 4GiB (default: 80%% of the free memory)"),
+        "--weights": dict(
+            dest="weights",
+            default=None,
+            metavar="NAME_OR_PATH",
+            action=_Store,
+            help="the model: a registered name, a folder written by save_pretrained, or a Hub repo "
+            "(default: the default model)",
+        ),
+        "--style-weights": dict(
+            dest="style_weights",
+            nargs="+",
+            type=_numbers,
+            action=_Store,
+            metavar="W",
+            default=defaults["style_weights"],
+            help="blend all STYLE files into one style with these weights ('1 3' or '1,3'); "
+            "default: each style on its own",
+        ),
+        "--preserve-color": dict(
+            dest="preserve_color",
+            nargs="?",
+            const=color_mode(True),
+            action=_Color,
+            choices=(*COLOR_MODES, *old_colors),
+            metavar="{" + ",".join(COLOR_MODES) + "}",
+            default=defaults["preserve_color"],
+            help="keep the content's colours: coral recolours the style (the mode without a "
+            "value), luminance transfers style to the luma only",
+        ),
+        "--content-size": dict(
+            dest="content_size",
+            type=parse_size,
+            metavar="N",
+            default=defaults["content_size"],
+            help="resize the content so its shorter side is N; 0 or 'none' keeps its size",
+        ),
+        "--style-size": dict(
+            dest="style_size",
+            type=parse_size,
+            metavar="N",
+            default=defaults["style_size"],
+            help="resize the styles so their shorter side is N; 0 or 'none' keeps their size",
+        ),
+        "--mask": dict(
+            dest="mask",
+            metavar="M",
+            default=defaults["mask"],
+            help="with two STYLE files: the first where the mask is white, the second elsewhere",
+        ),
+        "--device": dict(
+            dest="device",
+            default=defaults["device"],
+            help="cpu, cuda, cuda:1... (default: CUDA when available, else the CPU)",
+        ),
+        "--dtype": dict(
+            dest="dtype",
+            choices=tuple(DTYPES),
+            default=defaults["dtype"],
+            help="compute dtype (default: bfloat16 on CUDA with bf16 support, float32 elsewhere)",
+        ),
+        "--max-memory": dict(
+            dest="max_memory",
+            type=parse_bytes,
+            metavar="BYTES",
+            action=_Store,
+            default=defaults["max_memory"],
+            help="bytes one image may use, e.g. 4e9 or 4GiB (default: 80%% of the free memory)",
+        ),
     }
     for flag, note in notes.items():
         specs[flag]["help"] += f"; {note}"
     return specs
 
 
-def add_shared(parser: argparse.ArgumentParser, defaults: dict[str, Any], *, notes: dict[str, str] | None = None,
-               old_colors: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
+def add_shared(
+    parser: argparse.ArgumentParser,
+    defaults: dict[str, Any],
+    *,
+    notes: dict[str, str] | None = None,
+    old_colors: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+) -> None:
     """Add the shared flags with ``defaults`` (the backend's signature); ``notes`` (``flag -> text``)
     extend a flag's help with what the backend does differently; ``old_colors`` are deprecated
     ``--preserve-color`` values still accepted; ``only`` limits the flags to those named (a backend

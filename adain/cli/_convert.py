@@ -1,15 +1,15 @@
 """``adain convert``: legacy weight files -> the package format (config.json + model.safetensors).
 
-    adain convert reference-port vgg_normalised.pth decoder.pth OUT_DIR
-    adain convert torch7 vgg_normalised.t7 decoder.t7 OUT_DIR
-    adain convert torchvision OUT_DIR [--state-dict vgg19.pth]
+adain convert reference-port vgg_normalised.pth decoder.pth OUT_DIR
+adain convert torch7 vgg_normalised.t7 decoder.t7 OUT_DIR
+adain convert torchvision OUT_DIR [--state-dict vgg19.pth]
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 from ..model import AdaINModel
 from ..weights._legacy import read_legacy_state_dict
@@ -37,12 +37,14 @@ def register(subparsers) -> None:
     t7.set_defaults(func=_run_pair)
 
     tv = kinds.add_parser(
-        "torchvision",
-        help="torchvision's ImageNet VGG-19 as encoder, with an UNTRAINED decoder (for training only)",
+        "torchvision", help="torchvision's ImageNet VGG-19 as encoder, with an UNTRAINED decoder (for training only)"
     )
     tv.add_argument("out", help="output folder")
-    tv.add_argument("--state-dict", help="a torchvision vgg19 state dict file, e.g. vgg19-dcbb9e9d.pth fetched "
-                    "elsewhere when offline (default: download IMAGENET1K_V1 into torchvision's cache)")
+    tv.add_argument(
+        "--state-dict",
+        help="a torchvision vgg19 state dict file, e.g. vgg19-dcbb9e9d.pth fetched "
+        "elsewhere when offline (default: download IMAGENET1K_V1 into torchvision's cache)",
+    )
     tv.add_argument("--seed", type=int, default=0, help="seed of the untrained decoder's initialisation")
     tv.set_defaults(func=_run_torchvision)
 
@@ -56,7 +58,10 @@ def _run_pair(args) -> int:
     model = loader(args.vgg, args.decoder)
     model.config = replace(model.config, description=_describe(args.kind, args.vgg, args.decoder))
     out = model.save_pretrained(args.out)
-    print(f"wrote {out} (encoder to {model.config.encoder_last_layer}); load it with adain.load_pretrained({str(out)!r})", file=sys.stderr)
+    print(
+        f"wrote {out} (encoder to {model.config.encoder_last_layer}); load it with adain.load_pretrained({str(out)!r})",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -24,17 +24,22 @@ def _port(text: str) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "demo", help="serve the web demo in a browser (Gradio; pip install 'adain[demo]')",
+        "demo",
+        help="serve the web demo in a browser (Gradio; pip install 'adain[demo]')",
         description="Start the web demo: upload a photo and style pictures, stylize with AdaIN or Gatys, "
-                    "download the PNG.",
+        "download the PNG.",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--weights", default=None, metavar="NAME_OR_PATH",
-                        help="a named weight, a save_pretrained folder or a Hub repo (default: the default weights)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on; 0.0.0.0 serves other machines of the network")
-    parser.add_argument("--port", type=_port, default=None,
-                        help="port (default: 7860, or the next free one)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        metavar="NAME_OR_PATH",
+        help="a named weight, a save_pretrained folder or a Hub repo (default: the default weights)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 serves other machines of the network"
+    )
+    parser.add_argument("--port", type=_port, default=None, help="port (default: 7860, or the next free one)")
     parser.add_argument("--share", action="store_true", help="also serve through a temporary public gradio.live link")
     parser.set_defaults(func=run)
 

@@ -1,8 +1,8 @@
 """``adain download``: fetch, verify and convert pretrained weights now (e.g. before going offline).
 
-    adain download                 # the default weights
-    adain download user/my-decoder --revision <commit>
-    adain download --list
+adain download                 # the default weights
+adain download user/my-decoder --revision <commit>
+adain download --list
 """
 
 from __future__ import annotations
@@ -24,10 +24,20 @@ def register(subparsers) -> None:
         help="download, verify and cache pretrained weights",
         description="Fetch weights into the cache so later loads (and HF_HUB_OFFLINE=1) need no network.",
     )
-    parser.add_argument("name", nargs="?", default=defaults["name"].default, help="registered name, Hub repo id or folder")
+    parser.add_argument(
+        "name", nargs="?", default=defaults["name"].default, help="registered name, Hub repo id or folder"
+    )
     parser.add_argument("--revision", default=defaults["revision"].default, help="Hub branch, tag or commit")
-    parser.add_argument("--cache-dir", default=defaults["cache_dir"].default, help="cache root (default: $ADAIN_CACHE, else $XDG_CACHE_HOME/adain or ~/.cache/adain)")
-    parser.add_argument("--list", action="store_true", help="list the registered names, each with its sources in the order tried, and exit")
+    parser.add_argument(
+        "--cache-dir",
+        default=defaults["cache_dir"].default,
+        help="cache root (default: $ADAIN_CACHE, else $XDG_CACHE_HOME/adain or ~/.cache/adain)",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list the registered names, each with its sources in the order tried, and exit",
+    )
     parser.set_defaults(func=_run)
 
 

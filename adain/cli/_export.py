@@ -21,10 +21,11 @@ def register(subparsers) -> None:
         "export",
         help="export a model to ONNX (needs pip install 'adain[export]')",
         description="Write OUT (.onnx, the content graph), OUT's stem + .style.onnx (the style graph) and "
-                    "+ .json (the sidecar: inputs, outputs, padding rule, versions).",
+        "+ .json (the sidecar: inputs, outputs, padding rule, versions).",
     )
-    parser.add_argument("weights", metavar="WEIGHTS",
-                        help="a registered name, a folder written by save_pretrained, or a Hub repo")
+    parser.add_argument(
+        "weights", metavar="WEIGHTS", help="a registered name, a folder written by save_pretrained, or a Hub repo"
+    )
     parser.add_argument("output", metavar="OUT", help="the content graph's file name, ending in .onnx")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.set_defaults(func=_run)
@@ -36,6 +37,7 @@ def _run(args) -> int:
     require_export_extra()  # before loading (perhaps downloading) the weights
     model = load_model(args.weights)
     export_onnx(model, files.content, overwrite=args.overwrite, inputs=[args.weights])
-    print(f"wrote {files.content}, {files.style.name} and {files.sidecar.name} (checked in onnxruntime)",
-          file=sys.stderr)
+    print(
+        f"wrote {files.content}, {files.style.name} and {files.sidecar.name} (checked in onnxruntime)", file=sys.stderr
+    )
     return 0

@@ -31,10 +31,19 @@ from tqdm import tqdm
 from .. import _io as io
 from .._arguments import normalize_style_weights
 from .._atomic import NAME_MAX
-from ..errors import AdaINError, ImageReadError, InputError, OutputExistsError
 from .._runtime import resolve_device
+from ..errors import AdaINError, ImageReadError, InputError, OutputExistsError
 from . import EXIT_ERROR, EXIT_SKIPPED
-from ._outputs import case_insensitive, check_names, content_names, existing_outputs, output_is_file, refuse_inside_inputs, style_labels, too_long
+from ._outputs import (
+    case_insensitive,
+    check_names,
+    content_names,
+    existing_outputs,
+    output_is_file,
+    refuse_inside_inputs,
+    style_labels,
+    too_long,
+)
 
 _FAILURES = (AdaINError, OSError, ValueError, RuntimeError)
 """What one pair may fail with without stopping the others (what ``adain.cli.main`` reports in one line)."""
@@ -111,8 +120,11 @@ def plan_pairs(args: argparse.Namespace, *, combine: bool, inputs: Sequence[str 
     refuse_inside_inputs(None if to_file else out, folders, targets.values())
     plan = Plan(contents, styles, targets, single, args.overwrite, args.quality, unreadable=unreadable.count)
     plan.existing = existing
-    plan.refused = {k: f"{t}: the file name is {len(os.fsencode(t.name))} bytes, over the {NAME_MAX} a name "
-                       "may have" for k, t in targets.items() if too_long(t) and k not in plan.existing}
+    plan.refused = {
+        k: f"{t}: the file name is {len(os.fsencode(t.name))} bytes, over the {NAME_MAX} a name may have"
+        for k, t in targets.items()
+        if too_long(t) and k not in plan.existing
+    }
     if single and plan.refused:
         raise InputError(plan.refused[(0, 0)])
     return plan
@@ -127,8 +139,9 @@ def _files(paths: Sequence[str | None]) -> list[Path]:
     return found
 
 
-def _style_sets(entries: Sequence[str], combine: bool, exclude, on_error,
-                insensitive: bool) -> tuple[list[StyleSet], list[Path]]:
+def _style_sets(
+    entries: Sequence[str], combine: bool, exclude, on_error, insensitive: bool
+) -> tuple[list[StyleSet], list[Path]]:
     """The styles and the style folders searched."""
     if combine:
         files = _files(entries)
@@ -152,14 +165,14 @@ def _check_output(out: Path, to_file: bool, single: bool, pairs: int) -> None:
     if to_file and not single:
         raise InputError(f"{out}: {pairs} content x style pairs need an output directory, not a file")
     if to_file and out.is_dir():
-        raise InputError(f"{out}: is a folder, but a name with an image extension is an output file; "
-                         "choose another -o")
+        raise InputError(f"{out}: is a folder, but a name with an image extension is an output file; choose another -o")
     if not to_file and out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; -o without an image extension is an output folder")
 
 
-def _targets(out: Path, content_root: Path, contents: list[Path], styles: list[StyleSet], ext: str | None,
-             insensitive: bool) -> dict[Pair, Path]:
+def _targets(
+    out: Path, content_root: Path, contents: list[Path], styles: list[StyleSet], ext: str | None, insensitive: bool
+) -> dict[Pair, Path]:
     """``out/<sub-folders>/<content>_stylized_<style>.<ext>`` of every pair, all different."""
     places = content_names(contents, content_root if content_root.is_dir() else None, ext, insensitive)
     pairs, paths = [], []
@@ -196,11 +209,13 @@ class _Tally:
         if self.failed or self.unreadable:
             parts.append(f"{self.failed} of {self.total} outputs failed")
         if self.skipped:
-            parts.append(f"{self.skipped} of {self.total} outputs skipped because they exist (--overwrite "
-                         "replaces them)")
+            parts.append(
+                f"{self.skipped} of {self.total} outputs skipped because they exist (--overwrite replaces them)"
+            )
         if self.unreadable:
-            parts.append(f"{self.unreadable} unreadable input {'entry' if self.unreadable == 1 else 'entries'} "
-                         "left out")
+            parts.append(
+                f"{self.unreadable} unreadable input {'entry' if self.unreadable == 1 else 'entries'} left out"
+            )
         if parts and (self.total > 1 or self.unreadable):
             print("adain: " + "; ".join(parts), file=sys.stderr)
         if self.failed or self.unreadable:
@@ -211,8 +226,7 @@ class _Tally:
 Render = Callable[[Path, StyleSet, Any], Image.Image]
 
 
-def run_pairs(plan: Plan, prepare: Callable[[StyleSet], Any] | None, render: Render | None, *,
-              bar: bool = True) -> int:
+def run_pairs(plan: Plan, prepare: Callable[[StyleSet], Any] | None, render: Render | None, *, bar: bool = True) -> int:
     """Write every pair: ``prepare(style)`` once per style with work to do, ``render(content, style,
     prepared)`` per pair whose output is missing (or ``--overwrite``).
 
@@ -222,7 +236,7 @@ def run_pairs(plan: Plan, prepare: Callable[[StyleSet], Any] | None, render: Ren
     tally = _Tally(plan.total, unreadable=plan.unreadable)
     progress = tqdm(total=plan.total, unit="image", disable=None if bar and plan.total > 1 else True, file=sys.stderr)
     try:
-        for j, style in enumerate(plan.styles):
+        for j in range(len(plan.styles)):
             todo = []
             for i in range(len(plan.contents)):
                 if (i, j) in plan.existing:

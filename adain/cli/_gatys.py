@@ -15,8 +15,8 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
-from ..errors import InputError
 from .._io import read_image
+from ..errors import InputError
 from ..model import AdaINModel
 from ..optimization._api import gatys
 from ..optimization._options import CHOICES, LAYER_WEIGHTINGS, GatysOptions
@@ -25,8 +25,18 @@ from ._common import SHARED_OPTIONS, HelpFormatter, add_inputs, add_renamed, add
 from ._folders import plan_pairs, run_pairs
 
 # Options not offered on the command line (Python objects), shared (``common``) or given their own flags below.
-_SPECIAL = {"content", "style", "model", "callback", "masks", "init", "layer_weights", "content_layers",
-            "style_layers", *SHARED_OPTIONS}
+_SPECIAL = {
+    "content",
+    "style",
+    "model",
+    "callback",
+    "masks",
+    "init",
+    "layer_weights",
+    "content_layers",
+    "style_layers",
+    *SHARED_OPTIONS,
+}
 # Options whose default is None but which take a number on the command line.
 _NUMERIC_NONE = {"coarse_iterations": int, "lr": float, "average_decay": float}
 _RENAMED = {"--model": "--weights", "--style-blend": "--style-weights", "--memory-limit": "--max-memory"}
@@ -44,19 +54,25 @@ def _flag(name: str) -> str:
 def register(subparsers) -> None:
     default = signature_defaults(gatys)
     parser = subparsers.add_parser(
-        "gatys", help="stylize by optimising the image (Gatys et al.; slow, reference quality)",
+        "gatys",
+        help="stylize by optimising the image (Gatys et al.; slow, reference quality)",
         description="Optimise an image so its VGG features match the content's and the style(s)' statistics.",
         formatter_class=HelpFormatter,
     )
     add_inputs(parser)
     add_shared(parser, default, notes=_NOTES, old_colors=("match",))
     add_renamed(parser, default, _RENAMED)
-    parser.add_argument("--vgg", default=None,
-                        help="use the encoder of a legacy vgg_normalised.pth instead of --weights")
+    parser.add_argument(
+        "--vgg", default=None, help="use the encoder of a legacy vgg_normalised.pth instead of --weights"
+    )
     parser.add_argument("--masks", nargs="+", default=None, help="one region mask per style (white = that style)")
     parser.add_argument("--init", default=default["init"], help="'content', 'noise' or an image path")
-    parser.add_argument("--layer-weights", nargs="+", default=[default["layer_weights"]],
-                        help=f"one of {', '.join(LAYER_WEIGHTINGS)}, or one number per style layer")
+    parser.add_argument(
+        "--layer-weights",
+        nargs="+",
+        default=[default["layer_weights"]],
+        help=f"one of {', '.join(LAYER_WEIGHTINGS)}, or one number per style layer",
+    )
     parser.add_argument("--content-layers", nargs="+", default=list(default["content_layers"]))
     parser.add_argument("--style-layers", nargs="+", default=list(default["style_layers"]))
     for name, value in default.items():
@@ -71,8 +87,9 @@ def register(subparsers) -> None:
         else:
             parser.add_argument(_flag(name), type=type(value), default=value)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=_run,
-                        _option_names=[n for n in default if n not in ("content", "style", "model", "callback")])
+    parser.set_defaults(
+        func=_run, _option_names=[n for n in default if n not in ("content", "style", "model", "callback")]
+    )
 
 
 def _layer_weights(values: list[str]):
@@ -121,8 +138,13 @@ class _Bars:
             return
         if p.step == 1:
             self.close()
-            self.bar = tqdm(total=p.steps, unit="step", dynamic_ncols=True, disable=None,
-                            desc=f"{self.label}scale {p.scale + 1}/{p.scales} {p.size[1]}x{p.size[0]}")
+            self.bar = tqdm(
+                total=p.steps,
+                unit="step",
+                dynamic_ncols=True,
+                disable=None,
+                desc=f"{self.label}scale {p.scale + 1}/{p.scales} {p.size[1]}x{p.size[0]}",
+            )
         assert self.bar is not None, "made at step 1 of each scale, the first progress of a scale"
         self.bar.set_postfix(loss=f"{p.losses['total']:.4g}", mem=f"{p.peak_memory / 2**20:.0f}MiB", refresh=False)
         self.bar.update(1)

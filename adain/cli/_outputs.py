@@ -60,8 +60,9 @@ def parse_output(text: str) -> str:
         return text
     if text.endswith(("/", os.sep)) or not path.suffix or path.is_dir():
         return text
-    raise argparse.ArgumentTypeError(f"{text}: unknown image extension {path.suffix!r}; use one of "
-                                     f"{_EXTENSIONS}, or end a folder name with '/'")
+    raise argparse.ArgumentTypeError(
+        f"{text}: unknown image extension {path.suffix!r}; use one of {_EXTENSIONS}, or end a folder name with '/'"
+    )
 
 
 # ---- names ---------------------------------------------------------------------------------------
@@ -104,7 +105,8 @@ def _numbered(entries: Sequence[tuple[Hashable, str]], insensitive: bool) -> lis
     for scope, name in entries:
         candidate, n = name, 1
         while (scope, _fold(candidate, insensitive)) in used or (
-                candidate != name and (scope, _fold(candidate, insensitive)) in taken):
+            candidate != name and (scope, _fold(candidate, insensitive)) in taken
+        ):
             n += 1
             candidate = f"{name}_{n}"
         used.add((scope, _fold(candidate, insensitive)))
@@ -121,8 +123,9 @@ def style_labels(files: Sequence[tuple[Path, Path]], insensitive: bool) -> list[
     return unique_names(entries, insensitive)
 
 
-def content_names(contents: Sequence[Path], root: Path | None, ext: str | None,
-                  insensitive: bool) -> list[tuple[Path, str, str]]:
+def content_names(
+    contents: Sequence[Path], root: Path | None, ext: str | None, insensitive: bool
+) -> list[tuple[Path, str, str]]:
     """``(sub-folder, name, extension)`` of each content's outputs; ``root`` is the content folder (or None)."""
     entries, places = [], []
     for content in contents:
@@ -182,8 +185,10 @@ def refuse_inside_inputs(out: Path | None, folders: Iterable[Path], targets: Ite
             continue
         inside = sorted(p for p in places if p.is_relative_to(root))
         if inside:
-            error = OutputIsInputError(f"-o: outputs would be written inside the input folder {folder} and read "
-                                       f"back as inputs next time; choose a folder outside it, or a sub-folder "
-                                       f"such as {folder / 'stylized'}")
+            error = OutputIsInputError(
+                f"-o: outputs would be written inside the input folder {folder} and read "
+                f"back as inputs next time; choose a folder outside it, or a sub-folder "
+                f"such as {folder / 'stylized'}"
+            )
             error.filename, error.input = str(inside[0]), str(folder)
             raise error

@@ -39,8 +39,9 @@ class StopRequests:
             self._previous = {s: signal.signal(s, self._handle) for s in _SIGNALS}
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self._restore()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:

@@ -15,8 +15,8 @@ from typing import NoReturn
 from tqdm import tqdm
 
 from .._arguments import check_alpha
-from ..errors import InputError
 from .._runtime import resolve_device, resolve_dtype
+from ..errors import InputError
 from ..inference import Stylizer, TileProgress
 from ..inference._tiling import OVERLAP
 from ..methods import stylize
@@ -36,15 +36,29 @@ def register(subparsers) -> None:
     p.add_argument("--alpha", type=float, default=d["alpha"], help="style strength in [0, 1]")
     p.add_argument("--crop", action="store_true", default=d["crop"], help="centre square crop of content and style")
     add_shared(p, d)
-    p.add_argument("--tile-size", type=parse_size, metavar="N", default=d["tile_size"],
-                   help="stylize in tiles of about N x N output pixels (each computed with "
-                        f"{OVERLAP} px more context per side), with the untiled result; 0 or 'none': only images "
-                        "too large for --max-memory are tiled, as large as fit")
-    p.add_argument("--max-pixels", type=int, metavar="N", default=d["max_pixels"],
-                   help="refuse image files with more pixels (decompression bombs); raise it for trusted huge files")
-    p.add_argument("--compile", action="store_true", default=signature_defaults(Stylizer)["compile"],
-                   help="torch.compile the networks (once per size bucket, seconds to minutes; pays off over many "
-                        "images of a few sizes, mostly on a GPU)")
+    p.add_argument(
+        "--tile-size",
+        type=parse_size,
+        metavar="N",
+        default=d["tile_size"],
+        help="stylize in tiles of about N x N output pixels (each computed with "
+        f"{OVERLAP} px more context per side), with the untiled result; 0 or 'none': only images "
+        "too large for --max-memory are tiled, as large as fit",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        metavar="N",
+        default=d["max_pixels"],
+        help="refuse image files with more pixels (decompression bombs); raise it for trusted huge files",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=signature_defaults(Stylizer)["compile"],
+        help="torch.compile the networks (once per size bucket, seconds to minutes; pays off over many "
+        "images of a few sizes, mostly on a GPU)",
+    )
     p.set_defaults(func=run)
 
 
@@ -56,19 +70,33 @@ def run(args) -> int:
     plan = plan_pairs(args, combine=args.style_weights is not None or args.mask is not None)
     if not plan.pending:  # every output exists: nothing to compute, no weights to load
         return run_pairs(plan, None, None)
-    stylizer = Stylizer(load_model(args.weights), args.device, args.dtype, max_memory=args.max_memory,
-                        compile=args.compile)
+    stylizer = Stylizer(
+        load_model(args.weights), args.device, args.dtype, max_memory=args.max_memory, compile=args.compile
+    )
 
     def prepare(style):
-        return stylizer.set_style(style.argument, style_size=args.style_size, crop=args.crop,
-                                  style_weights=args.style_weights, mask=args.mask,
-                                  preserve_color=args.preserve_color, max_pixels=args.max_pixels)
+        return stylizer.set_style(
+            style.argument,
+            style_size=args.style_size,
+            crop=args.crop,
+            style_weights=args.style_weights,
+            mask=args.mask,
+            preserve_color=args.preserve_color,
+            max_pixels=args.max_pixels,
+        )
 
     def render(content, style, prepared):
         bar = _TileBar(content.name)
         try:
-            return prepared(str(content), args.alpha, content_size=args.content_size, crop=args.crop,
-                            tile_size=args.tile_size, max_pixels=args.max_pixels, callback=bar)
+            return prepared(
+                str(content),
+                args.alpha,
+                content_size=args.content_size,
+                crop=args.crop,
+                tile_size=args.tile_size,
+                max_pixels=args.max_pixels,
+                callback=bar,
+            )
         finally:
             bar.close()
 
@@ -85,8 +113,15 @@ class _TileBar:
 
     def __call__(self, p: TileProgress) -> None:
         if self.bar is None:
-            self.bar = tqdm(total=p.total, unit="step", dynamic_ncols=True, disable=None, leave=False, file=sys.stderr,
-                            desc=f"{self.name}: {p.tiles} tiles")
+            self.bar = tqdm(
+                total=p.total,
+                unit="step",
+                dynamic_ncols=True,
+                disable=None,
+                leave=False,
+                file=sys.stderr,
+                desc=f"{self.name}: {p.tiles} tiles",
+            )
         self.bar.update(p.done - self.bar.n)
 
     def close(self) -> None:

@@ -20,8 +20,20 @@ from typing import Any, NoReturn
 from tqdm import tqdm
 
 from ..errors import AdaINError, InputError
-from ..training import (BadImageEvent, DoneEvent, Interrupted, InvalidCheckpointEvent, LogEvent, NewRunEvent,
-                        PushedEvent, StartEvent, StepEvent, TrainConfig, TrainEvent, train)
+from ..training import (
+    BadImageEvent,
+    DoneEvent,
+    Interrupted,
+    InvalidCheckpointEvent,
+    LogEvent,
+    NewRunEvent,
+    PushedEvent,
+    StartEvent,
+    StepEvent,
+    TrainConfig,
+    TrainEvent,
+    train,
+)
 from ..training._badfiles import FolderCheck, check_folder
 from ..training._config import config_from, read_toml
 from ..training._errors import BadImagesError, NamesSettings
@@ -35,8 +47,11 @@ class TrainCommandError(AdaINError):
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train a decoder on folders of content and style images",
-                                   description="Train an AdaIN decoder (guide: docs/guides/training.md).")
+    parser = subparsers.add_parser(
+        "train",
+        help="train a decoder on folders of content and style images",
+        description="Train an AdaIN decoder (guide: docs/guides/training.md).",
+    )
     add_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -97,15 +112,23 @@ class _Progress:
 
     def __call__(self, event: TrainEvent) -> bool:
         if isinstance(event, StartEvent):
-            self.bar = tqdm(total=event.max_iter, initial=event.start_step, unit="step", dynamic_ncols=True,
-                            disable=None)
-            _warn(f"{event.content_images} content and {event.style_images} style images; device {event.device} "
-                  f"x{event.world_size}, {event.autocast}; starting at step {event.start_step}")
+            self.bar = tqdm(
+                total=event.max_iter, initial=event.start_step, unit="step", dynamic_ncols=True, disable=None
+            )
+            _warn(
+                f"{event.content_images} content and {event.style_images} style images; device {event.device} "
+                f"x{event.world_size}, {event.autocast}; starting at step {event.start_step}"
+            )
         elif isinstance(event, StepEvent) and self.bar is not None:
             self.bar.update(1)
         elif isinstance(event, LogEvent) and self.bar is not None:
-            self.bar.set_postfix(loss=f"{event.loss:.3g}", content=f"{event.content:.3g}",
-                                 style=f"{event.style:.3g}", img_s=f"{event.images_per_s:.1f}", refresh=False)
+            self.bar.set_postfix(
+                loss=f"{event.loss:.3g}",
+                content=f"{event.content:.3g}",
+                style=f"{event.style:.3g}",
+                img_s=f"{event.images_per_s:.1f}",
+                refresh=False,
+            )
         elif isinstance(event, InvalidCheckpointEvent):
             _warn(f"checkpoint {event.path} is unusable ({event.reason}); trying the previous one")
         elif isinstance(event, NewRunEvent):
@@ -114,8 +137,10 @@ class _Progress:
             _warn(f"skipped {event.message}")
         elif isinstance(event, DoneEvent):
             self.close()
-            _warn(f"done: final model in {event.final} (skipped {event.nonfinite_skipped} non-finite steps, "
-                  f"{event.bad_images} bad images)")
+            _warn(
+                f"done: final model in {event.final} (skipped {event.nonfinite_skipped} non-finite steps, "
+                f"{event.bad_images} bad images)"
+            )
         elif isinstance(event, PushedEvent):
             _warn(f"pushed to {event.repo}: {event.url}")
         return self.stop.requested
@@ -148,12 +173,18 @@ def _check_data(config: TrainConfig) -> int:
     checks = []
     for root in (config.content_dir, config.style_dir):
         with tqdm(desc=f"checking {root}", unit="img", dynamic_ncols=True, disable=None, leave=False) as bar:
+
             def progress(checked: int, total: int) -> None:
                 bar.total = total
                 bar.update(checked - bar.n)
 
-            check = check_folder(root, min_side=config.min_image_side, fraction=config.max_bad_fraction,
-                                 workers=config.workers, progress=progress)
+            check = check_folder(
+                root,
+                min_side=config.min_image_side,
+                fraction=config.max_bad_fraction,
+                workers=config.workers,
+                progress=progress,
+            )
         for message in check.bad:
             tqdm.write(message, file=sys.stdout)
         checks.append(check)
@@ -164,11 +195,15 @@ def _check_data(config: TrainConfig) -> int:
 def _data_summary(checks: list[FolderCheck]) -> str:
     """One line: how many files are bad in each folder, and whether a training run would stop."""
     if not any(check.bad for check in checks):
-        return f"all {sum(c.total for c in checks)} images are usable (" + ", ".join(
-            f"{c.total} in {c.root}" for c in checks) + ")"
+        return (
+            f"all {sum(c.total for c in checks)} images are usable ("
+            + ", ".join(f"{c.total} in {c.root}" for c in checks)
+            + ")"
+        )
     bad = sum(len(c.bad) for c in checks)
-    line = f"{bad} bad file{'s' if bad != 1 else ''}: " + ", ".join(f"{len(c.bad)} of {c.total} in {c.root}"
-                                                                     for c in checks)
+    line = f"{bad} bad file{'s' if bad != 1 else ''}: " + ", ".join(
+        f"{len(c.bad)} of {c.total} in {c.root}" for c in checks
+    )
     stops = [c.root for c in checks if c.stop_reason is not None]
     if stops:
         line += "; a run would stop on " + " and ".join(map(str, stops)) + " (too many bad files)"

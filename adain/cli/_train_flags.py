@@ -46,7 +46,7 @@ def attribute_docs(cls: type) -> dict[str, str]:
     if "Attributes:" not in lines:
         return docs
     name = None
-    for line in lines[lines.index("Attributes:") + 1:]:
+    for line in lines[lines.index("Attributes:") + 1 :]:
         if line and not line.startswith(" "):  # the next section
             break
         entry = _ENTRY.match(line)
@@ -79,20 +79,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(TrainConfig)
     docs = attribute_docs(TrainConfig)
     names = {f.name for f in fields(TrainConfig)}
-    parser.add_argument("--config", metavar="RECIPE", help=f"read options from a recipe ({', '.join(recipe_names())}) "
-                        "or a TOML file; flags override it")
-    parser.add_argument("--check-data", action="store_true", default=False,
-                        help="do not train: read every image of --content-dir and --style-dir once, list the "
-                             "unreadable or too small ones and exit 0 if there are none, 1 otherwise")
+    parser.add_argument(
+        "--config",
+        metavar="RECIPE",
+        help=f"read options from a recipe ({', '.join(recipe_names())}) or a TOML file; flags override it",
+    )
+    parser.add_argument(
+        "--check-data",
+        action="store_true",
+        default=False,
+        help="do not train: read every image of --content-dir and --style-dir once, list the "
+        "unreadable or too small ones and exit 0 if there are none, 1 otherwise",
+    )
     for f in fields(TrainConfig):
         default = f.default if f.default is not MISSING else None
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         help_text = _help(docs[f.name], names) + (f" (default: {shown})" if default not in ("", None) else "")
         if hints[f.name] is bool:
-            parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=help_text)
+            parser.add_argument(
+                flag(f.name), action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
         elif f.name == "style_layer_weights":
-            parser.add_argument(flag(f.name), type=_floats, default=argparse.SUPPRESS, metavar="W1,W2,W3,W4",
-                                help=help_text)
+            parser.add_argument(
+                flag(f.name), type=_floats, default=argparse.SUPPRESS, metavar="W1,W2,W3,W4", help=help_text
+            )
         else:
             parser.add_argument(flag(f.name), type=hints[f.name], default=argparse.SUPPRESS, help=help_text)

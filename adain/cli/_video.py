@@ -34,24 +34,52 @@ def register(subparsers) -> None:
     )  # fmt: skip
     p.add_argument("input", metavar="INPUT", help="a video file (anything FFmpeg reads) or a folder of frames")
     p.add_argument("style", metavar="STYLE", nargs="+", help="style image(s)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="a .mp4, .m4v, .mov or .mkv file (H.264), or a folder for frame_000001.png, ...")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="a .mp4, .m4v, .mov or .mkv file (H.264), or a folder for frame_000001.png, ...",
+    )
     p.add_argument("--alpha", type=float, default=d["alpha"], help="style strength in [0, 1]")
     add_shared(p, d, only=_SHARED, notes=_NOTES)
-    p.add_argument("--smoothing", type=float, default=d["smoothing"], metavar="DECAY",
-                   help="moving average of the content statistics over frames (less flicker); 0 turns it off")
-    p.add_argument("--cut-threshold", type=float, default=d["cut_threshold"], metavar="T",
-                   help="restart the average at scene cuts: where the colour histograms of consecutive frames differ by "
-                        "more than T (0 = same colours, 1 = none in common)")
+    p.add_argument(
+        "--smoothing",
+        type=float,
+        default=d["smoothing"],
+        metavar="DECAY",
+        help="moving average of the content statistics over frames (less flicker); 0 turns it off",
+    )
+    p.add_argument(
+        "--cut-threshold",
+        type=float,
+        default=d["cut_threshold"],
+        metavar="T",
+        help="restart the average at scene cuts: where the colour histograms of consecutive frames differ by "
+        "more than T (0 = same colours, 1 = none in common)",
+    )
     p.add_argument("--fps", type=float, default=d["fps"], help="frame rate of a folder of frames (default: 25)")
     p.add_argument("--crf", type=int, default=d["crf"], help="H.264 quality, 0 (lossless) to 51; lower is better")
-    p.add_argument("--audio", action=argparse.BooleanOptionalAction, default=d["audio"],
-                   help="copy the input's audio streams unchanged")
+    p.add_argument(
+        "--audio",
+        action=argparse.BooleanOptionalAction,
+        default=d["audio"],
+        help="copy the input's audio streams unchanged",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], metavar="N",
-                   help="frames per batch (default: as many as the memory budget allows)")
-    p.add_argument("--compile", action="store_true", default=d["compile"],
-                   help="torch.compile the networks: a minute or more once, then faster frames (mostly on a GPU)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d["batch_size"],
+        metavar="N",
+        help="frames per batch (default: as many as the memory budget allows)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=d["compile"],
+        help="torch.compile the networks: a minute or more once, then faster frames (mostly on a GPU)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

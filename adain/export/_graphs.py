@@ -22,7 +22,8 @@ from ..modeling._ops import affine, calc_mean_std
 
 
 class StyleStatsGraph(nn.Module):
-    """``style`` ``(S, 3, h, w)`` in [0, 1], sides at least 9 -> ``(style_mean, style_std)``, each ``(S, 512, 1, 1)``."""
+    """``style`` ``(S, 3, h, w)`` in [0, 1], sides at least 9 -> ``(style_mean, style_std)``, each
+    ``(S, 512, 1, 1)``."""
 
     def __init__(self, encoder: VGGEncoder, eps: float) -> None:
         super().__init__()

@@ -35,11 +35,11 @@ from torch import Tensor, nn
 from torch.export import Dim
 
 from .._atomic import InputFiles, atomic_path, check_output
+from .._version import __version__
 from ..errors import InputError
 from ..model import AdaINModel
-from ._graphs import StyleStatsGraph, StylizeGraph
 from ..modeling._padding import MIN_SIDE, MIN_STYLE_SIDE, MULTIPLE
-from .._version import __version__
+from ._graphs import StyleStatsGraph, StylizeGraph
 
 OPSET = 18
 """ONNX opset of both graphs: the dynamo exporter's native opset, run by onnxruntime >= 1.14."""
@@ -106,8 +106,10 @@ def require_export_extra():
     if missing:
         raise InputError(f"ONNX export needs {', '.join(missing)}: pip install 'adain[export]'")
     if tuple(int(part) for part in torch.__version__.split(".")[:2]) < MIN_TORCH:
-        raise InputError(f"ONNX export needs torch >= {'.'.join(map(str, MIN_TORCH))} (its dynamo exporter), "
-                         f"this is {torch.__version__}: pip install 'adain[export]'")
+        raise InputError(
+            f"ONNX export needs torch >= {'.'.join(map(str, MIN_TORCH))} (its dynamo exporter), "
+            f"this is {torch.__version__}: pip install 'adain[export]'"
+        )
     return onnx, onnxruntime
 
 
@@ -115,8 +117,10 @@ def output_paths(path: str | os.PathLike) -> ONNXFiles:
     """``out.onnx`` -> ``(out.onnx, out.style.onnx, out.json)``; ``InputError`` unless ``path`` ends in ``.onnx``."""
     path = Path(path)
     if path.suffix.lower() != ".onnx" or path.name.lower() == ".onnx":
-        raise InputError(f"{path}: the output must be a file name ending in .onnx (the style graph "
-                         "and the .json sidecar are written beside it)")
+        raise InputError(
+            f"{path}: the output must be a file name ending in .onnx (the style graph "
+            "and the .json sidecar are written beside it)"
+        )
     return ONNXFiles(path, path.with_suffix(".style" + path.suffix), path.with_suffix(".json"))
 
 
@@ -134,8 +138,9 @@ def check_outputs(files: Iterable[Path], *, overwrite: bool = False, inputs: Ite
 # ---- export ----------------------------------------------------------------------------------------
 
 
-def export_onnx(model: AdaINModel, path: str | os.PathLike, *, overwrite: bool = False,
-                inputs: Iterable[str | os.PathLike] = ()) -> ONNXFiles:
+def export_onnx(
+    model: AdaINModel, path: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable[str | os.PathLike] = ()
+) -> ONNXFiles:
     """Write ``model`` as two ONNX graphs and a JSON sidecar (float32, CPU copies; the model itself is untouched).
 
     For ``path="out/adain.onnx"``:
@@ -174,8 +179,11 @@ def export_onnx(model: AdaINModel, path: str | os.PathLike, *, overwrite: bool =
     onnx, ort = require_export_extra()
     style_graph, content_graph = _graphs(model)
     files.content.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(files.style) as tmp_style, atomic_path(files.content) as tmp_content, \
-            atomic_path(files.sidecar) as tmp_sidecar:
+    with (
+        atomic_path(files.style) as tmp_style,
+        atomic_path(files.content) as tmp_content,
+        atomic_path(files.sidecar) as tmp_sidecar,
+    ):
         doc = f"adain {__version__}; inputs, outputs and the padding rule: {files.sidecar.name}"
         _export(onnx, style_graph, _style_spec(), tmp_style, files.style, doc)
         _export(onnx, content_graph, _content_spec(), tmp_content, files.content, doc)
@@ -196,15 +204,24 @@ def _graphs(model: AdaINModel) -> tuple[StyleStatsGraph, StylizeGraph]:
 def _style_spec() -> _Spec:
     gen = torch.Generator().manual_seed(0)
     example = (torch.rand(2, 3, 37, 45, generator=gen),)
-    shapes = ({0: Dim("style_batch", min=1), 2: Dim("style_height", min=MIN_STYLE_SIDE),
-               3: Dim("style_width", min=MIN_STYLE_SIDE)},)
+    shapes = (
+        {
+            0: Dim("style_batch", min=1),
+            2: Dim("style_height", min=MIN_STYLE_SIDE),
+            3: Dim("style_width", min=MIN_STYLE_SIDE),
+        },
+    )
     return _Spec(example, shapes, STYLE_INPUTS, STYLE_OUTPUTS, {})
 
 
 def _content_spec() -> _Spec:
     gen = torch.Generator().manual_seed(0)
-    example = (torch.rand(2, 3, 40, 48, generator=gen), torch.rand(2, 512, 1, 1, generator=gen),
-               torch.rand(2, 512, 1, 1, generator=gen) + 1, torch.tensor([0.5]))
+    example = (
+        torch.rand(2, 3, 40, 48, generator=gen),
+        torch.rand(2, 512, 1, 1, generator=gen),
+        torch.rand(2, 512, 1, 1, generator=gen) + 1,
+        torch.tensor([0.5]),
+    )
     batch = Dim("batch", min=1)
     # Sides are 8 * k: the exporter then knows that pooling and upsampling give back the input size.
     height, width = MULTIPLE * Dim("h8", min=MIN_SIDE // MULTIPLE), MULTIPLE * Dim("w8", min=MIN_SIDE // MULTIPLE)
@@ -219,9 +236,17 @@ def _export(onnx, graph: nn.Module, spec: _Spec, tmp: Path, target: Path, doc: s
         with warnings.catch_warnings():
             # torch.export unifies style_batch with batch (broadcasting); _name_axes gives it back its name.
             warnings.filterwarnings("ignore", message=".*The axis name: style_batch", category=UserWarning)
-            program = torch.onnx.export(graph, spec.example, dynamo=True, verbose=False, opset_version=OPSET,
-                                        external_data=False, input_names=list(spec.inputs),
-                                        output_names=list(spec.outputs), dynamic_shapes=spec.shapes)
+            program = torch.onnx.export(
+                graph,
+                spec.example,
+                dynamo=True,
+                verbose=False,
+                opset_version=OPSET,
+                external_data=False,
+                input_names=list(spec.inputs),
+                output_names=list(spec.outputs),
+                dynamic_shapes=spec.shapes,
+            )
     except Exception as exc:  # the exporter raises many types; the user needs the file and the first line
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RuntimeError(f"{target}: torch.onnx.export failed: {detail}") from exc
@@ -263,16 +288,28 @@ def _verify(ort, style: tuple[nn.Module, Path], content: tuple[nn.Module, Path],
     for name, (_, tmp) in (("style", style), ("content", content)):
         run[name] = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"]).run
     o_mean, o_std = run["style"](None, {"style": style_image.numpy()})
-    (o_image,) = run["content"](None, {"content": content_image.numpy(), "style_mean": mean.numpy(),
-                                       "style_std": std.numpy(), "alpha": alpha.numpy()})
+    (o_image,) = run["content"](
+        None,
+        {
+            "content": content_image.numpy(),
+            "style_mean": mean.numpy(),
+            "style_std": std.numpy(),
+            "alpha": alpha.numpy(),
+        },
+    )
     scale = max(1.0, float(mean.abs().max()), float(std.abs().max()))
-    checks = ((files.style, "style_mean", o_mean, mean, scale), (files.style, "style_std", o_std, std, scale),
-              (files.content, "image", o_image, image, 1.0))
+    checks = (
+        (files.style, "style_mean", o_mean, mean, scale),
+        (files.style, "style_std", o_std, std, scale),
+        (files.content, "image", o_image, image, 1.0),
+    )
     for target, name, got, want, unit in checks:
         diff = float((torch.from_numpy(got) - want).abs().max()) / unit
         if not diff <= TOLERANCE:
-            raise RuntimeError(f"{target}: onnxruntime's {name} differs from PyTorch's by {diff:.2g} "
-                               f"(tolerance {TOLERANCE:g}); nothing was written")
+            raise RuntimeError(
+                f"{target}: onnxruntime's {name} differs from PyTorch's by {diff:.2g} "
+                f"(tolerance {TOLERANCE:g}); nothing was written"
+            )
 
 
 def _sha256(path: Path) -> str:
@@ -299,28 +336,44 @@ def _sidecar(files: ONNXFiles, config, digests: dict[str, str]) -> dict:
         "opset": OPSET,
         "model": {"architecture": config.architecture, "eps": config.eps, "description": config.description},
         "content_graph": {
-            "file": files.content.name, "sha256": digests["content"],
+            "file": files.content.name,
+            "sha256": digests["content"],
             "inputs": {
                 "content": _tensor(["batch", 3, "height", "width"], "RGB in [0, 1], padded as 'padding' says"),
                 "style_mean": _tensor(["style_batch", 512, 1, 1], "from the style graph; style_batch is batch or 1"),
                 "style_std": _tensor(["style_batch", 512, 1, 1], "from the style graph; style_batch is batch or 1"),
                 "alpha": _tensor([1], "style strength in [0, 1]; 0 gives the content through the decoder"),
             },
-            "outputs": {"image": _tensor(["batch", 3, "height", "width"],
-                                         "RGB clamped to [0, 1] (as adain.Stylizer); crop to the unpadded size")},
+            "outputs": {
+                "image": _tensor(
+                    ["batch", 3, "height", "width"],
+                    "RGB clamped to [0, 1] (as adain.Stylizer); crop to the unpadded size",
+                )
+            },
         },
         "style_graph": {
-            "file": files.style.name, "sha256": digests["style"],
-            "inputs": {"style": _tensor(["style_batch", 3, "style_height", "style_width"],
-                                        f"RGB in [0, 1], any size with both sides at least {MIN_STYLE_SIDE}; "
-                                        "adain.stylize resizes the shorter side to 512 first")},
-            "outputs": {"style_mean": _tensor(["style_batch", 512, 1, 1], stats),
-                        "style_std": _tensor(["style_batch", 512, 1, 1], stats)},
+            "file": files.style.name,
+            "sha256": digests["style"],
+            "inputs": {
+                "style": _tensor(
+                    ["style_batch", 3, "style_height", "style_width"],
+                    f"RGB in [0, 1], any size with both sides at least {MIN_STYLE_SIDE}; "
+                    "adain.stylize resizes the shorter side to 512 first",
+                )
+            },
+            "outputs": {
+                "style_mean": _tensor(["style_batch", 512, 1, 1], stats),
+                "style_std": _tensor(["style_batch", 512, 1, 1], stats),
+            },
         },
         "padding": {
-            "applies_to": "content", "mode": "reflect", "sides": ["bottom", "right"], "multiple": MULTIPLE,
-            "min_side": MIN_SIDE, "crop": "image[..., :H, :W] with H, W the size before padding",
+            "applies_to": "content",
+            "mode": "reflect",
+            "sides": ["bottom", "right"],
+            "multiple": MULTIPLE,
+            "min_side": MIN_SIDE,
+            "crop": "image[..., :H, :W] with H, W the size before padding",
             "rule": f"pad H to max({MIN_SIDE}, {MULTIPLE} * ceil(H / {MULTIPLE})) and W likewise by reflection at the "
-                    "bottom and right (numpy.pad mode='reflect'), run, crop back (adain.modeling._padding)",
+            "bottom and right (numpy.pad mode='reflect'), run, crop back (adain.modeling._padding)",
         },
     }

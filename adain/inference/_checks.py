@@ -20,13 +20,21 @@ import torch
 from torch import Tensor
 
 from .. import _images as images
-from .._arguments import (check_alpha, check_int, check_mask_styles, check_output_type, check_size, color_mode,
-                          normalize_style_weights)
+from .._arguments import (
+    check_alpha,
+    check_int,
+    check_mask_styles,
+    check_output_type,
+    check_size,
+    color_mode,
+    normalize_style_weights,
+)
 from .._runtime import check_max_memory, resolve_device, resolve_dtype
 from ..errors import InputError
 from ..model import AdaINModel
 from ._engine import Engine
 from ._prepared import compile_options
+
 
 @dataclass(frozen=True)
 class CheckedImage:
@@ -68,8 +76,9 @@ def check_model(model: Any) -> AdaINModel:
     return model
 
 
-def check_runtime(device: Any, dtype: Any, max_memory: Any, compile: Any = None
-                  ) -> tuple[torch.device, torch.dtype, int | None, dict | None]:
+def check_runtime(
+    device: Any, dtype: Any, max_memory: Any, compile: Any = None
+) -> tuple[torch.device, torch.dtype, int | None, dict | None]:
     """``(device, dtype, max_memory, torch.compile options)`` resolved (``adain._runtime``) for an ``Engine``."""
     max_memory = check_max_memory(max_memory)
     resolved = resolve_device(device)
@@ -81,8 +90,16 @@ def check_max_pixels(max_pixels: Any) -> int:
     return check_int(max_pixels, "max_pixels", hint=" (pixels an image file may have)")
 
 
-def check_call(*, alpha: Any, content_size: Any, crop: Any, tile_size: Any, max_pixels: Any,
-               output_type: Any, by_input: bool = True) -> CallOptions:
+def check_call(
+    *,
+    alpha: Any,
+    content_size: Any,
+    crop: Any,
+    tile_size: Any,
+    max_pixels: Any,
+    output_type: Any,
+    by_input: bool = True,
+) -> CallOptions:
     """The options of ``Stylizer.__call__`` / ``stylize``; ``by_input``: ``output_type=None`` is accepted (the
     input's kind decides, as a ``Stylizer`` does)."""
     alpha = check_alpha(alpha)
@@ -101,9 +118,12 @@ def check_contents(content: Any, *, max_pixels: int, many: bool = True) -> list[
         check_one_content(content)
         return [CheckedImage(content, "content", images.check_image(content, what="content", max_pixels=max_pixels))]
     items = list(content) if isinstance(content, (list, tuple)) else [content]
-    return [CheckedImage(c, "content", images.check_batch(c, "content"), batch=True)
-            if isinstance(c, Tensor) and c.dim() == 4 else
-            CheckedImage(c, "content", images.image_size(c, what="content", max_pixels=max_pixels)) for c in items]
+    return [
+        CheckedImage(c, "content", images.check_batch(c, "content"), batch=True)
+        if isinstance(c, Tensor) and c.dim() == 4
+        else CheckedImage(c, "content", images.image_size(c, what="content", max_pixels=max_pixels))
+        for c in items
+    ]
 
 
 def check_one_content(content: Any) -> None:
@@ -122,8 +142,16 @@ def style_list(style: Any) -> list[Any]:
     return styles
 
 
-def check_styles(style: Any, *, style_size: Any, style_weights: Any, mask: Any, preserve_color: Any,
-                 max_pixels: int, content_hw: tuple[int, int] | None = None) -> StyleInputs:
+def check_styles(
+    style: Any,
+    *,
+    style_size: Any,
+    style_weights: Any,
+    mask: Any,
+    preserve_color: Any,
+    max_pixels: int,
+    content_hw: tuple[int, int] | None = None,
+) -> StyleInputs:
     """Every style argument of ``stylize`` / ``Stylizer.set_style``, checked without decoding an image;
     with the content's ``(H, W)`` as given (``content_hw``), the mask's aspect ratio too; files over
     ``max_pixels`` (checked already) are refused."""
@@ -138,8 +166,9 @@ def check_styles(style: Any, *, style_size: Any, style_weights: Any, mask: Any, 
         if content_hw is not None:
             images.check_mask_aspect(checked_mask.size, content_hw)
     names = ["style"] if len(styles) == 1 else [f"style[{i}]" for i in range(len(styles))]
-    checked = [CheckedImage(s, name, images.check_image(s, what=name, max_pixels=max_pixels))
-               for s, name in zip(styles, names)]
+    checked = [
+        CheckedImage(s, name, images.check_image(s, what=name, max_pixels=max_pixels)) for s, name in zip(styles, names)
+    ]
     return StyleInputs(checked, size, weights, color, checked_mask)
 
 
@@ -172,4 +201,3 @@ def target_size(size: tuple[int, int], new_size: int | None, crop: bool) -> tupl
     if crop:
         h = w = min(h, w)
     return h, w
-

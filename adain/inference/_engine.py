@@ -77,8 +77,15 @@ class Engine:
             ``None``.
     """
 
-    def __init__(self, model: AdaINModel, device: torch.device, dtype: torch.dtype, *, max_memory: int | None = None,
-                 compile: Mapping | None = None) -> None:
+    def __init__(
+        self,
+        model: AdaINModel,
+        device: torch.device,
+        dtype: torch.dtype,
+        *,
+        max_memory: int | None = None,
+        compile: Mapping | None = None,
+    ) -> None:
         self.device, self.dtype, self.max_memory = device, dtype, max_memory
         # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
         # cores want on CUDA; it changes no value beyond float summation order.
@@ -108,8 +115,14 @@ class Engine:
     # ---- styles --------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def style(self, images: Sequence[Tensor], weights: Sequence[float], *, mask: Tensor | None = None,
-              color: str | None = None) -> Style:
+    def style(
+        self,
+        images: Sequence[Tensor],
+        weights: Sequence[float],
+        *,
+        mask: Tensor | None = None,
+        color: str | None = None,
+    ) -> Style:
         """Encode style images once into a ``Style``.
 
         Arguments:
@@ -150,9 +163,17 @@ class Engine:
     # ---- rendering -----------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def render(self, x: Tensor, style: Style, alpha: float, *, stats: Sequence[Stats] | None = None,
-               cells: Tensor | None = None, content_stats: ContentStats | None = None,
-               hook: StatsHook | None = None) -> Tensor:
+    def render(
+        self,
+        x: Tensor,
+        style: Style,
+        alpha: float,
+        *,
+        stats: Sequence[Stats] | None = None,
+        cells: Tensor | None = None,
+        content_stats: ContentStats | None = None,
+        hook: StatsHook | None = None,
+    ) -> Tensor:
         """The core pipeline on a batch: pad, encode, AdaIN with ``alpha``, decode, crop.
 
         Arguments:
@@ -190,9 +211,17 @@ class Engine:
         out = self.model.decode(feat.to(self.dtype).contiguous(memory_format=self.memory_format))
         return out[..., :h, :w].float().contiguous()
 
-    def run(self, x: Tensor, style: Style, alpha: float = 1.0, *, content_stats: StatsHook | None = None,
-            tile_size: int | None = None, callback: Callable[[TileProgress], None] | None = None,
-            as_uint8: bool = False) -> Tensor:
+    def run(
+        self,
+        x: Tensor,
+        style: Style,
+        alpha: float = 1.0,
+        *,
+        content_stats: StatsHook | None = None,
+        tile_size: int | None = None,
+        callback: Callable[[TileProgress], None] | None = None,
+        as_uint8: bool = False,
+    ) -> Tensor:
         """Stylize a batch, choosing from the budget: forward passes of ``frames_per_batch`` frames, or each
         frame in tiles when it is too large for the budget (``tile_plan``), with the same result.
 
@@ -219,8 +248,12 @@ class Engine:
         n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
         tiles = self.tile_plan(h, w, tile_size)
         if tiles is not None:
-            frames = [tiling.stylize(self, style, frame, alpha, tiles, hook=content_stats, callback=callback,
-                                     as_uint8=as_uint8) for frame in x]
+            frames = [
+                tiling.stylize(
+                    self, style, frame, alpha, tiles, hook=content_stats, callback=callback, as_uint8=as_uint8
+                )
+                for frame in x
+            ]
             return (frames[0][None] if n == 1 else torch.stack(frames)).to(x.device)
         out = torch.empty((n, 3, h, w), dtype=torch.uint8 if as_uint8 else torch.float32, device=self.device)
         with torch.inference_mode():
@@ -239,17 +272,23 @@ class Engine:
         # The style depends on each content image: one image at a time.
         return torch.cat([self._dependent(frame[None], style, alpha, cells, hook) for frame in x]).clamp_(0, 1)
 
-    def _dependent(self, x: Tensor, style: Style, alpha: float, cells: Tensor | None,
-                   hook: StatsHook | None) -> Tensor:
+    def _dependent(self, x: Tensor, style: Style, alpha: float, cells: Tensor | None, hook: StatsHook | None) -> Tensor:
         if style.color == "coral":
-            return self.render(x, style, alpha, stats=self.style_stats(style, x) if alpha > 0 else None,
-                               cells=cells, hook=hook)
+            return self.render(
+                x, style, alpha, stats=self.style_stats(style, x) if alpha > 0 else None, cells=cells, hook=hook
+            )
         # Luminance only (Gatys et al. 2017, "Controlling perceptual factors"): stylize the luma as a
         # gray image, with the style's luma mean/std matched to the content's, then put the content's
         # chroma back. YIQ keeps luma and chroma separable with a fixed linear map.
         y_c = luma(x)
-        out = self.render(y_c.expand(-1, 3, -1, -1), style, alpha,
-                          stats=self.style_stats(style, y_c) if alpha > 0 else None, cells=cells, hook=hook)
+        out = self.render(
+            y_c.expand(-1, 3, -1, -1),
+            style,
+            alpha,
+            stats=self.style_stats(style, y_c) if alpha > 0 else None,
+            cells=cells,
+            hook=hook,
+        )
         return replace_luma(x, luma(out))
 
     # ---- memory --------------------------------------------------------------------------------------
@@ -283,8 +322,9 @@ class Engine:
             fits = min(fits, CPU_BATCH_PIXELS // (height * width))
         return int(max(1, fits))
 
-    def tile_plan(self, height: int, width: int, tile_size: int | None = None, *,
-                  what: str = "content") -> TileGrid | None:
+    def tile_plan(
+        self, height: int, width: int, tile_size: int | None = None, *, what: str = "content"
+    ) -> TileGrid | None:
         """The tile grid ``run`` cuts a ``height x width`` image into (from this engine's budget, or tiles
         owning about ``tile_size`` pixels a side), or ``None`` when it is stylized whole. ``InputError``
         (naming ``what``) when not even the smallest tiles fit, or ``tile_size`` tiles do not."""

@@ -98,10 +98,14 @@ def compile_options(compile: bool | str | Mapping | None, device: torch.device) 
     elif compile is True:
         options = {"mode": "reduce-overhead"} if device.type == "cuda" else {"options": {"freezing": True}}
     else:
-        raise InputError(f"compile: expected True, a torch.compile mode name or a dict of its arguments, got {compile!r}")
+        raise InputError(
+            f"compile: expected True, a torch.compile mode name or a dict of its arguments, got {compile!r}"
+        )
     if device.type == "cpu" and options.get("backend", "inductor") == "inductor" and not _cxx_compiler():
-        raise InputError("compile: torch.compile on the CPU needs a C++ compiler (g++ or clang++) and none was "
-                         "found; install one (e.g. apt-get install g++) or leave compile off")
+        raise InputError(
+            "compile: torch.compile on the CPU needs a C++ compiler (g++ or clang++) and none was "
+            "found; install one (e.g. apt-get install g++) or leave compile off"
+        )
     return options
 
 
@@ -123,8 +127,10 @@ class CompiledModel:
         self.config = model.config
         self.stats = CompileStats()
         encoder, decoder = model.encoder, model.decoder
-        self._eager = {"encode": lambda x, hv, wv: encode_on_canvas(encoder, x, hv, wv),
-                       "decode": lambda t, hv, wv: decode_on_canvas(decoder, t, hv, wv)}
+        self._eager = {
+            "encode": lambda x, hv, wv: encode_on_canvas(encoder, x, hv, wv),
+            "decode": lambda t, hv, wv: decode_on_canvas(decoder, t, hv, wv),
+        }
         self._graphs = {name: torch.compile(fn, dynamic=False, **options) for name, fn in self._eager.items()}
         # CUDA graphs reuse their output memory on the next replay: such outputs are copied out.
         self._copy_out = options.get("mode") in ("reduce-overhead", "max-autotune")
@@ -159,16 +165,20 @@ class CompiledModel:
         key = (name, tuple(canvas.shape), canvas.dtype)
         start = time.perf_counter()
         try:
-            with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT,
-                                            accumulated_recompile_limit=4 * RECOMPILE_LIMIT):
+            with torch._dynamo.config.patch(
+                recompile_limit=RECOMPILE_LIMIT, accumulated_recompile_limit=4 * RECOMPILE_LIMIT
+            ):
                 out = self._graphs[name](canvas, hv, wv)
         except Exception as exc:  # noqa: BLE001 -- a compiler or backend failure: keep stylizing, uncompiled
             if key in self._seen:
                 raise
             self._failed = True
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {reason}); running uncompiled",
-                          RuntimeWarning, stacklevel=4)
+            warnings.warn(
+                f"torch.compile failed ({type(exc).__name__}: {reason}); running uncompiled",
+                RuntimeWarning,
+                stacklevel=4,
+            )
             return self._eager[name](canvas, hv, wv)
         if key not in self._seen:
             self._seen.add(key)
@@ -179,6 +189,7 @@ class CompiledModel:
 
 
 # ---- the prepared-model cache ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Setting:
@@ -207,9 +218,15 @@ def fingerprint(model: AdaINModel) -> tuple:
     )
 
 
-def prepare(model: AdaINModel, device: torch.device, dtype: torch.dtype,
-            memory_format: torch.memory_format = torch.channels_last, *, fuse: bool = True,
-            compile: Mapping | None = None) -> AdaINModel | CompiledModel:
+def prepare(
+    model: AdaINModel,
+    device: torch.device,
+    dtype: torch.dtype,
+    memory_format: torch.memory_format = torch.channels_last,
+    *,
+    fuse: bool = True,
+    compile: Mapping | None = None,
+) -> AdaINModel | CompiledModel:
     """``model`` ready to run on ``device`` in ``dtype`` (eval, no gradients), from the cache when unchanged.
 
     Arguments:
@@ -225,8 +242,11 @@ def prepare(model: AdaINModel, device: torch.device, dtype: torch.dtype,
     if compile is not None:
         setting = _Setting(device, dtype, memory_format, False, _hashable(compile))
         # A copy of its own even when the model is ready: an entry must not hold its key alive.
-        return _cached(model, setting, lambda: CompiledModel(_prepared_copy(model, _Setting(device, dtype,
-                                                             memory_format, False)), compile))
+        return _cached(
+            model,
+            setting,
+            lambda: CompiledModel(_prepared_copy(model, _Setting(device, dtype, memory_format, False)), compile),
+        )
     fuse = fuse and fusable(device, dtype)
     if not fuse and _ready(model, device, dtype, memory_format):
         return model

@@ -172,18 +172,32 @@ class Stylizer:
         if deprecated:
             raise InputError(f"set_style: unexpected argument(s) {sorted(deprecated)}")
         max_pixels = checks.check_max_pixels(max_pixels)
-        given = checks.check_styles(style, style_size=style_size, style_weights=style_weights, mask=mask,
-                                    preserve_color=preserve_color, max_pixels=max_pixels)
+        given = checks.check_styles(
+            style,
+            style_size=style_size,
+            style_weights=style_weights,
+            mask=mask,
+            preserve_color=preserve_color,
+            max_pixels=max_pixels,
+        )
         self._style = _load_style(self.engine, given, bool(crop), max_pixels)
         return self
 
     # ---- content -------------------------------------------------------------------------------------
 
-    def __call__(self, content: ImageLike | Sequence[ImageLike], alpha: float = 1.0, *,
-                 content_size: int | None = None, crop: bool = False,
-                 content_stats: StatsHook | None = None, tile_size: int | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, callback: Callable[[TileProgress], None] | None = None,
-                 output_type: str | None = None) -> Any:  # PIL.Image, ndarray, Tensor or a list: output_type
+    def __call__(
+        self,
+        content: ImageLike | Sequence[ImageLike],
+        alpha: float = 1.0,
+        *,
+        content_size: int | None = None,
+        crop: bool = False,
+        content_stats: StatsHook | None = None,
+        tile_size: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        callback: Callable[[TileProgress], None] | None = None,
+        output_type: str | None = None,
+    ) -> Any:  # PIL.Image, ndarray, Tensor or a list: output_type
         """Stylize one image, a list of images, or a batch with the cached style.
 
         Arguments:
@@ -212,8 +226,14 @@ class Stylizer:
             One result per image of ``content`` (a list gives a list), of the (resized) content size exactly.
         """
         style = self._require_style()
-        call = checks.check_call(alpha=alpha, content_size=content_size, crop=crop, tile_size=tile_size,
-                                 max_pixels=max_pixels, output_type=output_type)
+        call = checks.check_call(
+            alpha=alpha,
+            content_size=content_size,
+            crop=crop,
+            tile_size=tile_size,
+            max_pixels=max_pixels,
+            output_type=output_type,
+        )
         checks.check_hook(content_stats, style.mask)
         items = checks.check_contents(content, max_pixels=call.max_pixels)
         for item in items:  # every image checked before the first is decoded
@@ -222,9 +242,17 @@ class Stylizer:
         outs = [_stylize_one(self.engine, style, item, call, content_stats, callback) for item in items]
         return outs if isinstance(content, (list, tuple)) else outs[0]
 
-    def stylize_tensor(self, content: Tensor, alpha: float = 1.0, *, content_size: int | None = None,
-                       crop: bool = False, content_stats: StatsHook | None = None, tile_size: int | None = None,
-                       callback: Callable[[TileProgress], None] | None = None) -> Tensor:
+    def stylize_tensor(
+        self,
+        content: Tensor,
+        alpha: float = 1.0,
+        *,
+        content_size: int | None = None,
+        crop: bool = False,
+        content_stats: StatsHook | None = None,
+        tile_size: int | None = None,
+        callback: Callable[[TileProgress], None] | None = None,
+    ) -> Tensor:
         """Tensor in, tensor out: ``__call__`` for one tensor, with ``output_type="pt"`` and no PIL on the way.
 
         Arguments:
@@ -243,10 +271,20 @@ class Stylizer:
             (resized, cropped) content size exactly.
         """
         if not isinstance(content, Tensor):
-            raise InputError(f"content: stylize_tensor takes a (C, H, W) or (N, C, H, W) tensor, got "
-                             f"{type(content).__name__}; call the Stylizer itself for images and lists")
-        return self(content, alpha, content_size=content_size, crop=crop, content_stats=content_stats,
-                    tile_size=tile_size, callback=callback, output_type="pt")
+            raise InputError(
+                f"content: stylize_tensor takes a (C, H, W) or (N, C, H, W) tensor, got "
+                f"{type(content).__name__}; call the Stylizer itself for images and lists"
+            )
+        return self(
+            content,
+            alpha,
+            content_size=content_size,
+            crop=crop,
+            content_stats=content_stats,
+            tile_size=tile_size,
+            callback=callback,
+            output_type="pt",
+        )
 
     def frames_per_batch(self, height: int, width: int, *, what: str = "content") -> int:
         """How many ``height x width`` frames one forward pass takes within ``max_memory``.
@@ -298,14 +336,29 @@ def stylize(
     """One image in one call with AdaIN: ``adain.stylize(method="adain")`` (``adain.methods.stylize``, whose
     docstring describes the arguments). Everything is checked once (files: their headers) before weights are
     loaded, let alone downloaded. Returns the result as ``output_type`` says (default an RGB ``PIL.Image``)."""
-    call = checks.check_call(alpha=alpha, content_size=content_size, crop=crop, tile_size=tile_size,
-                             max_pixels=max_pixels, output_type=output_type, by_input=False)
+    call = checks.check_call(
+        alpha=alpha,
+        content_size=content_size,
+        crop=crop,
+        tile_size=tile_size,
+        max_pixels=max_pixels,
+        output_type=output_type,
+        by_input=False,
+    )
     (item,) = checks.check_contents(content, max_pixels=call.max_pixels, many=False)
-    given = checks.check_styles(style, style_size=style_size, style_weights=style_weights, mask=mask,
-                                preserve_color=preserve_color, max_pixels=call.max_pixels, content_hw=item.size)
+    given = checks.check_styles(
+        style,
+        style_size=style_size,
+        style_weights=style_weights,
+        mask=mask,
+        preserve_color=preserve_color,
+        max_pixels=call.max_pixels,
+        content_hw=item.size,
+    )
     device, dtype, max_memory, _ = checks.check_runtime(device, dtype, max_memory)
-    engine = Engine(checks.check_model(model) if model is not None else load_pretrained(), device, dtype,
-                    max_memory=max_memory)
+    engine = Engine(
+        checks.check_model(model) if model is not None else load_pretrained(), device, dtype, max_memory=max_memory
+    )
     return _stylize_one(engine, _load_style(engine, given, call.crop, call.max_pixels), item, call, None, callback)
 
 
@@ -314,13 +367,21 @@ def _load_style(engine: Engine, given: StyleInputs, crop: bool, max_pixels: int)
     for image in given.styles:
         checks.check_fits(engine, *checks.target_size(image.size, given.style_size, crop), what=image.what)
     mask = None if given.mask is None else images.decode_mask(given.mask.source, max_pixels=max_pixels)
-    tensors = [images.decode(s.source, size=given.style_size, crop=crop, what=s.what, max_pixels=max_pixels)[None]
-               for s in given.styles]
+    tensors = [
+        images.decode(s.source, size=given.style_size, crop=crop, what=s.what, max_pixels=max_pixels)[None]
+        for s in given.styles
+    ]
     return engine.style(tensors, given.weights, mask=mask, color=given.color)
 
 
-def _stylize_one(engine: Engine, style: Style, item: CheckedImage, call: CallOptions, hook: StatsHook | None,
-                 callback: Callable[[TileProgress], None] | None):
+def _stylize_one(
+    engine: Engine,
+    style: Style,
+    item: CheckedImage,
+    call: CallOptions,
+    hook: StatsHook | None,
+    callback: Callable[[TileProgress], None] | None,
+):
     """One checked content (an image or a batch) through the engine, returned as ``call.output_type`` says.
     A mask's aspect ratio was checked against it already; here it is only cropped as the content is."""
     if style.mask is not None and call.crop:
@@ -330,10 +391,17 @@ def _stylize_one(engine: Engine, style: Style, item: CheckedImage, call: CallOpt
     if item.batch:
         x = images.decode_batch(item.source, size=call.content_size, crop=call.crop, what=item.what)
     else:
-        x = images.decode(item.source, size=call.content_size, crop=call.crop, what=item.what,
-                          max_pixels=call.max_pixels)[None]
+        x = images.decode(
+            item.source, size=call.content_size, crop=call.crop, what=item.what, max_pixels=call.max_pixels
+        )[None]
     output_type = call.output_type or ("pt" if isinstance(item.source, Tensor) else "pil")
-    out = engine.run(x, style, call.alpha, content_stats=hook, tile_size=call.tile_size, callback=callback,
-                     as_uint8=output_type != "pt")
+    out = engine.run(
+        x,
+        style,
+        call.alpha,
+        content_stats=hook,
+        tile_size=call.tile_size,
+        callback=callback,
+        as_uint8=output_type != "pt",
+    )
     return images.to_output(out, output_type, batch=item.batch)
-

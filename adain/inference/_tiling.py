@@ -67,9 +67,17 @@ class Stage(Protocol):
 
     def style_stats(self, style: Style, content: Tensor) -> list[Stats]: ...
 
-    def render(self, x: Tensor, style: Style, alpha: float, *, stats: Sequence[Stats] | None = None,
-               cells: Tensor | None = None, content_stats: ContentStats | None = None,
-               hook: StatsHook | None = None) -> Tensor: ...
+    def render(
+        self,
+        x: Tensor,
+        style: Style,
+        alpha: float,
+        *,
+        stats: Sequence[Stats] | None = None,
+        cells: Tensor | None = None,
+        content_stats: ContentStats | None = None,
+        hook: StatsHook | None = None,
+    ) -> Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -113,14 +121,18 @@ class Tile:
 
     def owned_pixels(self) -> tuple[slice, slice]:
         """The owned pixels, in the tile's coordinates."""
-        return (slice(self.own_top - self.top, self.own_bottom - self.top),
-                slice(self.own_left - self.left, self.own_right - self.left))
+        return (
+            slice(self.own_top - self.top, self.own_bottom - self.top),
+            slice(self.own_left - self.left, self.own_right - self.left),
+        )
 
     def owned_cells(self) -> tuple[slice, slice]:
         """The owned relu4_1 cells (those covering owned pixels), in the tile's feature grid."""
-        t, l = self.top // MULTIPLE, self.left // MULTIPLE
-        return (slice(self.own_top // MULTIPLE - t, feature_side(self.own_bottom) - t),
-                slice(self.own_left // MULTIPLE - l, feature_side(self.own_right) - l))
+        top, left = self.top // MULTIPLE, self.left // MULTIPLE
+        return (
+            slice(self.own_top // MULTIPLE - top, feature_side(self.own_bottom) - top),
+            slice(self.own_left // MULTIPLE - left, feature_side(self.own_right) - left),
+        )
 
     def cells(self, height: int, width: int) -> tuple[slice, slice]:
         """The tile's padded feature grid within the padded grid of the ``height x width`` image."""
@@ -144,17 +156,20 @@ def _spans(length: int, step: int) -> list[tuple[int, int, int, int]]:
     8), evened out, each computed with ``OVERLAP`` pixels more on either side inside the image."""
     count = -(-length // step)
     step = MULTIPLE * -(-length // (MULTIPLE * count))
-    return [(max(0, a - OVERLAP), min(length, a + step + OVERLAP), a, min(length, a + step))
-            for a in range(0, length, step)]
+    return [
+        (max(0, a - OVERLAP), min(length, a + step + OVERLAP), a, min(length, a + step)) for a in range(0, length, step)
+    ]
 
 
 def grid(height: int, width: int, step: int) -> list[Tile]:
     """The tiles of an ``height x width`` image owning runs of at most ``step`` pixels a side (a multiple of 8),
     in raster order: owned pixels cover the image once, every tile starts on the pooling grid, and every
     edge inside the image is at least ``OVERLAP`` pixels from the pixels its tile owns."""
-    return [Tile(top, bottom, left, right, own_top, own_bottom, own_left, own_right)
-            for top, bottom, own_top, own_bottom in _spans(height, step)
-            for left, right, own_left, own_right in _spans(width, step)]
+    return [
+        Tile(top, bottom, left, right, own_top, own_bottom, own_left, own_right)
+        for top, bottom, own_top, own_bottom in _spans(height, step)
+        for left, right, own_left, own_right in _spans(width, step)
+    ]
 
 
 def _largest_tile(height: int, width: int, step: int) -> int:
@@ -164,8 +179,15 @@ def _largest_tile(height: int, width: int, step: int) -> int:
     return rows * cols
 
 
-def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_pixel: int,
-         device: torch.device, what: str = "content") -> TileGrid | None:
+def plan(
+    height: int,
+    width: int,
+    tile_size: int | None,
+    limit: int | None,
+    per_pixel: int,
+    device: torch.device,
+    what: str = "content",
+) -> TileGrid | None:
     """The tiles for an ``height x width`` content image, or ``None`` to stylize it whole.
 
     Arguments:
@@ -196,23 +218,30 @@ def plan(height: int, width: int, tile_size: int | None, limit: int | None, per_
         return None  # one tile is the whole image: nothing to split
     per_tile = per_pixel * _largest_tile(height, width, step)
     if room is not None and per_tile > room:
-        raise InputError(f"tile_size: tiles of {step} px (with their overlap up to {step + 2 * OVERLAP} px) need "
-                         f"about {per_tile / 2**30:.2f} GiB on {device}, over the {max(room, 0) / 2**30:.2f} GiB "
-                         "left of max_memory; pass a smaller tile_size, or None to choose it from max_memory")
+        raise InputError(
+            f"tile_size: tiles of {step} px (with their overlap up to {step + 2 * OVERLAP} px) need "
+            f"about {per_tile / 2**30:.2f} GiB on {device}, over the {max(room, 0) / 2**30:.2f} GiB "
+            "left of max_memory; pass a smaller tile_size, or None to choose it from max_memory"
+        )
     batch = 1 if room is None else max(1, min(MAX_TILE_BATCH, room // per_tile))
     return TileGrid(height, width, tiles, batch)
 
 
-def _refuse(height: int, width: int, whole: int, limit: int, per_pixel: int, device: torch.device,
-            what: str) -> NoReturn:
+def _refuse(
+    height: int, width: int, whole: int, limit: int, per_pixel: int, device: torch.device, what: str
+) -> NoReturn:
     smallest = per_pixel * _largest_tile(height, width, MULTIPLE)
-    buffers = f" besides {BUFFER_BYTES_PER_PIXEL * height * width / 2**30:.1f} GiB for the whole image" \
-        if device.type == "cpu" else ""
+    buffers = (
+        f" besides {BUFFER_BYTES_PER_PIXEL * height * width / 2**30:.1f} GiB for the whole image"
+        if device.type == "cpu"
+        else ""
+    )
     raise InputError(
         f"{what}: a {width}x{height} image needs about {whole / 2**30:.1f} GiB on {device} at once, and even in "
         f"the smallest tiles about {smallest / 2**30:.2f} GiB{buffers}, over the "
         f"limit of {limit / 2**30:.2f} GiB; raise max_memory if the memory really is there, or pass a smaller "
-        "content_size")
+        "content_size"
+    )
 
 
 def _batches(grid: TileGrid) -> Iterator[list[Tile]]:
@@ -232,9 +261,17 @@ def _pixels(source: Tensor, batch: list[Tile], device: torch.device) -> Tensor:
     return torch.cat(parts).to(device).expand(-1, 3, -1, -1)
 
 
-def stylize(engine: Stage, style: Style, image: Tensor, alpha: float, tiles: TileGrid, *,
-            hook: StatsHook | None = None, callback: Callable[[TileProgress], None] | None = None,
-            as_uint8: bool = False) -> Tensor:
+def stylize(
+    engine: Stage,
+    style: Style,
+    image: Tensor,
+    alpha: float,
+    tiles: TileGrid,
+    *,
+    hook: StatsHook | None = None,
+    callback: Callable[[TileProgress], None] | None = None,
+    as_uint8: bool = False,
+) -> Tensor:
     """One image stylized tile by tile, with the result ``engine`` gives for it whole (``Engine.run``).
 
     Arguments:
@@ -261,8 +298,16 @@ def stylize(engine: Stage, style: Style, image: Tensor, alpha: float, tiles: Til
     return out
 
 
-def _stylize_into(out: Tensor, engine: Stage, style: Style, image: Tensor, alpha: float, tiles: TileGrid,
-                  hook: StatsHook | None, callback: Callable[[TileProgress], None] | None) -> None:
+def _stylize_into(
+    out: Tensor,
+    engine: Stage,
+    style: Style,
+    image: Tensor,
+    alpha: float,
+    tiles: TileGrid,
+    hook: StatsHook | None,
+    callback: Callable[[TileProgress], None] | None,
+) -> None:
     """``stylize``'s two passes, writing each tile's owned pixels into ``out``."""
     height, width = image.shape[-2:]
     x = image[None]
@@ -285,8 +330,9 @@ def _stylize_into(out: Tensor, engine: Stage, style: Style, image: Tensor, alpha
     for batch in _batches(tiles):
         masks = None if fg is None else torch.cat([fg[(...,) + t.cells(height, width)] for t in batch])
         masks = None if masks is None else masks.to(engine.device)
-        styled = engine.render(_pixels(source, batch, engine.device), style, alpha, stats=s_stats, cells=masks,
-                               content_stats=c_stats)
+        styled = engine.render(
+            _pixels(source, batch, engine.device), style, alpha, stats=s_stats, cells=masks, content_stats=c_stats
+        )
         for tile, result in zip(batch, styled):
             rows, cols = tile.owned_pixels()
             result = result[:, rows, cols]
@@ -299,8 +345,9 @@ def _stylize_into(out: Tensor, engine: Stage, style: Style, image: Tensor, alpha
         report(len(batch))
 
 
-def statistics(engine: Stage, source: Tensor, tiles: TileGrid, fg: Tensor | None,
-               report: Callable[[int], None] | None = None) -> ContentStats:
+def statistics(
+    engine: Stage, source: Tensor, tiles: TileGrid, fg: Tensor | None, report: Callable[[int], None] | None = None
+) -> ContentStats:
     """Pass 1: the content statistics of a whole image from its tiles' owned, valid feature cells.
 
     Arguments:

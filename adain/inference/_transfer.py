@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -25,7 +24,7 @@ from ..modeling._ops import affine, blend_stats, calc_mean_std, masked_mean_std
 Stats = tuple[Tensor, Tensor]
 """``(mean, std)``, each ``(N or 1, C, 1, 1)`` float32."""
 
-ContentStats = Union[Stats, list[Optional[Stats]]]
+ContentStats = Stats | list[Stats | None]
 """Without a mask one ``Stats``; with a mask ``[foreground, background]``, ``None`` for a region without a cell
 in the whole image (``Moments``, for tiles)."""
 
@@ -84,8 +83,9 @@ def content_stats(f_c: Tensor, fg: Tensor | None, size: tuple[int, int], eps: fl
     return [masked_mean_std(f_c.float(), region & valid, eps) for region in (fg, ~fg)]
 
 
-def adain(f_c: Tensor, c_stats: ContentStats, s_stats: Sequence[Stats], weights: Sequence[float],
-          fg: Tensor | None) -> Tensor:
+def adain(
+    f_c: Tensor, c_stats: ContentStats, s_stats: Sequence[Stats], weights: Sequence[float], fg: Tensor | None
+) -> Tensor:
     """AdaIN (``affine``) of ``f_c`` (any part of a padded feature map) with given content statistics, as float32.
 
     Without ``fg`` the styles' statistics are blended with ``weights`` (``blend_stats``); with ``fg`` (on

@@ -27,7 +27,7 @@ def _decoder_plan(convs: tuple[tuple[str, int, int] | str, ...]) -> tuple[Step, 
         name = entry[0]
         steps.append(Step("conv", name))
         if entry is not convs[-1]:
-            steps.append(Step("relu", "relu" + name[len("conv"):]))
+            steps.append(Step("relu", "relu" + name[len("conv") :]))
     return tuple(steps)
 
 

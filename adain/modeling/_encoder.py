@@ -28,7 +28,7 @@ _LAST_CONV_OF_BLOCK = {"conv1_2": "pool1", "conv2_2": "pool2", "conv3_4": "pool3
 def _encoder_plan(convs: Iterable[tuple[str, int, int]]) -> tuple[Step, ...]:
     steps = [Step("preprocess", "preprocess")]
     for conv, _, _ in convs:
-        steps += [Step("conv", conv), Step("relu", "relu" + conv[len("conv"):])]
+        steps += [Step("conv", conv), Step("relu", "relu" + conv[len("conv") :])]
         if conv in _LAST_CONV_OF_BLOCK:
             steps.append(Step("pool", _LAST_CONV_OF_BLOCK[conv]))
     return tuple(steps)
@@ -66,7 +66,7 @@ class VGGEncoder(nn.Module):
             raise ValueError(f"last_layer must be one of the relu layers in {LAYER_NAMES}, got {last_layer!r}")
         self.last_layer = last_layer
         self.preprocess = nn.Conv2d(3, 3, kernel_size=1)
-        last_conv = "conv" + last_layer[len("relu"):]
+        last_conv = "conv" + last_layer[len("relu") :]
         for name, cin, cout in VGG_CONVS:
             self.add_module(name, nn.Conv2d(cin, cout, kernel_size=3, padding=1, padding_mode="reflect"))
             if name == last_conv:

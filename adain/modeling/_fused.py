@@ -92,8 +92,11 @@ class _FusedOps(Ops):
     def __init__(self, network: nn.Module, plan: Sequence[Step]) -> None:
         super().__init__(network)
         after = [*plan[1:], None]
-        self.convs = {name: _Conv(getattr(network, name), relu=nxt is not None and nxt.kind == "relu")
-                      for (kind, name), nxt in zip(plan, after) if kind == "conv"}
+        self.convs = {
+            name: _Conv(getattr(network, name), relu=nxt is not None and nxt.kind == "relu")
+            for (kind, name), nxt in zip(plan, after)
+            if kind == "conv"
+        }
 
     def conv(self, name: str, h: Tensor) -> Tensor:
         return self.convs[name](h)

@@ -186,9 +186,7 @@ def coral(source: Tensor, target: Tensor) -> Tensor:
     chunks (``colour_moments``), so a huge content image costs no float64 copy of itself.
     """
     if source.dim() != 3 or target.dim() != 3 or source.shape[0] != 3 or target.shape[0] != 3:
-        raise ValueError(
-            f"coral expects two (3, H, W) images, got {tuple(source.shape)} and {tuple(target.shape)}"
-        )
+        raise ValueError(f"coral expects two (3, H, W) images, got {tuple(source.shape)} and {tuple(target.shape)}")
     s_mean, s_std, s_scatter = colour_moments(source)
     t_mean, t_std, t_scatter = (m.to(source.device) for m in colour_moments(target))
     eye = torch.eye(3, dtype=torch.float64, device=source.device)

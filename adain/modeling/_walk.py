@@ -66,8 +66,14 @@ class Ops:
         pool_scale: optional ``{pool name: factor}`` multiplying a pooling step's output.
     """
 
-    def __init__(self, network: nn.Module, *, keep: Collection[str] = (), pooling: str = "max",
-                 pool_scale: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        *,
+        keep: Collection[str] = (),
+        pooling: str = "max",
+        pool_scale: Mapping[str, float] | None = None,
+    ) -> None:
         self.network = network
         self.keep = keep
         self.pool_fn = F.max_pool2d if pooling == "max" else F.avg_pool2d
@@ -82,7 +88,7 @@ class Ops:
     def relu(self, name: str, h: Tensor) -> Tensor:
         # In place (about 7% faster on CPU: no extra full-size tensor) unless the convolution's output is
         # returned; autograd is fine with it, a convolution's backward does not need its output.
-        return torch.relu(h) if "conv" + name[len("relu"):] in self.keep else torch.relu_(h)
+        return torch.relu(h) if "conv" + name[len("relu") :] in self.keep else torch.relu_(h)
 
     def pool(self, name: str, h: Tensor) -> Tensor:
         h = self.pool_fn(h, kernel_size=2, stride=2, ceil_mode=True)

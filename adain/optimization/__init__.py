@@ -23,4 +23,7 @@ from ._options import GatysOptions as GatysOptions
 __all__ = ["gatys", "gatys_tensor", "GatysOptions", "GatysProgress", "MemoryEstimate"]
 
 # The modules of the first layout, internal now: reachable for a while, with a DeprecationWarning.
-__getattr__ = moved_modules(__name__, {name: f"adain.optimization._{name}" for name in ('api', 'losses', 'memory', 'optimize', 'options', 'pyramid')})
+__getattr__ = moved_modules(
+    __name__,
+    {name: f"adain.optimization._{name}" for name in ("api", "losses", "memory", "optimize", "options", "pyramid")},
+)

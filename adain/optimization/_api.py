@@ -20,15 +20,15 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .._arguments import check_mask_styles, color_mode, normalize_style_weights, pop_deprecated
-from ..modeling._color import luma, match_luma, replace_luma
-from ..errors import InputError
 from .._images import ImageLike, check_mask_aspect, image_size, mask_size, tensor_to_pil, to_mask, to_tensor
+from .._runtime import memory_budget, resolve_device, resolve_dtype
+from ..errors import InputError
+from ..inference._checks import style_list
 from ..model import AdaINModel, load_pretrained
 from ..modeling import _padding as padding
+from ..modeling._color import luma, match_luma, replace_luma
 from ..modeling._encoder import LAYER_NAMES
 from ..modeling._ops import coral
-from ..inference._checks import style_list
-from .._runtime import memory_budget, resolve_device, resolve_dtype
 from ._losses import STYLE_LOSSES, ContentLoss
 from ._memory import MemoryEstimate, estimate_memory, largest_fitting_size
 from ._optimize import GatysProgress, Objective, make_progress, optimize_scale
@@ -40,8 +40,14 @@ Callback = Callable[[GatysProgress], "bool | None"]
 _POOLS = {"pool1": "relu1_2", "pool2": "relu2_2", "pool3": "relu3_4", "pool4": "relu4_4"}
 
 
-def gatys(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model: AdaINModel | None = None,
-          callback: Callback | None = None, **options: Any) -> Image.Image:
+def gatys(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    *,
+    model: AdaINModel | None = None,
+    callback: Callback | None = None,
+    **options: Any,
+) -> Image.Image:
     """Stylize ``content`` with ``style`` by optimising the image (Gatys et al. 2016).
 
     Every image and option is checked (files: their headers) before weights are loaded, and the memory the
@@ -72,7 +78,8 @@ def gatys(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model: 
 
 # typeshed's FunctionType lacks __signature__, the attribute inspect.signature reads first (PEP 362).
 gatys.__signature__ = options_signature(  # type: ignore[attr-defined]
-    gatys, list(inspect.signature(gatys).parameters.values())[:4])
+    gatys, list(inspect.signature(gatys).parameters.values())[:4]
+)
 
 
 _DEPRECATED = {"style_blend": "style_weights", "memory_limit": "max_memory"}
@@ -133,15 +140,24 @@ def _encoder(model, device: torch.device) -> nn.Module:
     return encoder
 
 
-def plan_memory(opts: GatysOptions, height: int, width: int, style_sizes: list[tuple[int, int]],
-                feature_bytes: int) -> MemoryEstimate:
+def plan_memory(
+    opts: GatysOptions, height: int, width: int, style_sizes: list[tuple[int, int]], feature_bytes: int
+) -> MemoryEstimate:
     """The memory estimate for optimising ``height x width`` with ``opts`` (see ``adain.optimization._memory``)."""
     layers = list(opts.content_layers) + list(opts.style_layers)
     return estimate_memory(
-        height, width, style_sizes=style_sizes, deepest=max(layers, key=LAYER_NAMES.index),
-        style_layers=tuple(opts.style_layers), style_terms=len(style_sizes) if opts.masks or opts.mask is not None else 1,
-        style_loss=opts.style_loss, optimizer=opts.optimizer, history_size=opts.history_size,
-        channels=1 if opts.preserve_color == "luminance" else 3, feature_bytes=feature_bytes, pooling=opts.pooling,
+        height,
+        width,
+        style_sizes=style_sizes,
+        deepest=max(layers, key=LAYER_NAMES.index),
+        style_layers=tuple(opts.style_layers),
+        style_terms=len(style_sizes) if opts.masks or opts.mask is not None else 1,
+        style_loss=opts.style_loss,
+        optimizer=opts.optimizer,
+        history_size=opts.history_size,
+        channels=1 if opts.preserve_color == "luminance" else 3,
+        feature_bytes=feature_bytes,
+        pooling=opts.pooling,
     )
 
 
@@ -175,7 +191,7 @@ def _pool_scale(encoder, image: Tensor, autocast: torch.dtype | None) -> dict[st
     scale) and scale the average-pooled output by ``mean(maxpool(a)) / mean(avgpool(a))``.
     """
     image = padding.pad_for_layers(image, _POOLS.values())  # tiny images, as the objective pads them
-    with torch.no_grad(), (torch.autocast(image.device.type, dtype=autocast) if autocast else contextlib.nullcontext()):
+    with torch.no_grad(), torch.autocast(image.device.type, dtype=autocast) if autocast else contextlib.nullcontext():
         taps = encoder(image, tuple(_POOLS.values()), pooling="max")
     scale = {}
     for pool, layer in _POOLS.items():
@@ -185,8 +201,14 @@ def _pool_scale(encoder, image: Tensor, autocast: torch.dtype | None) -> dict[st
     return scale
 
 
-def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, model: AdaINModel | None = None,
-                 callback: Callback | None = None, **options: Any) -> Tensor:
+def gatys_tensor(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    *,
+    model: AdaINModel | None = None,
+    callback: Callback | None = None,
+    **options: Any,
+) -> Tensor:
     """As ``gatys``, but returns the ``(3, H, W)`` float32 result on the CPU, unclamped (about [0, 1]).
 
     Arguments:
@@ -226,8 +248,9 @@ def gatys_tensor(content: ImageLike, style: ImageLike | Sequence[ImageLike], *, 
     return out[0].float().cpu()
 
 
-def _working_size(opts: GatysOptions, size: tuple[int, int], style_sizes, feature_bytes: int,
-                  device: torch.device) -> tuple[int, int]:
+def _working_size(
+    opts: GatysOptions, size: tuple[int, int], style_sizes, feature_bytes: int, device: torch.device
+) -> tuple[int, int]:
     """The size to optimise at: ``size`` when the memory estimate fits the budget, else (``on_oom="shrink"``)
     the largest size that does; ``InputError`` naming that size otherwise."""
     height, width = size
@@ -235,10 +258,14 @@ def _working_size(opts: GatysOptions, size: tuple[int, int], style_sizes, featur
     estimate = plan_memory(opts, height, width, style_sizes(height, width), feature_bytes)
     if budget is None or estimate.total <= budget:
         return size
-    fits = largest_fitting_size(height, width, budget,
-                                lambda h, w: plan_memory(opts, h, w, style_sizes(h, w), feature_bytes))
-    hint = f"the largest size that fits is about {min(fits)} px (content_size={min(fits)})" if fits else \
-        "not even a 16 px image fits"
+    fits = largest_fitting_size(
+        height, width, budget, lambda h, w: plan_memory(opts, h, w, style_sizes(h, w), feature_bytes)
+    )
+    hint = (
+        f"the largest size that fits is about {min(fits)} px (content_size={min(fits)})"
+        if fits
+        else "not even a 16 px image fits"
+    )
     if opts.on_oom == "error" or fits is None:
         raise InputError(
             f"content_size: optimising {width}x{height} needs about {estimate.total / 2**30:.2f} GiB on {device} "
@@ -284,8 +311,11 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
         styles = [match_luma(luma(s), content_y).expand(-1, 3, -1, -1) for s in styles]
         content = content_y
     masks = _region_guides(opts, size)
-    targets = _Targets(styles, normalize_style_weights(opts.style_weights, len(styles)),
-                       [m.to(device) for m in masks] if masks is not None else None)
+    targets = _Targets(
+        styles,
+        normalize_style_weights(opts.style_weights, len(styles)),
+        [m.to(device) for m in masks] if masks is not None else None,
+    )
     sizes = pyramid_sizes(*size, min_size=opts.min_size) if opts.pyramid else [size]
     lr, decay = opts.resolved_lr(), opts.resolved_decay()
     gen = torch.Generator().manual_seed(opts.seed)
@@ -316,9 +346,17 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
             progress = make_progress(index, len(sizes), hw, step, steps, losses, start, device)
             return bool(callback(progress))
 
-        result = optimize_scale(objective, x, optimizer=opts.optimizer, steps=steps, lr=lr,
-                                history_size=opts.history_size, average_decay=decay,
-                                adam_state=adam_state, report=report)
+        result = optimize_scale(
+            objective,
+            x,
+            optimizer=opts.optimizer,
+            steps=steps,
+            lr=lr,
+            history_size=opts.history_size,
+            average_decay=decay,
+            adam_state=adam_state,
+            report=report,
+        )
         x, adam_state = result.image, result.adam_state
         if result.stopped:
             break
@@ -329,27 +367,54 @@ def _run(encoder, content_t, styles, opts: GatysOptions, device, autocast, size,
     return x
 
 
-def _scale_objective(encoder, opts: GatysOptions, content_s: Tensor, targets: _Targets, hw: tuple[int, int],
-                     style_hw: list[tuple[int, int]], pool_scale: dict[str, float] | None,
-                     autocast: torch.dtype | None) -> Objective:
+def _scale_objective(
+    encoder,
+    opts: GatysOptions,
+    content_s: Tensor,
+    targets: _Targets,
+    hw: tuple[int, int],
+    style_hw: list[tuple[int, int]],
+    pool_scale: dict[str, float] | None,
+    autocast: torch.dtype | None,
+) -> Objective:
     """The loss at one pyramid scale: content and style targets measured from ``content_s`` (of size ``hw``)
     and the styles resized to ``style_hw``. The features are freed on return; the loss terms keep only
     their targets."""
-    probe = Objective(encoder, [], [], tv_weight=0, normalize=False, pooling=opts.pooling,
-                      pool_scale=pool_scale, autocast_dtype=autocast)
+    probe = Objective(
+        encoder,
+        [],
+        [],
+        tv_weight=0,
+        normalize=False,
+        pooling=opts.pooling,
+        pool_scale=pool_scale,
+        autocast_dtype=autocast,
+    )
     probe.layers = tuple(dict.fromkeys(list(opts.content_layers) + list(opts.style_layers)))
     with torch.no_grad():
         c_feats = probe.features(content_s)
         s_feats = [probe.features(resize(s, sh)) for s, sh in zip(targets.styles, style_hw)]
     content_terms = [(layer, ContentLoss(c_feats[layer]), opts.content_weight) for layer in opts.content_layers]
     style_terms = _style_terms(opts, c_feats, s_feats, targets, hw)
-    return Objective(encoder, content_terms, style_terms, tv_weight=opts.tv_weight,
-                     normalize=opts.normalize_gradients, pooling=opts.pooling,
-                     pool_scale=pool_scale, autocast_dtype=autocast)
+    return Objective(
+        encoder,
+        content_terms,
+        style_terms,
+        tv_weight=opts.tv_weight,
+        normalize=opts.normalize_gradients,
+        pooling=opts.pooling,
+        pool_scale=pool_scale,
+        autocast_dtype=autocast,
+    )
 
 
-def _style_terms(opts: GatysOptions, c_feats: dict[str, Tensor], s_feats: list[dict[str, Tensor]],
-                 targets: _Targets, hw: tuple[int, int]) -> list[tuple[str, nn.Module, float]]:
+def _style_terms(
+    opts: GatysOptions,
+    c_feats: dict[str, Tensor],
+    s_feats: list[dict[str, Tensor]],
+    targets: _Targets,
+    hw: tuple[int, int],
+) -> list[tuple[str, nn.Module, float]]:
     """``(layer, loss, weight)`` per style layer: one loss of the blended styles, or with masks one per
     style, weighted by its region resized to the layer's feature map."""
     loss_cls = STYLE_LOSSES[opts.style_loss]
@@ -369,8 +434,9 @@ def _style_terms(opts: GatysOptions, c_feats: dict[str, Tensor], s_feats: list[d
     return terms
 
 
-def _initial(opts: GatysOptions, content_s: Tensor, hw: tuple[int, int], gen: torch.Generator,
-             luminance: bool) -> Tensor:
+def _initial(
+    opts: GatysOptions, content_s: Tensor, hw: tuple[int, int], gen: torch.Generator, luminance: bool
+) -> Tensor:
     channels = 1 if luminance else 3
     if isinstance(opts.init, str) and opts.init == "content":
         return content_s.clone()
@@ -381,4 +447,3 @@ def _initial(opts: GatysOptions, content_s: Tensor, hw: tuple[int, int], gen: to
     if luminance:
         image = luma(image)
     return resize(image, hw)
-

@@ -76,8 +76,18 @@ class Objective(nn.Module):
         autocast_dtype: ``torch.bfloat16`` to run the encoder forward under autocast, else ``None``.
     """
 
-    def __init__(self, encoder, content_terms, style_terms, *, tv_weight: float, normalize: bool,
-                 pooling: str, pool_scale: Mapping[str, float] | None, autocast_dtype: torch.dtype | None) -> None:
+    def __init__(
+        self,
+        encoder,
+        content_terms,
+        style_terms,
+        *,
+        tv_weight: float,
+        normalize: bool,
+        pooling: str,
+        pool_scale: Mapping[str, float] | None,
+        autocast_dtype: torch.dtype | None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.content_layers = [layer for layer, _, _ in content_terms]
@@ -122,10 +132,20 @@ class Objective(nn.Module):
         """Returns ``(total, {"content", "style", "tv"})``: float32 scalars, weights applied."""
         feats = self.features(image)
         zero = image.new_zeros((), dtype=torch.float32)
-        content = sum((self._term(feats[layer], loss, w) for layer, loss, w in
-                       zip(self.content_layers, self.content_losses, self.content_weights)), zero)
-        style = sum((self._term(feats[layer], loss, w) for layer, loss, w in
-                     zip(self.style_layers, self.style_losses, self.style_weights)), zero)
+        content = sum(
+            (
+                self._term(feats[layer], loss, w)
+                for layer, loss, w in zip(self.content_layers, self.content_losses, self.content_weights)
+            ),
+            zero,
+        )
+        style = sum(
+            (
+                self._term(feats[layer], loss, w)
+                for layer, loss, w in zip(self.style_layers, self.style_losses, self.style_weights)
+            ),
+            zero,
+        )
         tv = self._term(image, self.tv, self.tv_weight) if self.tv_weight else zero
         return content + style + tv, {"content": content, "style": style, "tv": tv}
 
@@ -189,8 +209,15 @@ def optimize_scale(
     x = init.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     opt: torch.optim.Optimizer
     if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=lr, max_iter=1, history_size=history_size,
-                                tolerance_grad=0.0, tolerance_change=0.0, line_search_fn=None)
+        opt = torch.optim.LBFGS(
+            [x],
+            lr=lr,
+            max_iter=1,
+            history_size=history_size,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            line_search_fn=None,
+        )
     else:
         opt = torch.optim.Adam([x], lr=lr)
         carried = _carry_adam_state(adam_state, (x.shape[-2], x.shape[-1]))
@@ -224,9 +251,25 @@ def optimize_scale(
     return ScaleResult(image.detach().clone(), state, stopped)
 
 
-def make_progress(scale: int, scales: int, size: tuple[int, int], step: int, steps: int,
-                  losses: Mapping[str, Tensor], start: float, device: torch.device) -> GatysProgress:
+def make_progress(
+    scale: int,
+    scales: int,
+    size: tuple[int, int],
+    step: int,
+    steps: int,
+    losses: Mapping[str, Tensor],
+    start: float,
+    device: torch.device,
+) -> GatysProgress:
     """The ``GatysProgress`` of a step; its losses are read from the device in one transfer (one wait)."""
     values = torch.stack([v.float() for v in losses.values()]).tolist() if losses else []
-    return GatysProgress(scale, scales, size, step, steps, MappingProxyType(dict(zip(losses, values))),
-                         time.perf_counter() - start, peak_memory(device))
+    return GatysProgress(
+        scale,
+        scales,
+        size,
+        step,
+        steps,
+        MappingProxyType(dict(zip(losses, values))),
+        time.perf_counter() - start,
+        peak_memory(device),
+    )

@@ -11,16 +11,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
 from .._arguments import COLOR_MODES, check_int, check_number, check_size, check_style_weights, number_list
-from ..errors import InputError
 from .._images import ImageLike
-from ..modeling._encoder import LAYER_NAMES, VGG_CONVS
 from .._runtime import check_max_memory, resolve_dtype
+from ..errors import InputError
+from ..modeling._encoder import LAYER_NAMES, VGG_CONVS
 from ._losses import STYLE_LOSSES
 
 LAYER_WEIGHTINGS = ("equal", "inverse_square", "geometric")
@@ -117,7 +117,7 @@ class GatysOptions:
     masks: Sequence[ImageLike] | None = None
     content_layers: Sequence[str] = ("relu4_2",)
     style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    layer_weights: Union[str, Sequence[float]] = "equal"
+    layer_weights: str | Sequence[float] = "equal"
     content_weight: float = 1.0
     style_weight: float = 20.0
     tv_weight: float = 0.0
@@ -129,15 +129,15 @@ class GatysOptions:
     coarse_iterations: int | None = None
     history_size: int = 100
     seed: int = 0
-    init: Union[str, ImageLike] = "content"
+    init: str | ImageLike = "content"
     pyramid: bool = True
     min_size: int = 128
     average: bool = True
     average_decay: float | None = None
     preserve_color: str | None = None
     pooling: str = "avg"
-    device: Union[str, torch.device, None] = None
-    dtype: Union[str, torch.dtype, None] = None
+    device: str | torch.device | None = None
+    dtype: str | torch.dtype | None = None
     max_memory: int | None = None
     on_oom: str = "error"
 
@@ -214,8 +214,10 @@ def _layer_weights(opts: GatysOptions) -> str | tuple[float, ...]:
     if isinstance(lw, str):
         _choice(opts, "layer_weights", LAYER_WEIGHTINGS)
         return lw
-    message = (f"must be one of {LAYER_WEIGHTINGS} or {len(opts.style_layers)} non-negative numbers (one per "
-               f"style layer, not all 0), got {lw!r}")
+    message = (
+        f"must be one of {LAYER_WEIGHTINGS} or {len(opts.style_layers)} non-negative numbers (one per "
+        f"style layer, not all 0), got {lw!r}"
+    )
     try:
         values = number_list(lw, "layer_weights")
     except InputError:

@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def pyramid_sizes(height: int, width: int, *, min_size: int = 128, factor: float = math.sqrt(2)) -> list[tuple[int, int]]:
+def pyramid_sizes(
+    height: int, width: int, *, min_size: int = 128, factor: float = math.sqrt(2)
+) -> list[tuple[int, int]]:
     """``(h, w)`` of every scale, smallest first, ending at exactly ``(height, width)``.
 
     Each scale is ``factor`` (``sqrt(2)``) times the previous one; the smallest has a shorter side of at

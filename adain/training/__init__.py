@@ -54,5 +54,10 @@ __all__ = [
 ]
 
 # The modules of the first layout, internal now: reachable for a while, with a DeprecationWarning.
-__getattr__ = moved_modules(__name__, {name: f"adain.training._{name}" for name in (
-    "badfiles", "checkpoint", "config", "data", "lock", "loop", "report", "setup", "step")})
+__getattr__ = moved_modules(
+    __name__,
+    {
+        name: f"adain.training._{name}"
+        for name in ("badfiles", "checkpoint", "config", "data", "lock", "loop", "report", "setup", "step")
+    },
+)

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..errors import ImageReadError, InputError
 from .._io import IMAGE_EXTENSIONS, list_images, read_image
+from ..errors import ImageReadError, InputError
 from ._errors import Setting
 
 MIN_TOLERATED = 3
@@ -78,9 +78,11 @@ def too_many_bad(root: Path, bad: int, n: int, fraction: float) -> tuple[str | S
     tolerated = bad_files_tolerated(n, fraction)
     if bad <= tolerated:
         return None
-    return (f"{root}: {bad} of {n} images are unreadable or too small, more than the {tolerated} a run tolerates (",
-            Setting("max_bad_fraction", fraction), f", at least {MIN_TOLERATED}, at most half the folder); is it the "
-            "right folder?")
+    return (
+        f"{root}: {bad} of {n} images are unreadable or too small, more than the {tolerated} a run tolerates (",
+        Setting("max_bad_fraction", fraction),
+        f", at least {MIN_TOLERATED}, at most half the folder); is it the right folder?",
+    )
 
 
 @dataclass
@@ -118,8 +120,14 @@ class _Probe(torch.utils.data.Dataset):
         return ""
 
 
-def check_folder(root: str | os.PathLike, *, min_side: int, fraction: float, workers: int = 0,
-                 progress: Callable[[int, int], None] | None = None) -> FolderCheck:
+def check_folder(
+    root: str | os.PathLike,
+    *,
+    min_side: int,
+    fraction: float,
+    workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> FolderCheck:
     """Open every image below ``root`` once (``workers`` processes) and report the bad ones, in file order.
 
     ``progress(checked, total)`` is called after each file.

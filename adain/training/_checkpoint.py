@@ -39,9 +39,11 @@ def capture_rng_state() -> dict[str, Any]:
     """Every global RNG state, as plain containers and tensors (loadable with ``weights_only=True``)."""
     numpy_state = np.random.get_state(legacy=True)
     if not isinstance(numpy_state, tuple):  # a dict: np.random.set_bit_generator replaced the legacy MT19937
-        raise TrainingError(f"cannot checkpoint NumPy's global random state: its generator is "
-                            f"{numpy_state['bit_generator']}, not MT19937 (np.random.set_bit_generator); "
-                            "leave NumPy's global generator as it is while training")
+        raise TrainingError(
+            f"cannot checkpoint NumPy's global random state: its generator is "
+            f"{numpy_state['bit_generator']}, not MT19937 (np.random.set_bit_generator); "
+            "leave NumPy's global generator as it is while training"
+        )
     kind, keys, pos, has_gauss, gauss = numpy_state
     state: dict[str, Any] = {
         "python": random.getstate(),
@@ -96,8 +98,11 @@ def _write_error(path: Path, exc: Exception) -> CheckpointWriteError:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     advice = ("free some space and continue with " if full else "continue with ", Setting("resume", True))
     previous = [p for p in list_checkpoints(path.parent.parent) if p != path]
-    kept = ((f"the previous checkpoint {previous[-1]} is intact: ", *advice) if previous
-            else ("no checkpoint of this run was written yet",))
+    kept = (
+        (f"the previous checkpoint {previous[-1]} is intact: ", *advice)
+        if previous
+        else ("no checkpoint of this run was written yet",)
+    )
     return CheckpointWriteError(f"cannot write checkpoint {path}: {reason}; ", *kept)
 
 
@@ -123,8 +128,9 @@ def _load_valid(path: Path) -> dict[str, Any]:
     return state
 
 
-def load_latest_checkpoint(run_dir: str | os.PathLike,
-                           on_invalid: Callable[[Path, str], None] | None = None) -> tuple[Path, dict] | None:
+def load_latest_checkpoint(
+    run_dir: str | os.PathLike, on_invalid: Callable[[Path, str], None] | None = None
+) -> tuple[Path, dict] | None:
     """The newest checkpoint that loads and is complete, as ``(path, state)``; ``None`` if there is none.
 
     A newer file that fails (truncated, overwritten, non-finite weights) is passed to
@@ -135,5 +141,7 @@ def load_latest_checkpoint(run_dir: str | os.PathLike,
             return path, _load_valid(path)
         except Exception as exc:  # noqa: BLE001 -- any failure to read means "not usable", reported
             if on_invalid is not None:
-                on_invalid(path, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+                on_invalid(
+                    path, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                )
     return None

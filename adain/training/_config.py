@@ -97,7 +97,9 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """This configuration, checked, with paths as strings (``os.PathLike`` accepted; a checkpoint stores
         plain values). Raises ``ConfigError`` naming the first field that cannot be used."""
-        paths = {name: os.fspath(getattr(self, name)) for name in _PATHS if isinstance(getattr(self, name), os.PathLike)}
+        paths = {
+            name: os.fspath(getattr(self, name)) for name in _PATHS if isinstance(getattr(self, name), os.PathLike)
+        }
         config = replace(self, **paths)
         for name in ("content_dir", "style_dir"):
             if not getattr(config, name):
@@ -107,11 +109,17 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(name, f"must be an integer, at least 1, got {value!r}")
         if config.crop_size > config.image_size or config.crop_size % 8:
-            raise ConfigError("crop_size", "must be a multiple of 8 and at most ", Setting("image_size"),
-                              f" ({config.image_size}), got {config.crop_size}")
+            raise ConfigError(
+                "crop_size",
+                "must be a multiple of 8 and at most ",
+                Setting("image_size"),
+                f" ({config.image_size}), got {config.crop_size}",
+            )
         if len(config.style_layer_weights) != 4:
-            raise ConfigError("style_layer_weights", "needs 4 numbers (relu1_1, relu2_1, relu3_1, relu4_1), got "
-                              f"{config.style_layer_weights!r}")
+            raise ConfigError(
+                "style_layer_weights",
+                f"needs 4 numbers (relu1_1, relu2_1, relu3_1, relu4_1), got {config.style_layer_weights!r}",
+            )
         if config.dtype not in ("auto", "float32", "bfloat16"):
             raise ConfigError("dtype", f"must be auto, float32 or bfloat16, got {config.dtype!r}")
         if not 0 <= config.max_bad_fraction <= 1:
@@ -203,8 +211,11 @@ def _typed(value: Any, key: str, path: Path) -> Any:
     kind = hints[name]
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if typing.get_origin(kind) is tuple:
-        if isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                     for v in value):
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        ):
             return tuple(float(v) for v in value)
         expected = "a list of numbers, e.g. [1.0, 1.0, 1.0, 1.0]"
     elif kind is float and number:
@@ -214,5 +225,3 @@ def _typed(value: Any, key: str, path: Path) -> Any:
     else:
         expected = _EXPECTED.get(kind, str(kind))
     raise InputError(f"{path}: {key} = {json.dumps(value, default=str)} must be {expected}")
-
-

@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..errors import InputError
 from .._images import resized_size
+from ..errors import InputError
 from ._badfiles import failure_message, find_images, open_usable
 
 _CONTENT_STREAM, _STYLE_STREAM = 0, 1
@@ -42,8 +42,9 @@ class ImageStream:
         min_side: images whose shorter side is below this many pixels are skipped as too small.
     """
 
-    def __init__(self, root: str | os.PathLike, *, image_size: int, crop_size: int, seed: int, stream: int,
-                 min_side: int = 0) -> None:
+    def __init__(
+        self, root: str | os.PathLike, *, image_size: int, crop_size: int, seed: int, stream: int, min_side: int = 0
+    ) -> None:
         if crop_size > image_size:
             raise InputError(f"crop_size ({crop_size}) must not exceed image_size ({image_size})")
         self.root = Path(root)

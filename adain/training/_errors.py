@@ -87,8 +87,13 @@ class RunExistsError(ConfigError):
 
     def __init__(self, run_dir: Path, entries: list[str]) -> None:
         self.run_dir, self.entries = run_dir, list(entries)
-        super().__init__("out", f"{run_dir} already holds a run ({', '.join(entries)}): continue it with ",
-                         Setting("resume", True), ", or choose another ", Setting("out"))
+        super().__init__(
+            "out",
+            f"{run_dir} already holds a run ({', '.join(entries)}): continue it with ",
+            Setting("resume", True),
+            ", or choose another ",
+            Setting("out"),
+        )
 
 
 class TrainingError(NamesSettings, AdaINError, RuntimeError):

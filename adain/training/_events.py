@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -183,12 +183,21 @@ class PushedEvent:
     kind: Literal["pushed"] = field(default="pushed", init=False)
 
 
-TrainEvent = Union[StartEvent, StepEvent, LogEvent, CheckpointEvent, InvalidCheckpointEvent, NewRunEvent,
-                   BadImageEvent, DoneEvent, PushedEvent]
+TrainEvent = (
+    StartEvent
+    | StepEvent
+    | LogEvent
+    | CheckpointEvent
+    | InvalidCheckpointEvent
+    | NewRunEvent
+    | BadImageEvent
+    | DoneEvent
+    | PushedEvent
+)
 """Any event ``train`` reports: ``StartEvent``, ``StepEvent``, ``LogEvent``, ``CheckpointEvent``,
 ``InvalidCheckpointEvent``, ``NewRunEvent``, ``BadImageEvent``, ``DoneEvent`` or ``PushedEvent``."""
 
-Callback = Callable[[TrainEvent], Union[bool, None]]
+Callback = Callable[[TrainEvent], bool | None]
 """``callback(event)``; returning ``True`` stops the run at the end of the step (checkpoint, then ``Interrupted``)."""
 
 
@@ -203,9 +212,12 @@ class Reporter:
         self.stop_requested = False
         self._callback: Callable[[TrainEvent], Any] | None = callback
         if callback is not None and _takes_two_arguments(callback):
-            warnings.warn("train(config, callback): callback(kind, info) is deprecated; take one argument, the "
-                          "event (a dataclass with a kind, e.g. adain.training.StepEvent)", DeprecationWarning,
-                          stacklevel=3)
+            warnings.warn(
+                "train(config, callback): callback(kind, info) is deprecated; take one argument, the "
+                "event (a dataclass with a kind, e.g. adain.training.StepEvent)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
 
             def first_version(event: TrainEvent) -> bool:
                 callback(event.kind, _info(event))

@@ -79,8 +79,10 @@ def _acquire(run_dir: Path, check: Callable[[], None]) -> int:
     except BlockingIOError:
         holder = _holder(fd)
         os.close(fd)
-        raise RunDirInUseError(f"{run_dir} is in use by another training run ({holder}); wait for it to end, "
-                               "or choose another ", Setting("out")) from None
+        raise RunDirInUseError(
+            f"{run_dir} is in use by another training run ({holder}); wait for it to end, or choose another ",
+            Setting("out"),
+        ) from None
     except BaseException:
         os.close(fd)
         raise
@@ -95,8 +97,9 @@ def _acquire(run_dir: Path, check: Callable[[], None]) -> int:
 
 
 @contextmanager
-def lock_run_dir(run_dir: str | os.PathLike, *, rank: int | None = None,
-                 check: Callable[[], None] | None = None) -> Iterator[None]:
+def lock_run_dir(
+    run_dir: str | os.PathLike, *, rank: int | None = None, check: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Hold the run directory's lock for the ``with`` block (creating the directory if needed).
 
     Raises ``RunDirInUseError`` naming the holder's PID when another process holds it. ``check`` (if given)

@@ -26,27 +26,51 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._runtime import resolve_dtype
 from ..modeling._decoder import Decoder
 from ..modeling._encoder import CONTENT_LAYER, VGGEncoder
 from ..modeling._ops import adain
-from .._runtime import resolve_dtype
 from ..weights._hub import check_push_access, push_to_hub
 from ._badfiles import count_under, too_many_bad
 from ._checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
 from ._config import TrainConfig
 from ._data import Batch, ImageStream, PairDataset, StepBatchSampler, collate_pairs
 from ._errors import BadImagesError, Interrupted, Setting, TrainingError
-from ._events import (BadImageEvent, Callback, CheckpointEvent, DoneEvent, LogEvent, PushedEvent, Reporter,
-                      StartEvent, StepEvent)
+from ._events import (
+    BadImageEvent,
+    Callback,
+    CheckpointEvent,
+    DoneEvent,
+    LogEvent,
+    PushedEvent,
+    Reporter,
+    StartEvent,
+    StepEvent,
+)
 from ._lock import lock_run_dir
 from ._report import LOG_FIELDS, ScalarLog, draw_loss_curve, sample_grid
 from ._rundir import FINAL_DIR, LOSS_CURVE_NAME, SAMPLES_DIR, SKIPPED_NAME, refuse_earlier_run, resume_point
-from ._setup import Distributed, data_parallel, export_final, init_distributed, load_decoder, load_encoder, seed_everything, should_stop, training_device
+from ._setup import (
+    Distributed,
+    data_parallel,
+    export_final,
+    init_distributed,
+    load_decoder,
+    load_encoder,
+    seed_everything,
+    should_stop,
+    training_device,
+)
 from ._step import LossWeights, StepResult, frozen, learning_rate, make_optimizer, train_step
 
 
-def train(config: TrainConfig, callback: Callback | None = None, *,
-          worker_init_fn: Callable[[int], None] | None = None, resume_state: dict | None = None) -> Path:
+def train(
+    config: TrainConfig,
+    callback: Callback | None = None,
+    *,
+    worker_init_fn: Callable[[int], None] | None = None,
+    resume_state: dict | None = None,
+) -> Path:
     """Train a decoder as ``config`` says; returns ``RUN_DIR/final`` (a ``save_pretrained`` directory).
 
     The run directory is locked for the whole run, and ``push_to_hub`` credentials are checked before
@@ -80,21 +104,29 @@ def train(config: TrainConfig, callback: Callback | None = None, *,
     config = config.validate()
     report = Reporter(callback)
     if resume_state is not None:
-        warnings.warn("train(..., resume_state=...) is deprecated; set resume=True in the TrainConfig: train then "
-                      "continues from the newest valid checkpoint itself", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "train(..., resume_state=...) is deprecated; set resume=True in the TrainConfig: train then "
+            "continues from the newest valid checkpoint itself",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     # The refusal runs under the lock, before the lock file or anything else is written (see _rundir).
     new_run_only = not config.resume and resume_state is None
     with lock_run_dir(config.out, check=(lambda: refuse_earlier_run(config.out)) if new_run_only else None):
         if config.push_to_hub and int(os.environ.get("RANK", "0")) == 0:
             check_push_access(config.push_to_hub)  # fail now, not after days of training
-        resumed = (None, resume_state) if resume_state is not None else (
-            resume_point(config.out, report) if config.resume else None)
+        resumed = (
+            (None, resume_state)
+            if resume_state is not None
+            else (resume_point(config.out, report) if config.resume else None)
+        )
         run = _setup(config, report, resumed, worker_init_fn)
         _loop(run)
         return _finish(run)
 
 
 # ---- setup -----------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Run:
@@ -131,8 +163,12 @@ class _Run:
         return self.dist.rank == 0
 
 
-def _setup(config: TrainConfig, emit: Reporter, resumed: tuple[Path | None, dict] | None,
-           worker_init_fn: Callable[[int], None] | None) -> _Run:
+def _setup(
+    config: TrainConfig,
+    emit: Reporter,
+    resumed: tuple[Path | None, dict] | None,
+    worker_init_fn: Callable[[int], None] | None,
+) -> _Run:
     """Join the process group, build the models and the optimizer, restore ``resumed`` (a checkpoint's path and
     state), open the data."""
     dist_info = init_distributed(config.device)
@@ -156,18 +192,40 @@ def _setup(config: TrainConfig, emit: Reporter, resumed: tuple[Path | None, dict
     content, style, loader = _data(config, start_step, dist_info, pin_memory=on_cuda, worker_init_fn=worker_init_fn)
     relu1_1, relu2_1, relu3_1, relu4_1 = config.style_layer_weights  # four: checked by validate()
     run = _Run(
-        config=config, emit=emit, dist=dist_info, device=device, run_dir=run_dir, encoder=encoder, decoder=decoder,
-        optimizer=optimizer, step_encoder=step_encoder, step_model=step_model, average=average,
-        autocast_dtype=autocast_dtype, content=content, style=style, loader=loader,
+        config=config,
+        emit=emit,
+        dist=dist_info,
+        device=device,
+        run_dir=run_dir,
+        encoder=encoder,
+        decoder=decoder,
+        optimizer=optimizer,
+        step_encoder=step_encoder,
+        step_model=step_model,
+        average=average,
+        autocast_dtype=autocast_dtype,
+        content=content,
+        style=style,
+        loader=loader,
         samples=collate_pairs([loader.dataset[k] for k in range(min(4, config.batch_size))]) if is_main else None,
         log=ScalarLog(run_dir, start_step) if is_main else None,
         weights=LossWeights(config.content_weight, config.style_weight, (relu1_1, relu2_1, relu3_1, relu4_1)),
-        start_step=start_step, bad=bad, nonfinite=nonfinite,
+        start_step=start_step,
+        bad=bad,
+        nonfinite=nonfinite,
     )
-    emit(StartEvent(start_step=start_step, max_iter=config.max_iter, device=str(device), world_size=dist_info.world,
-                    content_images=len(content), style_images=len(style),
-                    autocast=str(autocast_dtype) if autocast_dtype else "float32",
-                    resumed_from=resumed[0] if resumed else None))
+    emit(
+        StartEvent(
+            start_step=start_step,
+            max_iter=config.max_iter,
+            device=str(device),
+            world_size=dist_info.world,
+            content_images=len(content),
+            style_images=len(style),
+            autocast=str(autocast_dtype) if autocast_dtype else "float32",
+            resumed_from=resumed[0] if resumed else None,
+        )
+    )
     _note_bad(run, content.problems + style.problems)  # entries of the folders that could not be read
     return run
 
@@ -192,23 +250,46 @@ def _restore(state: dict | None, decoder: nn.Module, optimizer: torch.optim.Opti
     return int(state["step"]), set(state["data"].get("bad", [])), int(state["data"].get("nonfinite", 0))
 
 
-def _data(config: TrainConfig, start_step: int, dist_info: Distributed, *, pin_memory: bool,
-          worker_init_fn: Callable[[int], None] | None) -> tuple[ImageStream, ImageStream, torch.utils.data.DataLoader]:
+def _data(
+    config: TrainConfig,
+    start_step: int,
+    dist_info: Distributed,
+    *,
+    pin_memory: bool,
+    worker_init_fn: Callable[[int], None] | None,
+) -> tuple[ImageStream, ImageStream, torch.utils.data.DataLoader]:
     """The content and style streams and a loader giving this rank its batches from ``start_step`` on."""
-    content = ImageStream(config.content_dir, image_size=config.image_size, crop_size=config.crop_size,
-                          seed=config.seed, stream=0, min_side=config.min_image_side)
-    style = ImageStream(config.style_dir, image_size=config.image_size, crop_size=config.crop_size,
-                        seed=config.seed, stream=1, min_side=config.min_image_side)
+    content = ImageStream(
+        config.content_dir,
+        image_size=config.image_size,
+        crop_size=config.crop_size,
+        seed=config.seed,
+        stream=0,
+        min_side=config.min_image_side,
+    )
+    style = ImageStream(
+        config.style_dir,
+        image_size=config.image_size,
+        crop_size=config.crop_size,
+        seed=config.seed,
+        stream=1,
+        min_side=config.min_image_side,
+    )
     loader = torch.utils.data.DataLoader(
         PairDataset(content, style),
         batch_sampler=StepBatchSampler(start_step, config.batch_size, dist_info.rank, dist_info.world),
-        num_workers=config.workers, collate_fn=collate_pairs, pin_memory=pin_memory, worker_init_fn=worker_init_fn,
-        prefetch_factor=4 if config.workers > 0 else None, persistent_workers=False,
+        num_workers=config.workers,
+        collate_fn=collate_pairs,
+        pin_memory=pin_memory,
+        worker_init_fn=worker_init_fn,
+        prefetch_factor=4 if config.workers > 0 else None,
+        persistent_workers=False,
     )
     return content, style, loader
 
 
 # ---- the loop --------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Window:
@@ -219,7 +300,8 @@ class _Window:
 
 
 def _loop(run: _Run) -> None:
-    """Steps ``start_step`` to ``max_iter``, with logs, samples and checkpoints; a stop request checkpoints and stops."""
+    """Steps ``start_step`` to ``max_iter``, with logs, samples and checkpoints; a stop request checkpoints and
+    stops."""
     config = run.config
     in_a_row, last_saved, last_path = 0, run.start_step, None
     window = _Window()
@@ -231,8 +313,13 @@ def _loop(run: _Run) -> None:
         if in_a_row >= config.max_nonfinite:
             raise TrainingError(
                 f"the loss was NaN or infinite for {in_a_row} steps in a row (step {step}): the learning rate may be "
-                "too high (", Setting("lr", config.lr), "), or the ", Setting("vgg"), " weights are not the "
-                "normalised VGG-19 (check the file; a random or wrong encoder gives exploding features)")
+                "too high (",
+                Setting("lr", config.lr),
+                "), or the ",
+                Setting("vgg"),
+                " weights are not the "
+                "normalised VGG-19 (check the file; a random or wrong encoder gives exploding features)",
+            )
         done = step + 1
         _report(run, done, result, window)
         if done % config.save_every == 0:
@@ -253,16 +340,34 @@ def _step(run: _Run, batch: Batch, step: int) -> StepResult:
     s = batch.style.to(run.device, non_blocking=True)
     c, s = c.contiguous(memory_format=torch.channels_last), s.contiguous(memory_format=torch.channels_last)
     lr = learning_rate(run.config.lr, run.config.lr_decay, step)
-    return train_step(run.step_encoder, run.step_model, run.optimizer, c, s, run.weights, lr,
-                      autocast_dtype=run.autocast_dtype, average=run.average)
+    return train_step(
+        run.step_encoder,
+        run.step_model,
+        run.optimizer,
+        c,
+        s,
+        run.weights,
+        lr,
+        autocast_dtype=run.autocast_dtype,
+        average=run.average,
+    )
 
 
 def _report(run: _Run, done: int, result: StepResult, window: _Window) -> None:
     """The ``"step"`` event; on rank 0, a log row every ``log_every`` steps and samples every ``sample_every``."""
     config = run.config
     window.results.append(result)
-    run.emit(StepEvent(step=done, loss=result.loss, content=result.content, style=result.style, lr=result.lr,
-                       applied=result.applied, images=config.batch_size * run.dist.world))
+    run.emit(
+        StepEvent(
+            step=done,
+            loss=result.loss,
+            content=result.content,
+            style=result.style,
+            lr=result.lr,
+            applied=result.applied,
+            images=config.batch_size * run.dist.world,
+        )
+    )
     if run.is_main and (done % config.log_every == 0 or done == config.max_iter):
         now = time.perf_counter()
         images_per_s = len(window.results) * config.batch_size * run.dist.world / (now - window.since)
@@ -273,8 +378,9 @@ def _report(run: _Run, done: int, result: StepResult, window: _Window) -> None:
         window.results, window.since = [], now
     if run.is_main and config.sample_every and done % config.sample_every == 0:
         assert run.samples is not None, "rank 0 has samples"
-        _write_samples(run.decoder, run.encoder, run.samples, run.device,
-                       run.run_dir / SAMPLES_DIR / f"step-{done:08d}.png")
+        _write_samples(
+            run.decoder, run.encoder, run.samples, run.device, run.run_dir / SAMPLES_DIR / f"step-{done:08d}.png"
+        )
 
 
 def _checkpoint(run: _Run, step: int) -> Path | None:
@@ -282,15 +388,21 @@ def _checkpoint(run: _Run, step: int) -> Path | None:
     if not run.is_main:
         return None
     config = run.config
-    state = {"step": step, "decoder": run.decoder.state_dict(), "optimizer": run.optimizer.state_dict(),
-             "rng": capture_rng_state(), "config": asdict(config),
-             "data": {"seed": config.seed, "next_step": step, "bad": sorted(run.bad), "nonfinite": run.nonfinite}}
+    state = {
+        "step": step,
+        "decoder": run.decoder.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "rng": capture_rng_state(),
+        "config": asdict(config),
+        "data": {"seed": config.seed, "next_step": step, "bad": sorted(run.bad), "nonfinite": run.nonfinite},
+    }
     path = save_checkpoint(run.run_dir, state, keep=config.keep_checkpoints)
     run.emit(CheckpointEvent(step=step, path=path))
     return path
 
 
 # ---- the finish ------------------------------------------------------------------------------------
+
 
 def _finish(run: _Run) -> Path:
     """On rank 0: export ``RUN_DIR/final``, draw the loss curve, push to the Hub if asked. Returns ``final``."""
@@ -299,9 +411,15 @@ def _finish(run: _Run) -> Path:
     if run.is_main:
         assert run.log is not None, "rank 0 has a log"
         run.log.close()
-        export_final(run.encoder, run.decoder, final, description=(
-            f"Decoder trained with adain.training.train: {config.max_iter} steps, batch {config.batch_size}, content "
-            f"{config.content_dir}, style {config.style_dir}, style weight {config.style_weight}."))
+        export_final(
+            run.encoder,
+            run.decoder,
+            final,
+            description=(
+                f"Decoder trained with adain.training.train: {config.max_iter} steps, batch {config.batch_size}, "
+                f"content {config.content_dir}, style {config.style_dir}, style weight {config.style_weight}."
+            ),
+        )
         draw_loss_curve(run.log.path, run.run_dir / LOSS_CURVE_NAME)
         run.emit(DoneEvent(final=final, nonfinite_skipped=run.nonfinite, bad_images=len(run.bad)))
         if config.push_to_hub:
@@ -317,11 +435,13 @@ def _push(final: Path, repo_id: str) -> str:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise TrainingError(
             f"training finished but the push to {repo_id} failed ({type(exc).__name__}: {reason}); the final model "
-            f"is in {final}: push it later with adain.weights.push_to_hub({str(final)!r}, {repo_id!r})") from None
+            f"is in {final}: push it later with adain.weights.push_to_hub({str(final)!r}, {repo_id!r})"
+        ) from None
 
 
 def _note_bad(run: _Run, messages) -> None:
-    """Record newly found unreadable images (``RUN_DIR/skipped.txt``); more than ``_badfiles`` tolerates stop the run."""
+    """Record newly found unreadable images (``RUN_DIR/skipped.txt``); more than ``_badfiles`` tolerates stop the
+    run."""
     new = [m for m in messages if m not in run.bad]
     if not new:
         return
@@ -341,8 +461,16 @@ def _log_row(step: int, window: list[StepResult], images_per_s: float, nonfinite
     """The log row of the steps in ``window`` (means over those whose loss was finite, if any was)."""
     ok = [r for r in window if r.applied and math.isfinite(r.loss)] or window
     mean = lambda key: sum(getattr(r, key) for r in ok) / len(ok)  # noqa: E731
-    return LogEvent(step=step, loss=mean("loss"), content=mean("content"), style=mean("style"), lr=window[-1].lr,
-                    images_per_s=round(images_per_s, 3), nonfinite_skipped=nonfinite, bad_images=bad)
+    return LogEvent(
+        step=step,
+        loss=mean("loss"),
+        content=mean("content"),
+        style=mean("style"),
+        lr=window[-1].lr,
+        images_per_s=round(images_per_s, 3),
+        nonfinite_skipped=nonfinite,
+        bad_images=bad,
+    )
 
 
 @torch.no_grad()

@@ -73,15 +73,19 @@ def read_log(path: str | os.PathLike) -> list[dict]:
 
 def sample_grid(content: Tensor, style: Tensor, output: Tensor, path: str | os.PathLike) -> Path:
     """Save rows of ``content | style | output`` (each ``(B, 3, H, W)``, about [0, 1]) as one PNG."""
-    rows = [torch.cat([c, s, o.clamp(0, 1)], dim=2) for c, s, o in zip(content.float().cpu(), style.float().cpu(),
-                                                                     output.float().cpu())]
+    rows = [
+        torch.cat([c, s, o.clamp(0, 1)], dim=2)
+        for c, s, o in zip(content.float().cpu(), style.float().cpu(), output.float().cpu())
+    ]
     return save_image(tensor_to_pil(torch.cat(rows, dim=1)), path)
 
 
 _COLOURS = {"loss": (20, 20, 20), "content": (31, 119, 180), "style": (214, 39, 40)}
 
 
-def draw_loss_curve(log_path: str | os.PathLike, out_path: str | os.PathLike, size: tuple[int, int] = (800, 480)) -> Path | None:
+def draw_loss_curve(
+    log_path: str | os.PathLike, out_path: str | os.PathLike, size: tuple[int, int] = (800, 480)
+) -> Path | None:
     """Plot loss, content and style (log scale) against step from ``log.csv`` into a PNG; None if no rows."""
     rows = read_log(log_path)
     series = {k: [(int(r["step"]), float(r[k])) for r in rows if _positive(r.get(k))] for k in _COLOURS}
@@ -126,4 +130,3 @@ def _positive(value: str | None) -> bool:
         return value is not None and math.isfinite(float(value)) and float(value) > 0
     except ValueError:
         return False
-

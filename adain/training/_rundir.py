@@ -47,8 +47,7 @@ def refuse_earlier_run(run_dir: str | os.PathLike) -> None:
         raise RunExistsError(Path(run_dir), found)
 
 
-def resume_point(run_dir: str | os.PathLike,
-                 emit: Callable[[TrainEvent], Any]) -> tuple[Path, dict[str, Any]] | None:
+def resume_point(run_dir: str | os.PathLike, emit: Callable[[TrainEvent], Any]) -> tuple[Path, dict[str, Any]] | None:
     """The newest valid checkpoint of ``run_dir`` as ``(path, state)``, or ``None`` (a new run starts).
 
     Each newer checkpoint that cannot be used is reported as an ``InvalidCheckpointEvent``; finding none

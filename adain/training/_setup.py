@@ -14,17 +14,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._runtime import resolve_device
 from ..model import AdaINModel, load_pretrained
 from ..modeling._config import ModelConfig
 from ..modeling._decoder import Decoder
 from ..modeling._encoder import VGGEncoder
-from .._runtime import resolve_device
 from ..weights._legacy import read_legacy_decoder, read_legacy_vgg
 
 _LEGACY_SUFFIXES = (".pth", ".pt")
 
 
 # ---- the process -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -65,8 +66,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def data_parallel(decoder: nn.Module, device: torch.device, dist_info: Distributed
-                  ) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor] | None]:
+def data_parallel(
+    decoder: nn.Module, device: torch.device, dist_info: Distributed
+) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor] | None]:
     """The decoder as the training step calls it, and how the step averages values over ranks.
 
     One process: the decoder itself and no averaging (``None``). Several: the decoder wrapped in
@@ -98,6 +100,7 @@ def should_stop(requested: bool, dist_info: Distributed, device: torch.device) -
 
 
 # ---- the weights -----------------------------------------------------------------------------------
+
 
 def load_encoder(spec: str) -> VGGEncoder:
     """The VGG encoder from a package directory, a legacy ``vgg_normalised.pth`` (fingerprint checked, as

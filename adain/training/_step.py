@@ -49,9 +49,16 @@ def learning_rate(base_lr: float, decay: float, step: int) -> float:
     return base_lr / (1.0 + decay * step)
 
 
-def adain_losses(encoder: Callable[..., Any], decoder: Callable[..., Any], content: Tensor, style: Tensor,
-                 weights: LossWeights, *, autocast_dtype: torch.dtype | None = None,
-                 eps: float = EPS) -> tuple[Tensor, Tensor, Tensor]:
+def adain_losses(
+    encoder: Callable[..., Any],
+    decoder: Callable[..., Any],
+    content: Tensor,
+    style: Tensor,
+    weights: LossWeights,
+    *,
+    autocast_dtype: torch.dtype | None = None,
+    eps: float = EPS,
+) -> tuple[Tensor, Tensor, Tensor]:
     """``(total, content, style)`` losses (float32 scalars) for a batch.
 
     Arguments:
@@ -67,7 +74,7 @@ def adain_losses(encoder: Callable[..., Any], decoder: Callable[..., Any], conte
             # Content and style go through the encoder in one batch: one pass instead of two.
             both = encoder(torch.cat([content, style]), STYLE_LAYERS)
             f_c = both[CONTENT_LAYER][: content.shape[0]]
-            style_feats = [both[name][content.shape[0]:] for name in STYLE_LAYERS]
+            style_feats = [both[name][content.shape[0] :] for name in STYLE_LAYERS]
             t = adain(f_c, style_feats[-1], eps)
         g = decoder(t)
         g_feats = encoder(g, STYLE_LAYERS)
@@ -80,9 +87,18 @@ def adain_losses(encoder: Callable[..., Any], decoder: Callable[..., Any], conte
     return weights.content * loss_c + weights.style * loss_s, loss_c, loss_s
 
 
-def train_step(encoder: Callable[..., Any], decoder: Callable[..., Any], optimizer: torch.optim.Optimizer,
-               content: Tensor, style: Tensor, weights: LossWeights, lr: float, *,
-               autocast_dtype: torch.dtype | None = None, average=None) -> StepResult:
+def train_step(
+    encoder: Callable[..., Any],
+    decoder: Callable[..., Any],
+    optimizer: torch.optim.Optimizer,
+    content: Tensor,
+    style: Tensor,
+    weights: LossWeights,
+    lr: float,
+    *,
+    autocast_dtype: torch.dtype | None = None,
+    average=None,
+) -> StepResult:
     """One Adam step on ``decoder`` at learning rate ``lr``; a non-finite loss skips the update.
 
     ``average(values: Tensor) -> Tensor`` lets data-parallel callers average the three loss values over

@@ -19,8 +19,17 @@ from ._pipeline import VideoProgress as VideoProgress
 from ._pyav import MissingDependencyError as MissingDependencyError
 from ._source import VideoReadError as VideoReadError
 
-__all__ = ["stylize_video", "VideoResult", "VideoProgress", "VideoInterrupted", "VideoReadError",
-           "MissingDependencyError"]
+__all__ = [
+    "stylize_video",
+    "VideoResult",
+    "VideoProgress",
+    "VideoInterrupted",
+    "VideoReadError",
+    "MissingDependencyError",
+]
 
 # The modules of the first layout, internal now: reachable for a while, with a DeprecationWarning.
-__getattr__ = moved_modules(__name__, {name: f"adain.video._{name}" for name in ('api', 'audio', 'pipeline', 'pyav', 'sink', 'source', 'temporal')})
+__getattr__ = moved_modules(
+    __name__,
+    {name: f"adain.video._{name}" for name in ("api", "audio", "pipeline", "pyav", "sink", "source", "temporal")},
+)

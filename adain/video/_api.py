@@ -18,11 +18,11 @@ import torch
 
 from .._arguments import check_alpha
 from .._images import ImageLike
+from .._runtime import to_device
 from ..errors import AdaINError, InputError
 from ..inference import Stylizer
 from ..inference._stylizer import DEFAULT_SIZE
 from ..model import AdaINModel, load_pretrained
-from .._runtime import to_device
 from ._pipeline import VideoProgress, batches, run_pipeline
 from ._sink import open_sink
 from ._source import VideoInfo, open_source
@@ -157,15 +157,19 @@ def stylize_video(
     try:
         sink = open_sink(output, source.info, overwrite=overwrite, crf=crf, audio=audio)
         try:
-            stylizer = Stylizer(model if model is not None else load_pretrained(), device, dtype,
-                                max_memory=max_memory, compile=compile)
-            stylizer.set_style(style, style_size=style_size, style_weights=style_weights,
-                               preserve_color=preserve_color)
+            stylizer = Stylizer(
+                model if model is not None else load_pretrained(), device, dtype, max_memory=max_memory, compile=compile
+            )
+            stylizer.set_style(style, style_size=style_size, style_weights=style_weights, preserve_color=preserve_color)
             size = batch_size if batch_size is not None else frames_per_batch(source.info, stylizer)
             smoother = StatsSmoother(smoothing, cut_threshold) if smoothing > 0 and alpha > 0 else None
-            outcome = run_pipeline(batches(source.frames(), _check_batch(size)),
-                                   _processor(stylizer, alpha, smoother), sink.write,
-                                   total=source.info.total, callback=callback)
+            outcome = run_pipeline(
+                batches(source.frames(), _check_batch(size)),
+                _processor(stylizer, alpha, smoother),
+                sink.write,
+                total=source.info.total,
+                callback=callback,
+            )
             path = sink.close(complete=outcome == "done")
         except BaseException:
             sink.abort()

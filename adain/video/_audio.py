@@ -28,8 +28,10 @@ class AudioCopy:
             for stream in streams:
                 name = stream.codec_context.name
                 if name not in container.supported_codecs:
-                    raise InputError(f"{path}: its {name} audio cannot be copied into {target.suffix or 'this'} files; "
-                                     "write .mkv or .mov instead, or leave the audio out (audio=False, --no-audio)")
+                    raise InputError(
+                        f"{path}: its {name} audio cannot be copied into {target.suffix or 'this'} files; "
+                        "write .mkv or .mov instead, or leave the audio out (audio=False, --no-audio)"
+                    )
             self._streams = {s.index: container.add_stream_from_template(s) for s in streams}
             self._packets = self._input.demux(*streams) if streams else iter(())
         except BaseException:

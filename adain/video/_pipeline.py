@@ -88,9 +88,14 @@ def _put(q: queue.Queue, item, give_up: Callable[[], bool]) -> bool:
                 return False
 
 
-def run_pipeline(source: Iterator[Batch], process: Callable[[np.ndarray], np.ndarray],
-                 write: Callable[[np.ndarray, int, int], None], *, total: int | None = None,
-                 callback: Callable[[VideoProgress], bool | None] | None = None) -> str:
+def run_pipeline(
+    source: Iterator[Batch],
+    process: Callable[[np.ndarray], np.ndarray],
+    write: Callable[[np.ndarray, int, int], None],
+    *,
+    total: int | None = None,
+    callback: Callable[[VideoProgress], bool | None] | None = None,
+) -> str:
     """Read ``source`` in one thread, ``process`` each batch's frames here, ``write`` each result frame
     in another thread. Errors in either thread are raised here."""
     stop, abort = threading.Event(), threading.Event()

@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 from .._atomic import check_output, exists_error, publish, temporary_name
-from ..errors import InputError
 from .._io import IMAGE_EXTENSIONS, save_image
+from ..errors import InputError
 from ._audio import AudioCopy
 from ._pyav import ffmpeg_reason, require_av
 from ._source import VideoInfo
@@ -25,8 +25,22 @@ VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"
 """Output extensions written as video (H.264, 8-bit 4:2:0) and their FFmpeg muxers."""
 
 FRAME_NAME = "frame_{:06d}.png"
-_NOT_FOLDERS = IMAGE_EXTENSIONS | {".avi", ".webm", ".gif", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
-                                   ".ogv", ".3gp", ".mxf", ".y4m"}  # names that are surely not meant as folders
+_NOT_FOLDERS = IMAGE_EXTENSIONS | {
+    ".avi",
+    ".webm",
+    ".gif",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".flv",
+    ".wmv",
+    ".ogv",
+    ".3gp",
+    ".mxf",
+    ".y4m",
+}  # names that are surely not meant as folders
 _MATRICES = {1, 4, 5, 7, 9}  # colour matrices swscale converts with (FFmpeg AVCOL_SPC values)
 
 
@@ -40,8 +54,9 @@ def open_sink(path, info: VideoInfo, *, overwrite: bool = False, crf: int = 18, 
     if path.suffix.lower() in VIDEO_FORMATS:
         return VideoWriter(path, info, overwrite=overwrite, crf=crf, audio=audio)
     if path.suffix.lower() in _NOT_FOLDERS and not path.is_dir():
-        raise InputError(f"{path}: cannot write {path.suffix!r} files; use {', '.join(VIDEO_FORMATS)}, "
-                         "or a folder for PNG frames")
+        raise InputError(
+            f"{path}: cannot write {path.suffix!r} files; use {', '.join(VIDEO_FORMATS)}, or a folder for PNG frames"
+        )
     return FrameWriter(path, info, overwrite=overwrite)
 
 
@@ -87,8 +102,10 @@ class VideoWriter:
         if info.rotation:
             stream.set_display_rotation(info.rotation)
         space = info.color.get("colorspace")
-        self._convert = dict(dst_colorspace=5 if space == 6 else space if space in _MATRICES else None,
-                             dst_color_range=info.color.get("color_range") or None)
+        self._convert = dict(
+            dst_colorspace=5 if space == 6 else space if space in _MATRICES else None,
+            dst_color_range=info.color.get("color_range") or None,
+        )
         return stream
 
     def write(self, rgb: np.ndarray, pts: int, duration: int) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
 from .._io import IMAGE_EXTENSIONS, read_image, read_size
+from ..errors import InputError
 from ._pyav import ffmpeg_reason, require_av
 
 DEFAULT_FPS = 25
@@ -54,8 +54,10 @@ def open_source(path, fps: float | None = None) -> VideoFile | FrameFolder:
     if path.is_dir():
         return FrameFolder(path, DEFAULT_FPS if fps is None else fps)
     if fps is not None:
-        raise InputError(f"fps: {path} is a video file, whose own frame rate and timestamps are kept; "
-                         "fps applies to a folder of frames")
+        raise InputError(
+            f"fps: {path} is a video file, whose own frame rate and timestamps are kept; "
+            "fps applies to a folder of frames"
+        )
     return VideoFile(path)
 
 
@@ -88,11 +90,21 @@ class VideoFile:
         start, length = stream.start_time, stream.duration
         self._end = start + length if start is not None and length else None  # in stream.time_base
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(DEFAULT_FPS)
-        color = {name: int(getattr(first, name)) for name in ("colorspace", "color_range", "color_primaries",
-                                                              "color_trc")}
-        return VideoInfo(self.path, first.width, first.height, Fraction(rate), Fraction(stream.time_base or 1 / rate),
-                         stream.frames or None, int(first.rotation or 0), color,
-                         stream.sample_aspect_ratio or None, bool(self._container.streams.audio))
+        color = {
+            name: int(getattr(first, name)) for name in ("colorspace", "color_range", "color_primaries", "color_trc")
+        }
+        return VideoInfo(
+            self.path,
+            first.width,
+            first.height,
+            Fraction(rate),
+            Fraction(stream.time_base or 1 / rate),
+            stream.frames or None,
+            int(first.rotation or 0),
+            color,
+            stream.sample_aspect_ratio or None,
+            bool(self._container.streams.audio),
+        )
 
     def _decode(self, av, stream) -> Iterator:
         done = 0
@@ -134,8 +146,14 @@ class FrameFolder:
         if isinstance(fps, bool) or not isinstance(fps, (int, float, Fraction)) or not 0 < fps <= 1000:
             raise InputError(f"fps: expected a frame rate in (0, 1000], got {fps!r}")
         self.path = path
-        self.files = sorted((f for f in path.iterdir() if f.is_file() and not f.name.startswith(".")
-                             and f.suffix.lower() in IMAGE_EXTENSIONS), key=_natural_key)
+        self.files = sorted(
+            (
+                f
+                for f in path.iterdir()
+                if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS
+            ),
+            key=_natural_key,
+        )
         if not self.files:
             raise VideoReadError(f"{path}: no image files (frames) in this folder")
         height, width = read_size(self.files[0])
@@ -158,4 +176,3 @@ class FrameFolder:
 
 def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-

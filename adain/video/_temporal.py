@@ -29,8 +29,10 @@ def check_smoothing(smoothing, cut_threshold) -> tuple[float, float]:
     """``smoothing`` in [0, 1) (0 = off) and ``cut_threshold`` in (0, 1] as floats."""
     ok = isinstance(smoothing, (int, float)) and not isinstance(smoothing, bool) and 0 <= smoothing < 1
     if not ok:
-        raise InputError(f"smoothing: expected a decay in [0, 1) (0 = off, 0.5 = half the last frame's "
-                         f"statistics), got {smoothing!r}")
+        raise InputError(
+            f"smoothing: expected a decay in [0, 1) (0 = off, 0.5 = half the last frame's "
+            f"statistics), got {smoothing!r}"
+        )
     ok = isinstance(cut_threshold, (int, float)) and not isinstance(cut_threshold, bool) and 0 < cut_threshold <= 1
     if not ok:
         raise InputError(f"cut_threshold: expected a number in (0, 1], got {cut_threshold!r}")
@@ -73,8 +75,10 @@ class StatsSmoother:
                 self._stats = m, s
             else:
                 last_mean, last_std = self._stats
-                self._stats = (self.decay * last_mean + (1 - self.decay) * m,
-                               self.decay * last_std + (1 - self.decay) * s)
+                self._stats = (
+                    self.decay * last_mean + (1 - self.decay) * m,
+                    self.decay * last_std + (1 - self.decay) * s,
+                )
             means.append(self._stats[0])
             stds.append(self._stats[1])
         return torch.stack(means), torch.stack(stds)

@@ -11,5 +11,21 @@ from ._resolve import list_pretrained as list_pretrained
 __all__ = ["DownloadProgress", "list_pretrained", "push_to_hub"]
 
 # The modules of the first layout, internal now: reachable for a while, with a DeprecationWarning.
-__getattr__ = moved_modules(__name__, {name: f"adain.weights._{name}" for name in (
-    "cache", "card", "download", "format", "hub", "legacy", "registry", "resolve", "torch7", "torchvision")})
+__getattr__ = moved_modules(
+    __name__,
+    {
+        name: f"adain.weights._{name}"
+        for name in (
+            "cache",
+            "card",
+            "download",
+            "format",
+            "hub",
+            "legacy",
+            "registry",
+            "resolve",
+            "torch7",
+            "torchvision",
+        )
+    },
+)

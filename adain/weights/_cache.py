@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where converted weights live: ``cache_dir``, ``$ADAIN_CACHE``, ``$XDG_CACHE_HOME/adain`` or ``~/.cache/adain``."""
+    """Where converted weights live: ``cache_dir``, ``$ADAIN_CACHE``, ``$XDG_CACHE_HOME/adain`` or
+    ``~/.cache/adain``."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
     if os.environ.get("ADAIN_CACHE"):

@@ -12,7 +12,8 @@ from dataclasses import asdict
 from ..modeling._config import ModelConfig
 
 _NUMERICS = """## Numerics
-- Input: RGB in [0, 1], no mean/std normalisation (the encoder's first 1x1 conv maps it to BGR x255 minus the Caffe mean).
+- Input: RGB in [0, 1], no mean/std normalisation (the encoder's first 1x1 conv maps it to BGR x255 minus the Caffe
+mean).
 - Encoder: normalised VGG-19, reflection padding, max pooling with `ceil_mode=True`, taps `relu1_1`...`relu4_1`.
 - AdaIN: per-channel mean and unbiased standard deviation (+eps) over H*W.
 - Decoder output: unclamped, about [0, 1]; clamp when converting to an image.
@@ -47,10 +48,12 @@ def model_card(
         rows = "\n".join(f"| `{name}` | `{digest or 'not established'}` |" for name, digest in files)
         parts.append(f"## Source files\n| file | sha256 |\n|---|---|\n{rows}\n")
     if sources:
-        parts.append("## Sources, in the order tried\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(sources, 1)) + "\n")
+        parts.append(
+            "## Sources, in the order tried\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(sources, 1)) + "\n"
+        )
     parts.append(
-        "## Usage\n```python\nimport adain\nmodel = adain.load_pretrained(\"<this directory or repo id>\")\n"
-        "image = adain.stylize(\"content.jpg\", \"style.jpg\", alpha=1.0, model=model)\n```\n"
+        '## Usage\n```python\nimport adain\nmodel = adain.load_pretrained("<this directory or repo id>")\n'
+        'image = adain.stylize("content.jpg", "style.jpg", alpha=1.0, model=model)\n```\n'
     )
     parts.append(_NUMERICS)
     rows = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in asdict(config).items())

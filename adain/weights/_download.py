@@ -29,8 +29,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .._atomic import atomic_path
-from ..errors import CorruptWeightsError, InputError, WeightsNotFoundError
 from .._version import __version__
+from ..errors import CorruptWeightsError, InputError, WeightsNotFoundError
 
 DEFAULT_TIMEOUT_S = 10.0
 TIMEOUT_VARIABLE = "ADAIN_DOWNLOAD_TIMEOUT"
@@ -163,7 +163,7 @@ class _Fetch:
             raise WeightsNotFoundError(
                 f"{url}: transfer ended early ({len(exc.partial)} more bytes, {exc.expected} missing); discarded"
             ) from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise WeightsNotFoundError(f"{url}: timed out after {timeout:g} s without data") from None
         except (http.client.HTTPException, ConnectionError) as exc:
             raise WeightsNotFoundError(f"{url}: connection failed ({type(exc).__name__}: {exc})") from None
@@ -194,8 +194,11 @@ class _Fetch:
             while chunk := response.read(min(_CHUNK, limit + 1 - done)):
                 done += len(chunk)
                 if done > limit:
-                    what = f"the expected {limit} bytes" if total is not None else (
-                        f"{limit} bytes without announcing its size (the limit, MAX_DOWNLOAD_BYTES)")
+                    what = (
+                        f"the expected {limit} bytes"
+                        if total is not None
+                        else (f"{limit} bytes without announcing its size (the limit, MAX_DOWNLOAD_BYTES)")
+                    )
                     raise CorruptWeightsError(f"{self.url}: the server sent more than {what}; discarded")
                 out.write(chunk)
                 if self.progress is not None:

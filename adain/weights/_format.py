@@ -35,7 +35,7 @@ MAX_CONFIG_BYTES = 1 << 20
 """A ``config.json`` larger than this (1 MiB; real ones are about 200 bytes) is refused unread."""
 
 # encoder_last_layer: a relu layer, at least the one AdaIN works on.
-_LAST_LAYERS = tuple(n for n in LAYER_NAMES[LAYER_NAMES.index(CONTENT_LAYER):] if n.startswith("relu"))
+_LAST_LAYERS = tuple(n for n in LAYER_NAMES[LAYER_NAMES.index(CONTENT_LAYER) :] if n.startswith("relu"))
 
 
 def _number(value: object) -> TypeGuard[int | float]:
@@ -47,8 +47,7 @@ _FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "architecture": (lambda v: v == ARCHITECTURE, f"must be {ARCHITECTURE!r}"),
     "encoder_last_layer": (lambda v: v in _LAST_LAYERS, f"must be one of {', '.join(_LAST_LAYERS)}"),
     "eps": (lambda v: _number(v) and math.isfinite(v) and v > 0, "must be a finite number > 0"),
-    "format_version": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                       "must be an integer >= 1"),
+    "format_version": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "must be an integer >= 1"),
     "description": (lambda v: isinstance(v, str), "must be a string"),
 }
 
@@ -107,8 +106,9 @@ def check_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], sour
             raise CorruptWeightsError(f"{source}: key {key!r} contains NaN or infinite values")
 
 
-def save_model_dir(config: ModelConfig, state: dict[str, Tensor], directory: str | os.PathLike, *,
-                   card: str | None = None) -> Path:
+def save_model_dir(
+    config: ModelConfig, state: dict[str, Tensor], directory: str | os.PathLike, *, card: str | None = None
+) -> Path:
     """Write ``config.json``, ``model.safetensors`` and ``README.md`` (``card``, default: the generated
     model card) to ``directory``, each atomically. Returns the directory."""
     try:  # never write a folder that would not load back
@@ -131,7 +131,9 @@ def save_model_dir(config: ModelConfig, state: dict[str, Tensor], directory: str
 def _read_json(path: Path) -> object:
     """Parsed JSON of a small file; anything else (too large, too deep, not JSON) is ``CorruptWeightsError``."""
     if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise CorruptWeightsError(f"{path}: {path.stat().st_size} bytes, too large for a config (at most {MAX_CONFIG_BYTES})")
+        raise CorruptWeightsError(
+            f"{path}: {path.stat().st_size} bytes, too large for a config (at most {MAX_CONFIG_BYTES})"
+        )
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

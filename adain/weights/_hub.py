@@ -64,6 +64,7 @@ def hub_endpoint() -> str:
 
 def _silent_tqdm(progress: Callable[[DownloadProgress], None] | None):
     """A tqdm class for huggingface_hub that draws nothing and forwards byte counts to ``progress``."""
+
     class _Forwarding(tqdm):
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True  # the library never draws; the CLI owns progress bars
@@ -144,11 +145,17 @@ def download_hub_file(
     unreachable = False
     try:
         unreachable = not offline and not _hub_answers(repo_id, revision, endpoint, filename)
-        path = Path(hf_hub_download(
-            repo_id=repo_id, filename=filename, revision=revision, endpoint=endpoint,
-            cache_dir=None if cache_dir is None else Path(cache_dir),  # any os.PathLike; the Hub takes str or Path
-            tqdm_class=_silent_tqdm(progress), local_files_only=offline or unreachable,
-        ))
+        path = Path(
+            hf_hub_download(
+                repo_id=repo_id,
+                filename=filename,
+                revision=revision,
+                endpoint=endpoint,
+                cache_dir=None if cache_dir is None else Path(cache_dir),  # any os.PathLike; the Hub takes str or Path
+                tqdm_class=_silent_tqdm(progress),
+                local_files_only=offline or unreachable,
+            )
+        )
     except Exception as exc:  # noqa: BLE001 -- as in download_model_dir
         if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
             raise WeightsNotFoundError(f"{where}: the repo has no {filename}") from None
@@ -326,8 +333,9 @@ def _verify_upload(folder: Path, repo_id: str, commit: str, token: str | None) -
 
     with tempfile.TemporaryDirectory(prefix="adain-verify-") as cache:
         for name in (CONFIG_NAME, WEIGHTS_NAME):
-            remote = hf_hub_download(repo_id, name, revision=commit, cache_dir=cache, token=token,
-                                     endpoint=hub_endpoint())
+            remote = hf_hub_download(
+                repo_id, name, revision=commit, cache_dir=cache, token=token, endpoint=hub_endpoint()
+            )
             if sha256_of(remote) != sha256_of(folder / name):
                 raise WeightsError(f"{repo_id}@{commit}: {name} on the Hub differs from {folder / name}")
 
@@ -363,14 +371,16 @@ def check_push_access(repo_id: str, *, token: str | None = None) -> str:
 def _whoami(endpoint: str, token: str, where: str) -> dict:
     """The Hub's ``whoami-v2`` answer for ``token``; any failure is a one-line ``WeightsError`` led by ``where``."""
     try:
-        response = get_session().get(f"{endpoint}/api/whoami-v2", headers=build_hf_headers(token=token),
-                                     timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        response = get_session().get(
+            f"{endpoint}/api/whoami-v2", headers=build_hf_headers(token=token), timeout=constants.HF_HUB_ETAG_TIMEOUT
+        )
         hf_raise_for_status(response)
     except HfHubHTTPError as exc:
         status = getattr(exc.response, "status_code", None)
         if status == 401:
-            raise WeightsError(f"{where}: the Hub refused the token (invalid or expired: check HF_TOKEN, or run "
-                               "`hf auth login`)") from None
+            raise WeightsError(
+                f"{where}: the Hub refused the token (invalid or expired: check HF_TOKEN, or run `hf auth login`)"
+            ) from None
         raise WeightsError(f"{where}: {_short(exc)}") from None
     except Exception as exc:  # noqa: BLE001 -- any transport failure: DNS, refused, timeout, TLS
         raise WeightsError(f"{where}: the Hub cannot be reached ({type(exc).__name__}: {_short(exc)})") from None

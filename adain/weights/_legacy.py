@@ -74,8 +74,13 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _rename(state: dict[str, Tensor], indices: dict[str, int], shapes: dict[str, tuple[int, int, int]], source: str,
-            keep: set[str]) -> dict[str, Tensor]:
+def _rename(
+    state: dict[str, Tensor],
+    indices: dict[str, int],
+    shapes: dict[str, tuple[int, int, int]],
+    source: str,
+    keep: set[str],
+) -> dict[str, Tensor]:
     """Positional ``<i>.weight``/``<i>.bias`` -> ``<name>.weight``/``<name>.bias``, checking keys and shapes."""
     expected_keys = {f"{i}.{p}" for i in indices.values() for p in ("weight", "bias")}
     extra = sorted(set(state) - expected_keys)
@@ -119,7 +124,9 @@ def check_vgg_fingerprint(weight: Tensor, bias: Tensor, source: str) -> None:
     w, b = weight.detach().float().cpu(), bias.detach().float().cpu()
     if tuple(w.shape) != (3, 3, 1, 1) or tuple(b.shape) != (3,):
         raise CorruptWeightsError(f"{source}: first conv has shape {tuple(w.shape)}, expected (3, 3, 1, 1)")
-    if not (torch.allclose(w, expected_w, atol=_FINGERPRINT_ATOL) and torch.allclose(b, expected_b, atol=_FINGERPRINT_ATOL)):
+    if not (
+        torch.allclose(w, expected_w, atol=_FINGERPRINT_ATOL) and torch.allclose(b, expected_b, atol=_FINGERPRINT_ATOL)
+    ):
         raise CorruptWeightsError(
             f"{source}: the first 1x1 conv is not the normalised VGG's RGB->BGR x255 minus the Caffe mean "
             f"(weight {w.flatten().tolist()}, bias {b.tolist()}); not the vgg_normalised weights (fingerprint check)"
@@ -163,8 +170,9 @@ def named_to_legacy_vgg(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {f"{LEGACY_VGG_CONV_INDICES[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in state.items()}
 
 
-def load_reference_port(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *,
-                        description: str = "") -> tuple[ModelConfig, dict[str, Tensor]]:
+def load_reference_port(
+    vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *, description: str = ""
+) -> tuple[ModelConfig, dict[str, Tensor]]:
     """``(config, state)`` of a model from the port's ``vgg_normalised.pth`` + ``decoder.pth`` (encoder to relu5_1).
 
     Read with ``torch.load(weights_only=True)`` only; keys, shapes, finiteness and the VGG fingerprint

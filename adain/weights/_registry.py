@@ -14,7 +14,6 @@ release then stays as the fallback mirror). See ``weights/README.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from ..modeling._config import ModelConfig
 from ._card import model_card
@@ -73,7 +72,7 @@ class HubFilesSource:
         return f"{where} ({', '.join(self.files)})"
 
 
-Source = Union[UrlSource, HubSource, HubFilesSource]
+Source = UrlSource | HubSource | HubFilesSource
 
 
 @dataclass(frozen=True)
@@ -100,8 +99,12 @@ class PretrainedWeights:
     def model_card(self) -> str:
         """The card written as ``README.md`` next to the converted weights in the cache."""
         return model_card(
-            self.config, title=self.name, license=self.license, provenance=self.provenance,
-            files=[(f.filename, f.sha256) for f in self.files], sources=[s.describe() for s in self.sources],
+            self.config,
+            title=self.name,
+            license=self.license,
+            provenance=self.provenance,
+            files=[(f.filename, f.sha256) for f in self.files],
+            sources=[s.describe() for s in self.sources],
         )
 
 
@@ -127,7 +130,9 @@ REFERENCE_PORT = PretrainedWeights(
     legacy_format="reference-port",
     files=(
         LegacyFile(
-            "vgg_normalised.pth", sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a", size=80_102_481
+            "vgg_normalised.pth",
+            sha256="804ca2835ecf7539f0cd2a7ac3c18ce81e6f8468969ae7117ac0c148d286bb4a",
+            size=80_102_481,
         ),
         LegacyFile("decoder.pth", sha256="379ca41d59f3a37eed3599bbbc2560c19da5c458870a5ffd3a9dd41aa88f9472"),
     ),

@@ -7,7 +7,8 @@ files into ``<cache>/<name>/files/``, checks sha256 and fingerprint, converts th
 ``<cache>/<name>/model/`` (the package format) and loads from there ever after. A ``HubFilesSource``
 fetches the legacy files it holds into huggingface_hub's cache, checks their sha256 there and only then
 copies them into ``files/``; the files it lacks are left to the next source (a VGG-only mirror and a
-source with the decoder complete the pair). A ``HubSource`` uses huggingface_hub's cache. A source that fails (404, DNS failure, refused connection, timeout, bad bytes)
+source with the decoder complete the pair). A ``HubSource`` uses huggingface_hub's cache. A source that fails (404,
+DNS failure, refused connection, timeout, bad bytes)
 is logged in one line and the next is tried. A downloaded file that fails a check is deleted; a file
 that was already there (placed by hand) is moved aside to ``files/rejected/``, never deleted. One
 process at a time fills an entry (``cache.entry_lock``); the layout and the cache root are
@@ -28,9 +29,9 @@ from pathlib import Path
 
 from torch import Tensor
 
+from .._atomic import atomic_dir, atomic_path
 from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
 from ..modeling._config import ModelConfig
-from .._atomic import atomic_dir, atomic_path
 from ._cache import CacheEntry, cache_root, entry_lock, move_aside
 from ._download import DownloadProgress, download_url, sha256_of
 from ._format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model_dir, save_model_dir
@@ -41,7 +42,10 @@ from ._torch7 import load_torch7
 
 Loaded = tuple[ModelConfig, dict[str, Tensor]]
 _LOADERS = {"reference-port": load_reference_port, "torch7": load_torch7}
-_RUN_FINAL, _RUN_CHECKPOINTS = "final", "checkpoints"  # a training run's folders (adain.training, which we never import)
+_RUN_FINAL, _RUN_CHECKPOINTS = (
+    "final",
+    "checkpoints",
+)  # a training run's folders (adain.training, which we never import)
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +107,7 @@ def load_pretrained_state(
         if revision is not None:
             raise InputError(f"revision={revision!r} applies to Hub repos, not to the local directory {path}")
         return load_model_dir(path)
-    repo = text[len(HUB_PREFIX):] if text.startswith(HUB_PREFIX) else text
+    repo = text[len(HUB_PREFIX) :] if text.startswith(HUB_PREFIX) else text
     repo, _, pinned = repo.partition("@")
     if isinstance(name, str) and REPO_ID_PATTERN.fullmatch(repo):
         if pinned and revision and pinned != revision:
@@ -135,21 +139,29 @@ def _what_to_pass_instead(path: Path) -> str | None:
         if path.name in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME):
             return f"{path} is one file of a model folder: pass the folder, {path.parent}"
         if path.parent.name == _RUN_CHECKPOINTS:
-            return (f"{path} is a training checkpoint: pass the run's final model, {path.parent.parent / _RUN_FINAL}"
-                    f" (written when training ends; `adain train --out {path.parent.parent} --resume` continues it)")
+            return (
+                f"{path} is a training checkpoint: pass the run's final model, {path.parent.parent / _RUN_FINAL}"
+                f" (written when training ends; `adain train --out {path.parent.parent} --resume` continues it)"
+            )
         if path.suffix.lower() in (".pth", ".pt", ".t7"):
-            kind, loader = ("torch7", "from_torch7") if path.suffix.lower() == ".t7" else ("reference-port", "from_original")
-            return (f"{path} is a legacy weights file, not a model folder: load the pair with "
-                    f"AdaINModel.{loader}(VGG, DECODER), or convert it once with `adain convert {kind} VGG DECODER OUT` "
-                    "and pass OUT")
+            kind, loader = (
+                ("torch7", "from_torch7") if path.suffix.lower() == ".t7" else ("reference-port", "from_original")
+            )
+            return (
+                f"{path} is a legacy weights file, not a model folder: load the pair with "
+                f"AdaINModel.{loader}(VGG, DECODER), or convert it once with `adain convert {kind} VGG DECODER OUT` "
+                "and pass OUT"
+            )
         return f"{path} is a file: pass a folder written by AdaINModel.save_pretrained ({CONFIG_NAME} + {WEIGHTS_NAME})"
     run_dir = (path / _RUN_FINAL).is_dir() or (path / _RUN_CHECKPOINTS).is_dir()
     if path.is_dir() and run_dir and not (path / CONFIG_NAME).exists():
         final = path / _RUN_FINAL
         if final.is_dir():
             return f"{path} is a training run directory: pass its final model, {final}"
-        return (f"{path} is a training run directory without a final model yet: {final} is written when training "
-                f"ends (`adain train --out {path} --resume` continues the run)")
+        return (
+            f"{path} is a training run directory without a final model yet: {final} is written when training "
+            f"ends (`adain train --out {path} --resume` continues the run)"
+        )
     return None
 
 
@@ -167,16 +179,18 @@ def _load_entry(
         return _fill_entry(entry, cache, revision, hub_cache, offline, progress)
 
 
-def _fill_entry(entry: PretrainedWeights, cache: CacheEntry, revision: str | None, hub_cache: Path | None,
-                offline: bool, progress) -> Loaded:
+def _fill_entry(
+    entry: PretrainedWeights, cache: CacheEntry, revision: str | None, hub_cache: Path | None, offline: bool, progress
+) -> Loaded:
     """Under the entry's lock: the converted folder, else the files already there, else each source in turn."""
     if cache.model.exists():  # perhaps converted by the process this one waited for
         try:
             return load_model_dir(cache.model)
         except WeightsError as exc:
             moved = move_aside(cache.model)
-            logger.warning("Cached conversion %s is unusable (%s); moved it to %s, converting again", cache.model,
-                           exc, moved)
+            logger.warning(
+                "Cached conversion %s is unusable (%s); moved it to %s, converting again", cache.model, exc, moved
+            )
     failures: list[tuple[str, WeightsError]] = []
     if all((cache.files / f.filename).is_file() for f in entry.files):
         try:  # placed by hand, or downloaded by an earlier run that was interrupted before converting
@@ -197,8 +211,16 @@ def _fill_entry(entry: PretrainedWeights, cache: CacheEntry, revision: str | Non
     raise _all_failed(entry, failures, cache.files, cache.model, offline)
 
 
-def _try_source(entry: PretrainedWeights, source, cache: CacheEntry, revision: str | None, hub_cache: Path | None,
-                offline: bool, progress, fetched: set[Path]) -> Loaded | None:
+def _try_source(
+    entry: PretrainedWeights,
+    source,
+    cache: CacheEntry,
+    revision: str | None,
+    hub_cache: Path | None,
+    offline: bool,
+    progress,
+    fetched: set[Path],
+) -> Loaded | None:
     """One source: the loaded weights, or None when it held only some of the files (the rest left to the next)."""
     if isinstance(source, HubSource):
         if revision is not None:
@@ -228,16 +250,24 @@ def _download_files(entry: PretrainedWeights, source: UrlSource, files_dir: Path
     return downloaded
 
 
-def _download_hub_files(entry: PretrainedWeights, source: HubFilesSource, files_dir: Path, hub_cache: Path | None,
-                        offline: bool, progress) -> set[Path]:
-    """Fetch the missing files ``source`` holds through the Hub cache; each is checked, then copied into ``files_dir``."""
+def _download_hub_files(
+    entry: PretrainedWeights, source: HubFilesSource, files_dir: Path, hub_cache: Path | None, offline: bool, progress
+) -> set[Path]:
+    """Fetch the missing files ``source`` holds through the Hub cache; each is checked, then copied into
+    ``files_dir``."""
     downloaded = set()
     for spec in entry.files:
         target = files_dir / spec.filename
         if target.is_file() or spec.filename not in source.files:
             continue
-        blob = download_hub_file(source.repo_id, spec.filename, revision=source.revision, cache_dir=hub_cache,
-                                 local_files_only=offline, progress=progress)
+        blob = download_hub_file(
+            source.repo_id,
+            spec.filename,
+            revision=source.revision,
+            cache_dir=hub_cache,
+            local_files_only=offline,
+            progress=progress,
+        )
         _copy_checked(blob, target, spec, f"{source.describe()}: {spec.filename}")
         downloaded.add(target)
     return downloaded
@@ -247,11 +277,15 @@ def _copy_checked(blob: Path, target: Path, spec: LegacyFile, where: str) -> Non
     """Copy ``blob`` to ``target`` (atomically) only if its size and sha256 are the registry's."""
     size = blob.stat().st_size
     if spec.size is not None and size != spec.size:
-        raise CorruptWeightsError(f"{where}: {size} bytes where {spec.size} are expected (not the expected file); "
-                                  "refused, nothing copied into the cache")
+        raise CorruptWeightsError(
+            f"{where}: {size} bytes where {spec.size} are expected (not the expected file); "
+            "refused, nothing copied into the cache"
+        )
     if spec.sha256 is not None and (actual := sha256_of(blob)) != spec.sha256.lower():
-        raise CorruptWeightsError(f"{where}: sha256 {actual} does not match the expected {spec.sha256.lower()}; "
-                                  "refused, nothing copied into the cache")
+        raise CorruptWeightsError(
+            f"{where}: sha256 {actual} does not match the expected {spec.sha256.lower()}; "
+            "refused, nothing copied into the cache"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target, tag="part", durable=True, expected_bytes=size) as tmp:
         shutil.copyfile(blob, tmp)
@@ -295,9 +329,10 @@ def _rejected(exc: WeightsError, paths: list[Path], downloaded: set[Path]) -> We
 
 
 def _all_failed(entry, failures, files_dir: Path, model_dir: Path, offline: bool) -> WeightsError:
-    tried = "\n".join(
-        f"  - {exc}" if str(exc).startswith(where) else f"  - {where}: {exc}" for where, exc in failures
-    ) or "  (no sources)"
+    tried = (
+        "\n".join(f"  - {exc}" if str(exc).startswith(where) else f"  - {where}: {exc}" for where, exc in failures)
+        or "  (no sources)"
+    )
     names = " and ".join(f.filename for f in entry.files)
     urls = next((s for s in entry.sources if isinstance(s, UrlSource)), None)
     origin = f" (from {urls.base_url})" if urls else ""

@@ -207,7 +207,6 @@ class _Reader:
         flat = torch.from_numpy(storage.array)
         return torch.as_strided(flat, sizes, strides, offset - 1).clone()
 
-
     def _count(self, class_name: str, sizes: list[int], stored: int) -> None:
         """Refuse a tensor with more elements than its storage (only overlapping, e.g. stride-0, views can)
         or one that takes the file's total past ``MAX_ELEMENTS``, before it is allocated."""
@@ -215,7 +214,9 @@ class _Reader:
         for n in sizes:
             numel *= n
         if numel > stored:
-            raise self.fail(f"{class_name} of size {sizes} ({numel} elements) addressing a storage of {stored} elements")
+            raise self.fail(
+                f"{class_name} of size {sizes} ({numel} elements) addressing a storage of {stored} elements"
+            )
         self.elements += numel
         if self.elements > MAX_ELEMENTS:
             raise self.fail(f"tensors of more than {MAX_ELEMENTS} elements in all")
@@ -250,7 +251,11 @@ _KINDS = {
 
 
 def _modules(obj: Any, source: str) -> list[Any]:
-    if not isinstance(obj, TorchObject) or obj.class_name != "nn.Sequential" or not isinstance(obj.get("modules"), dict):
+    if (
+        not isinstance(obj, TorchObject)
+        or obj.class_name != "nn.Sequential"
+        or not isinstance(obj.get("modules"), dict)
+    ):
         found = obj.class_name if isinstance(obj, TorchObject) else type(obj).__name__
         raise CorruptWeightsError(f"{source}: expected an nn.Sequential with a modules list, found {found}")
     table = obj["modules"]
@@ -282,7 +287,8 @@ class _Walker:
     def field(self, module: Any, name: str, expected: Any) -> None:
         if module.get(name) != expected:
             raise CorruptWeightsError(
-                f"{self.source}: module {self.pos} ({module.class_name}) has {name}={module.get(name)!r}, expected {expected!r}"
+                f"{self.source}: module {self.pos} ({module.class_name}) has {name}={module.get(name)!r}, "
+                f"expected {expected!r}"
             )
 
     def conv(self, cin: int, cout: int, k: int) -> dict[str, Tensor]:
@@ -358,8 +364,9 @@ def _torch7_decoder(obj: Any, source: str) -> dict[str, Tensor]:
     return state
 
 
-def load_torch7(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *,
-                description: str = "") -> tuple[ModelConfig, dict[str, Tensor]]:
+def load_torch7(
+    vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, *, description: str = ""
+) -> tuple[ModelConfig, dict[str, Tensor]]:
     """``(config, state)`` from the original Torch7 release files (``vgg_normalised.t7`` + a decoder ``.t7``).
 
     The encoder is kept to relu5_1 when the file reaches it, else to relu4_1 (AdaIN only). Module types,

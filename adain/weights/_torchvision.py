@@ -45,9 +45,7 @@ def torchvision_vgg19_to_named(state: Mapping[str, Tensor], last_layer: str = "r
     return out
 
 
-def encoder_from_torchvision(
-    state: Mapping[str, Tensor] | None = None, *, last_layer: str = "relu5_1"
-) -> VGGEncoder:
+def encoder_from_torchvision(state: Mapping[str, Tensor] | None = None, *, last_layer: str = "relu5_1") -> VGGEncoder:
     """A ``VGGEncoder`` with torchvision's VGG-19 weights, for training new decoders.
 
     Arguments:
@@ -75,8 +73,10 @@ def _download_vgg19() -> Mapping[str, Tensor]:
     try:  # optional: only this converter needs torchvision (pip install 'adain[torchvision]')
         from torchvision.models import VGG19_Weights
     except ImportError:
-        raise InputError("encoder_from_torchvision without a state dict needs torchvision: "
-                         "pip install 'adain[torchvision]', or pass the vgg19 weights file") from None
+        raise InputError(
+            "encoder_from_torchvision without a state dict needs torchvision: "
+            "pip install 'adain[torchvision]', or pass the vgg19 weights file"
+        ) from None
     weights = VGG19_Weights.IMAGENET1K_V1
     try:
         return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
@@ -90,8 +90,9 @@ def _download_vgg19() -> Mapping[str, Tensor]:
         ) from None
 
 
-def model_from_torchvision(state: Mapping[str, Tensor] | None = None, *,
-                           seed: int = 0) -> tuple[ModelConfig, dict[str, Tensor]]:
+def model_from_torchvision(
+    state: Mapping[str, Tensor] | None = None, *, seed: int = 0
+) -> tuple[ModelConfig, dict[str, Tensor]]:
     """``(config, state)``: torchvision's VGG-19 encoder and an *untrained* decoder (seeded), to train."""
     encoder = encoder_from_torchvision(state)
     with torch.random.fork_rng(devices=[]):
