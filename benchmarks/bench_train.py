@@ -166,7 +166,7 @@ def build(args, device):
     channels_last = args.channels_last if args.channels_last is not None else True
     if channels_last:
         encoder, decoder = encoder.to(memory_format=torch.channels_last), decoder.to(memory_format=torch.channels_last)
-    step_encoder = torch.compile(encoder, dynamic=False) if args.compile else encoder  # as adain.training._loop
+    step_encoder = torch.compile(encoder, dynamic=False) if args.compile else encoder  # as adain.training._run
     step_decoder = torch.compile(decoder, dynamic=False) if args.compile else decoder
     ours_opt = make_optimizer(decoder.parameters(), 1e-4)
     dtype = (

@@ -188,9 +188,9 @@ def test_crop_larger_than_image_size_is_refused():
 
 
 def test_trainer_publishes_with_the_one_verified_push_to_hub():
-    import adain.training._loop
+    import adain.training._finish
     import adain.weights._hub
 
-    assert adain.training._loop.push_to_hub is adain.weights._hub.push_to_hub
+    assert adain.training._finish.push_to_hub is adain.weights._hub.push_to_hub
     # The message of a failed push tells the user to call it by its public name (test_training_safety).
     assert adain.weights.push_to_hub is adain.weights._hub.push_to_hub

@@ -11,8 +11,9 @@ flags). Guide: [training a decoder](../guides/training.md).
 # Internal modules: _config (TrainConfig and the recipes), _errors, _events, _rundir (what a run directory holds;
 # resume or refuse), _data (resumable image streams), _badfiles (unusable images: the tolerance rule and checking
 # folders), _step (the loss and one optimisation step), _checkpoint, _report (logs, samples, loss curve), _setup
-# (the process, and weights in and out), _lock (one run per run directory) and _loop (train). The command line is
-# adain train (adain.cli).
+# (the process, and weights in and out), _lock (one run per run directory), _run (a run's pieces and their setup),
+# _loop (train, and the loop) and _finish (the final export, loss curve and push). The command line is adain train
+# (adain.cli).
 
 from .._arguments import moved_modules
 from ._config import TrainConfig as TrainConfig

@@ -1,11 +1,11 @@
 """The decoder training loop: ``train(config)``.
 
-``train`` resumes or refuses an earlier run in the run directory (``_rundir``), sets the run up (process,
-models, resumed state, data), runs the loop (steps, logs, samples, checkpoints) and finishes it (final
-export, loss curve, Hub upload), reporting what happens as events (``_events``) to a callback, which can also
-stop it; it never prints and installs no signal handler. Process and weight setup lives in ``_setup``,
-options and defaults in ``TrainConfig`` (``_config``); the command line (``adain train``, ``python -m train``)
-lives in ``adain.cli._train``.
+``train`` resumes or refuses an earlier run in the run directory (``_rundir``), sets the run up (``_run``: process,
+models, resumed state, data), runs the loop (here: steps, logs, samples, checkpoints) and finishes it
+(``_finish``: final export, loss curve, Hub upload), reporting what happens as events (``_events``) to a callback,
+which can also stop it; it never prints and installs no signal handler. Process and weight setup lives in
+``_setup``, options and defaults in ``TrainConfig`` (``_config``); the command line (``adain train``,
+``python -m train``) lives in ``adain.cli._train``.
 
 Data-parallel runs (``torchrun``) are detected from the ``WORLD_SIZE`` environment variable: every rank
 trains on its own positions of the data order, DistributedDataParallel averages the gradients, and rank 0
@@ -21,47 +21,25 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from .._runtime import resolve_dtype
-from ..modeling._decoder import Decoder
-from ..modeling._encoder import CONTENT_LAYER, VGGEncoder
+from ..modeling._encoder import CONTENT_LAYER
 from ..modeling._ops import adain
-from ..weights._hub import check_push_access, push_to_hub
-from ._badfiles import count_under, too_many_bad
-from ._checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
+from ..weights._hub import check_push_access
+from ._checkpoint import capture_rng_state, save_checkpoint
 from ._config import TrainConfig
-from ._data import Batch, ImageStream, PairDataset, StepBatchSampler, collate_pairs
-from ._errors import BadImagesError, Interrupted, Setting, TrainingError
-from ._events import (
-    BadImageEvent,
-    Callback,
-    CheckpointEvent,
-    DoneEvent,
-    LogEvent,
-    PushedEvent,
-    Reporter,
-    StartEvent,
-    StepEvent,
-)
+from ._data import Batch
+from ._errors import Interrupted, Setting, TrainingError
+from ._events import Callback, CheckpointEvent, LogEvent, Reporter, StepEvent
+from ._finish import finish
 from ._lock import lock_run_dir
-from ._report import LOG_FIELDS, ScalarLog, draw_loss_curve, sample_grid
-from ._rundir import FINAL_DIR, LOSS_CURVE_NAME, SAMPLES_DIR, SKIPPED_NAME, refuse_earlier_run, resume_point
-from ._setup import (
-    Distributed,
-    data_parallel,
-    export_final,
-    init_distributed,
-    load_decoder,
-    load_encoder,
-    seed_everything,
-    should_stop,
-    training_device,
-)
-from ._step import LossWeights, StepResult, frozen, learning_rate, make_optimizer, train_step
+from ._report import LOG_FIELDS, sample_grid
+from ._run import Run, note_bad, setup
+from ._rundir import SAMPLES_DIR, refuse_earlier_run, resume_point
+from ._setup import should_stop
+from ._step import StepResult, learning_rate, train_step
 
 
 def train(
@@ -120,172 +98,9 @@ def train(
             if resume_state is not None
             else (resume_point(config.out, report) if config.resume else None)
         )
-        run = _setup(config, report, resumed, worker_init_fn)
+        run = setup(config, report, resumed, worker_init_fn)
         _loop(run)
-        return _finish(run)
-
-
-# ---- setup -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Run:
-    """One run's pieces: built by ``_setup``, used by ``_loop`` and ``_finish``.
-
-    ``bad`` (unreadable images) and ``nonfinite`` (skipped steps) grow as the loop goes; every
-    checkpoint saves them so that a resumed run goes on counting.
-    """
-
-    config: TrainConfig
-    emit: Reporter
-    dist: Distributed
-    device: torch.device
-    run_dir: Path
-    encoder: VGGEncoder
-    decoder: Decoder
-    optimizer: torch.optim.Optimizer
-    step_encoder: Callable[..., Any]  # the encoder and decoder as train_step calls them: compiled, and DDP-wrapped
-    step_model: Callable[..., Any]
-    average: Callable[[torch.Tensor], torch.Tensor] | None
-    autocast_dtype: torch.dtype | None
-    content: ImageStream
-    style: ImageStream
-    loader: torch.utils.data.DataLoader
-    samples: Batch | None  # rank 0 only, as are the log and every file written
-    log: ScalarLog | None
-    weights: LossWeights
-    start_step: int
-    bad: set[str]
-    nonfinite: int
-
-    @property
-    def is_main(self) -> bool:
-        return self.dist.rank == 0
-
-
-def _setup(
-    config: TrainConfig,
-    emit: Reporter,
-    resumed: tuple[Path | None, dict] | None,
-    worker_init_fn: Callable[[int], None] | None,
-) -> _Run:
-    """Join the process group, build the models and the optimizer, restore ``resumed`` (a checkpoint's path and
-    state), open the data."""
-    dist_info = init_distributed(config.device)
-    is_main = dist_info.rank == 0
-    device = training_device(config.device, dist_info)
-    run_dir = Path(config.out)
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(config.seed)  # same on every rank: identical initial decoders
-    encoder, decoder, optimizer = _models(config, device)
-    start_step, bad, nonfinite = _restore(resumed[1] if resumed else None, decoder, optimizer)
-    on_cuda = device.type == "cuda"
-    # "auto" means what dtype=None means everywhere (adain._runtime): bf16 on CUDA with bf16, else float32.
-    dtype = resolve_dtype(config.dtype, device, allowed=("float32", "bfloat16"))
-    autocast_dtype = None if dtype == torch.float32 else dtype
-    model, average = data_parallel(decoder, device, dist_info)
-    # dynamic=False: the encoder sees two batch sizes (content + style together, then the decoded batch);
-    # with automatic dynamic shapes the second would replace the first graph by a slower symbolic one.
-    step_encoder = torch.compile(encoder, dynamic=False) if config.compile else encoder
-    step_model = torch.compile(model, dynamic=False) if config.compile else model
-    content, style, loader = _data(config, start_step, dist_info, pin_memory=on_cuda, worker_init_fn=worker_init_fn)
-    relu1_1, relu2_1, relu3_1, relu4_1 = config.style_layer_weights  # four: checked by validate()
-    run = _Run(
-        config=config,
-        emit=emit,
-        dist=dist_info,
-        device=device,
-        run_dir=run_dir,
-        encoder=encoder,
-        decoder=decoder,
-        optimizer=optimizer,
-        step_encoder=step_encoder,
-        step_model=step_model,
-        average=average,
-        autocast_dtype=autocast_dtype,
-        content=content,
-        style=style,
-        loader=loader,
-        samples=collate_pairs([loader.dataset[k] for k in range(min(4, config.batch_size))]) if is_main else None,
-        log=ScalarLog(run_dir, start_step) if is_main else None,
-        weights=LossWeights(config.content_weight, config.style_weight, (relu1_1, relu2_1, relu3_1, relu4_1)),
-        start_step=start_step,
-        bad=bad,
-        nonfinite=nonfinite,
-    )
-    emit(
-        StartEvent(
-            start_step=start_step,
-            max_iter=config.max_iter,
-            device=str(device),
-            world_size=dist_info.world,
-            content_images=len(content),
-            style_images=len(style),
-            autocast=str(autocast_dtype) if autocast_dtype else "float32",
-            resumed_from=resumed[0] if resumed else None,
-        )
-    )
-    _note_bad(run, content.problems + style.problems)  # entries of the folders that could not be read
-    return run
-
-
-def _models(config: TrainConfig, device: torch.device) -> tuple[VGGEncoder, Decoder, torch.optim.Optimizer]:
-    """The frozen encoder, the decoder to train (fresh, or ``init_decoder``) and its optimizer."""
-    encoder = frozen(load_encoder(config.vgg)).to(device)
-    torch.manual_seed(config.seed)  # the initial decoder depends on the seed alone, not on how the encoder was built
-    decoder = (load_decoder(config.init_decoder) if config.init_decoder else Decoder()).to(device)
-    # channels_last: faster convolutions with cuDNN and, measured here, 5-10% faster with oneDNN on CPU too.
-    encoder, decoder = encoder.to(memory_format=torch.channels_last), decoder.to(memory_format=torch.channels_last)
-    return encoder, decoder, make_optimizer(decoder.parameters(), config.lr)
-
-
-def _restore(state: dict | None, decoder: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, set[str], int]:
-    """Load a checkpoint's weights, optimizer and RNG states; returns its step, bad images and skipped steps."""
-    if state is None:
-        return 0, set(), 0
-    decoder.load_state_dict(state["decoder"], strict=True)
-    optimizer.load_state_dict(state["optimizer"])
-    restore_rng_state(state["rng"])
-    return int(state["step"]), set(state["data"].get("bad", [])), int(state["data"].get("nonfinite", 0))
-
-
-def _data(
-    config: TrainConfig,
-    start_step: int,
-    dist_info: Distributed,
-    *,
-    pin_memory: bool,
-    worker_init_fn: Callable[[int], None] | None,
-) -> tuple[ImageStream, ImageStream, torch.utils.data.DataLoader]:
-    """The content and style streams and a loader giving this rank its batches from ``start_step`` on."""
-    content = ImageStream(
-        config.content_dir,
-        image_size=config.image_size,
-        crop_size=config.crop_size,
-        seed=config.seed,
-        stream=0,
-        min_side=config.min_image_side,
-    )
-    style = ImageStream(
-        config.style_dir,
-        image_size=config.image_size,
-        crop_size=config.crop_size,
-        seed=config.seed,
-        stream=1,
-        min_side=config.min_image_side,
-    )
-    loader = torch.utils.data.DataLoader(
-        PairDataset(content, style),
-        batch_sampler=StepBatchSampler(start_step, config.batch_size, dist_info.rank, dist_info.world),
-        num_workers=config.workers,
-        collate_fn=collate_pairs,
-        pin_memory=pin_memory,
-        worker_init_fn=worker_init_fn,
-        prefetch_factor=4 if config.workers > 0 else None,
-        persistent_workers=False,
-    )
-    return content, style, loader
+        return finish(run)
 
 
 # ---- the loop --------------------------------------------------------------------------------------
@@ -299,7 +114,7 @@ class _Window:
     since: float = field(default_factory=time.perf_counter)
 
 
-def _loop(run: _Run) -> None:
+def _loop(run: Run) -> None:
     """Steps ``start_step`` to ``max_iter``, with logs, samples and checkpoints; a stop request checkpoints and
     stops."""
     config = run.config
@@ -333,9 +148,9 @@ def _loop(run: _Run) -> None:
         _checkpoint(run, config.max_iter)
 
 
-def _step(run: _Run, batch: Batch, step: int) -> StepResult:
+def _step(run: Run, batch: Batch, step: int) -> StepResult:
     """One optimisation step on ``batch`` (its unreadable images noted first)."""
-    _note_bad(run, batch.bad)
+    note_bad(run, batch.bad)
     c = batch.content.to(run.device, non_blocking=True)
     s = batch.style.to(run.device, non_blocking=True)
     c, s = c.contiguous(memory_format=torch.channels_last), s.contiguous(memory_format=torch.channels_last)
@@ -353,7 +168,7 @@ def _step(run: _Run, batch: Batch, step: int) -> StepResult:
     )
 
 
-def _report(run: _Run, done: int, result: StepResult, window: _Window) -> None:
+def _report(run: Run, done: int, result: StepResult, window: _Window) -> None:
     """The ``"step"`` event; on rank 0, a log row every ``log_every`` steps and samples every ``sample_every``."""
     config = run.config
     window.results.append(result)
@@ -383,7 +198,7 @@ def _report(run: _Run, done: int, result: StepResult, window: _Window) -> None:
         )
 
 
-def _checkpoint(run: _Run, step: int) -> Path | None:
+def _checkpoint(run: Run, step: int) -> Path | None:
     """Save everything a resumed run needs at ``step`` (rank 0 only; other ranks return ``None``)."""
     if not run.is_main:
         return None
@@ -399,62 +214,6 @@ def _checkpoint(run: _Run, step: int) -> Path | None:
     path = save_checkpoint(run.run_dir, state, keep=config.keep_checkpoints)
     run.emit(CheckpointEvent(step=step, path=path))
     return path
-
-
-# ---- the finish ------------------------------------------------------------------------------------
-
-
-def _finish(run: _Run) -> Path:
-    """On rank 0: export ``RUN_DIR/final``, draw the loss curve, push to the Hub if asked. Returns ``final``."""
-    config = run.config
-    final = run.run_dir / FINAL_DIR
-    if run.is_main:
-        assert run.log is not None, "rank 0 has a log"
-        run.log.close()
-        export_final(
-            run.encoder,
-            run.decoder,
-            final,
-            description=(
-                f"Decoder trained with adain.training.train: {config.max_iter} steps, batch {config.batch_size}, "
-                f"content {config.content_dir}, style {config.style_dir}, style weight {config.style_weight}."
-            ),
-        )
-        draw_loss_curve(run.log.path, run.run_dir / LOSS_CURVE_NAME)
-        run.emit(DoneEvent(final=final, nonfinite_skipped=run.nonfinite, bad_images=len(run.bad)))
-        if config.push_to_hub:
-            run.emit(PushedEvent(repo=config.push_to_hub, url=_push(final, config.push_to_hub)))
-    return final
-
-
-def _push(final: Path, repo_id: str) -> str:
-    """Upload ``final`` to ``repo_id``; any failure is one ``TrainingError`` line saying where the model is."""
-    try:
-        return push_to_hub(final, repo_id, commit_message="adain.training.train: final decoder")
-    except Exception as exc:  # noqa: BLE001 -- HTTP, transport and verification errors alike: the model is safe
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrainingError(
-            f"training finished but the push to {repo_id} failed ({type(exc).__name__}: {reason}); the final model "
-            f"is in {final}: push it later with adain.weights.push_to_hub({str(final)!r}, {repo_id!r})"
-        ) from None
-
-
-def _note_bad(run: _Run, messages) -> None:
-    """Record newly found unreadable images (``RUN_DIR/skipped.txt``); more than ``_badfiles`` tolerates stop the
-    run."""
-    new = [m for m in messages if m not in run.bad]
-    if not new:
-        return
-    run.bad.update(new)
-    for m in new:
-        run.emit(BadImageEvent(message=m))
-    skipped = run.run_dir / SKIPPED_NAME
-    if run.is_main:
-        skipped.write_text("".join(f"{m}\n" for m in sorted(run.bad)))
-    for stream in (run.content, run.style):
-        reason = too_many_bad(stream.root, count_under(stream.root, run.bad), len(stream), run.config.max_bad_fraction)
-        if reason is not None:
-            raise BadImagesError(*reason, f" {skipped} lists the bad files met so far")
 
 
 def _log_row(step: int, window: list[StepResult], images_per_s: float, nonfinite: int, bad: int) -> LogEvent:
