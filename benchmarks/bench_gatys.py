@@ -234,8 +234,7 @@ def _child(target, cfg):
 def largest_size(device, dtype, probe_max, threads):
     """(c): the largest square the memory estimate admits with default options, and a real 1-step try."""
     from adain._runtime import memory_budget
-    from adain.optimization._api import plan_memory
-    from adain.optimization._memory import largest_fitting_size
+    from adain.optimization._memory import largest_fitting_size, plan_memory
     from adain.optimization._options import GatysOptions
 
     budget = memory_budget(device) or 1 << 62  # what adain.gatys admits by default (80% of the free memory)

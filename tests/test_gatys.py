@@ -219,10 +219,10 @@ def test_bf16_autocast_runs_and_stays_close_to_float32(model):
 
 
 def test_average_pooling_is_rescaled_to_max_pooling_magnitude(model):
-    from adain.optimization._api import _pool_scale
+    from adain.optimization._targets import measure_pool_scale
 
     x = _images(h=48, w=48)[0][None]
-    scale = _pool_scale(model.encoder, x, None)
+    scale = measure_pool_scale(model.encoder, x, None)
     assert all(v >= 1.0 for v in scale.values())
     with torch.no_grad():
         ref = model.encoder(x, ("relu5_1",), pooling="max")["relu5_1"].mean()
@@ -328,7 +328,7 @@ torch.set_num_threads(1)
 from reference_port import random_reference_models
 import adain
 from adain.optimization import gatys_tensor
-from adain.optimization._api import plan_memory
+from adain.optimization._memory import plan_memory
 from adain.optimization._options import GatysOptions
 size = int(sys.argv[1])
 model = adain.AdaINModel()

@@ -17,7 +17,7 @@ from PIL import Image
 
 import adain
 import adain.inference._stylizer
-import adain.optimization._api
+import adain.optimization._inputs
 from adain import _images as images
 from adain._runtime import resolve_device
 from adain.errors import ImageReadError, InputError
@@ -57,7 +57,7 @@ def no_weights(monkeypatch):
         pytest.fail("load_pretrained was called before the arguments were checked")
 
     monkeypatch.setattr(adain.inference._stylizer, "load_pretrained", refuse)
-    monkeypatch.setattr(adain.optimization._api, "load_pretrained", refuse)
+    monkeypatch.setattr(adain.optimization._inputs, "load_pretrained", refuse)
 
 
 def _one_line(exc_info) -> str:
@@ -158,8 +158,8 @@ def test_set_style_checks_every_style_before_decoding_any(model, tmp_path, monke
 
 def test_gatys_checks_every_image_before_decoding_any(model, tmp_path, monkeypatch):
     good, missing = str(_png(tmp_path / "good.png")), str(tmp_path / "missing.png")
-    monkeypatch.setattr(adain.optimization._api, "to_tensor", lambda *a, **k: pytest.fail("an image was decoded"))
-    monkeypatch.setattr(adain.optimization._api, "to_mask", lambda *a, **k: pytest.fail("a mask was decoded"))
+    monkeypatch.setattr(adain.optimization._inputs, "to_tensor", lambda *a, **k: pytest.fail("an image was decoded"))
+    monkeypatch.setattr(adain.optimization._inputs, "to_mask", lambda *a, **k: pytest.fail("a mask was decoded"))
     for options in ({"masks": [good, missing]}, {"init": missing}, {"mask": missing}):
         with pytest.raises(InputError, match="missing.png"):
             adain.gatys(good, [good, good], model=model, **options, **_FAST)

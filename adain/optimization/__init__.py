@@ -10,8 +10,10 @@ does not shadow a subpackage of the same name.
 """
 
 # Internal modules: _options (every knob and its default), _losses (content, Gram, mean/std, Wasserstein-2, TV,
-# gradient normalisation), _pyramid (scales), _memory (the estimate made before allocating), _optimize (objective
-# and loop), _api (inputs, devices, scales). Colour handling is adain.modeling._color, shared with the AdaIN backend.
+# gradient normalisation), _pyramid (scales), _memory (the estimate made before allocating, the working size),
+# _optimize (objective and loop of one scale), _inputs (options and images checked, then read), _targets (what
+# each scale's objective measures), _scales (the run over the pyramid), _api (the entry points and the order of a
+# run). Colour handling is adain.modeling._color, shared with the AdaIN backend.
 
 from .._arguments import moved_modules
 from ._api import gatys as gatys

@@ -3,15 +3,22 @@
 The estimate walks the encoder's layer plan (no tensors) and adds up what autograd keeps for the
 backward pass, the transient gradients of the widest layer, the style pass, the loss targets and the
 optimizer's state. It is deliberately simple and a little generous; the test suite checks it against
-the measured CPU peak at two sizes (within a factor of 2).
+the measured CPU peak at two sizes (within a factor of 2). ``plan_memory`` reads those shapes from a run's
+options, and ``working_size`` compares the estimate with the budget (``max_memory``, ``on_oom``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
+from .._runtime import memory_budget
+from ..errors import InputError
 from ..modeling._encoder import LAYER_NAMES, VGG_CONVS
+from ._options import GatysOptions
 
 _CHANNELS = {name: cout for name, _, cout in VGG_CONVS}
 
@@ -135,3 +142,55 @@ def largest_fitting_size(height: int, width: int, budget: int, estimate) -> tupl
         else:
             hi = mid - 1
     return scaled(lo)
+
+
+def plan_memory(
+    opts: GatysOptions, height: int, width: int, style_sizes: list[tuple[int, int]], feature_bytes: int
+) -> MemoryEstimate:
+    """The memory estimate for optimising ``height x width`` with ``opts`` (see ``estimate_memory``)."""
+    layers = list(opts.content_layers) + list(opts.style_layers)
+    return estimate_memory(
+        height,
+        width,
+        style_sizes=style_sizes,
+        deepest=max(layers, key=LAYER_NAMES.index),
+        style_layers=tuple(opts.style_layers),
+        style_terms=len(style_sizes) if opts.masks or opts.mask is not None else 1,
+        style_loss=opts.style_loss,
+        optimizer=opts.optimizer,
+        history_size=opts.history_size,
+        channels=1 if opts.preserve_color == "luminance" else 3,
+        feature_bytes=feature_bytes,
+        pooling=opts.pooling,
+    )
+
+
+def working_size(
+    opts: GatysOptions,
+    size: tuple[int, int],
+    style_sizes: Callable[[int, int], list[tuple[int, int]]],
+    feature_bytes: int,
+    device: torch.device,
+) -> tuple[int, int]:
+    """The size to optimise at: ``size`` when the memory estimate fits the budget, else (``on_oom="shrink"``)
+    the largest size that does; ``InputError`` naming that size otherwise."""
+    height, width = size
+    budget = memory_budget(device, opts.max_memory)
+    estimate = plan_memory(opts, height, width, style_sizes(height, width), feature_bytes)
+    if budget is None or estimate.total <= budget:
+        return size
+    fits = largest_fitting_size(
+        height, width, budget, lambda h, w: plan_memory(opts, h, w, style_sizes(h, w), feature_bytes)
+    )
+    hint = (
+        f"the largest size that fits is about {min(fits)} px (content_size={min(fits)})"
+        if fits
+        else "not even a 16 px image fits"
+    )
+    if opts.on_oom == "error" or fits is None:
+        raise InputError(
+            f"content_size: optimising {width}x{height} needs about {estimate.total / 2**30:.2f} GiB on {device} "
+            f"but {budget / 2**30:.2f} GiB is available; {hint}; or pass on_oom='shrink', a smaller "
+            "history_size, optimizer='adam', or dtype='bfloat16'"
+        )
+    return fits

@@ -48,6 +48,10 @@ class GatysProgress:
     peak_memory: int = 0
 
 
+# What ``adain.gatys`` calls after every step; a true return stops the run.
+Callback = Callable[[GatysProgress], "bool | None"]
+
+
 def peak_memory(device: torch.device) -> int:
     """Peak bytes in use so far on ``device`` (CUDA allocator peak, or the process's peak RSS on the CPU)."""
     if device.type == "cuda":

@@ -32,3 +32,13 @@ def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
         return x
     shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def carry_up(x: Tensor, previous_content: Tensor, content: Tensor) -> Tensor:
+    """The start at the next scale: ``content`` (``(1, C, h, w)`` at that scale) plus what the optimisation
+    changed at the previous scale (``x - previous_content``), upsampled to ``(h, w)``.
+
+    Upsampling only the change keeps the sharper content of the larger scale: an upsampled image alone is
+    blurry, which costs many full-size steps to undo.
+    """
+    return content + resize(x - previous_content, (content.shape[-2], content.shape[-1]))
