@@ -178,8 +178,16 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
 
 
 def _shared_specs(defaults: dict[str, Any], notes: dict[str, str], old_colors: Sequence[str]) -> dict[str, dict]:
-    """``flag -> add_argument keywords`` of every shared flag (``notes`` extend a flag's help)."""
-    specs = {
+    """``flag -> add_argument keywords`` of every shared flag (``notes`` extend a flag's help), in ``--help`` order."""
+    specs = {**_style_specs(defaults, old_colors), **_picture_specs(defaults), **_hardware_specs(defaults)}
+    for flag, note in notes.items():
+        specs[flag]["help"] += f"; {note}"
+    return specs
+
+
+def _style_specs(defaults: dict[str, Any], old_colors: Sequence[str]) -> dict[str, dict]:
+    """The model and how the styles are applied: ``--weights``, ``--style-weights``, ``--preserve-color``."""
+    return {
         "--weights": dict(
             dest="weights",
             default=None,
@@ -209,6 +217,12 @@ def _shared_specs(defaults: dict[str, Any], notes: dict[str, str], old_colors: S
             help="keep the content's colours: coral recolours the style (the mode without a "
             "value), luminance transfers style to the luma only",
         ),
+    }
+
+
+def _picture_specs(defaults: dict[str, Any]) -> dict[str, dict]:
+    """The pictures' sizes and the region mask: ``--content-size``, ``--style-size``, ``--mask``."""
+    return {
         "--content-size": dict(
             dest="content_size",
             type=parse_size,
@@ -229,6 +243,12 @@ def _shared_specs(defaults: dict[str, Any], notes: dict[str, str], old_colors: S
             default=defaults["mask"],
             help="with two STYLE files: the first where the mask is white, the second elsewhere",
         ),
+    }
+
+
+def _hardware_specs(defaults: dict[str, Any]) -> dict[str, dict]:
+    """Where and how the computation runs: ``--device``, ``--dtype``, ``--max-memory``."""
+    return {
         "--device": dict(
             dest="device",
             default=defaults["device"],
@@ -249,9 +269,6 @@ def _shared_specs(defaults: dict[str, Any], notes: dict[str, str], old_colors: S
             help="bytes one image may use, e.g. 4e9 or 4GiB (default: 80%% of the free memory)",
         ),
     }
-    for flag, note in notes.items():
-        specs[flag]["help"] += f"; {note}"
-    return specs
 
 
 def add_shared(
