@@ -19,8 +19,8 @@ from ._images import ImageLike
 from ._io import DEFAULT_MAX_PIXELS
 from .errors import InputError
 from .inference._checks import check_one_content, style_list
+from .inference._one_call import stylize as stylize_adain
 from .inference._stylizer import DEFAULT_SIZE
-from .inference._stylizer import stylize as stylize_adain
 from .model import AdaINModel
 from .optimization import gatys_tensor
 
@@ -113,38 +113,8 @@ def stylize(
     if method not in METHODS:
         raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
     style_weights = pop_deprecated(gatys_options, "weights", "style_weights", style_weights, "stylize")
-    # The single place where a backend is chosen; further methods are added here.
-    if method == "gatys":
-        adain_only = [
-            name
-            for name, given in (("tile_size", tile_size is not None), ("max_pixels", max_pixels != DEFAULT_MAX_PIXELS))
-            if given
-        ]
-        return _stylize_gatys(
-            content,
-            style,
-            alpha,
-            model=model,
-            content_size=content_size,
-            style_size=style_size,
-            crop=crop,
-            preserve_color=preserve_color,
-            style_weights=style_weights,
-            mask=mask,
-            device=device,
-            dtype=dtype,
-            max_memory=max_memory,
-            callback=callback,
-            output_type=output_type,
-            adain_only=adain_only,
-            **gatys_options,
-        )
-    if gatys_options:
-        raise InputError(f"unexpected argument(s) {sorted(gatys_options)} for method='adain'")
-    return stylize_adain(
-        content,
-        style,
-        alpha,
+    # What both backends take, named once: each backend checks its own share of it.
+    arguments: dict[str, Any] = dict(
         model=model,
         content_size=content_size,
         style_size=style_size,
@@ -160,13 +130,33 @@ def stylize(
         callback=callback,
         output_type=output_type,
     )
+    # The single place where a backend is chosen; further methods are added here.
+    if method == "gatys":
+        return _stylize_gatys(content, style, alpha, **arguments, **gatys_options)
+    if gatys_options:
+        raise InputError(f"unexpected argument(s) {sorted(gatys_options)} for method='adain'")
+    return stylize_adain(content, style, alpha, **arguments)
 
 
 def _stylize_gatys(
-    content, style, alpha, *, crop: bool, content_size, style_size, mask, output_type, adain_only: list[str], **options
+    content,
+    style,
+    alpha,
+    *,
+    crop: bool,
+    content_size,
+    style_size,
+    mask,
+    output_type,
+    tile_size: int | None,
+    max_pixels: int,
+    **options,
 ):
     """``stylize(method="gatys")``: stylize's arguments handed to ``adain.gatys`` (which checks them all
-    before loading weights); it has no alpha, and no crop of its own: the inputs are cropped first."""
+    before loading weights); it has no alpha, no ``tile_size`` nor ``max_pixels`` (refused when given), and
+    no crop of its own: the inputs are cropped first."""
+    given = {"tile_size": tile_size is not None, "max_pixels": max_pixels != DEFAULT_MAX_PIXELS}
+    adain_only = [name for name, is_given in given.items() if is_given]
     if adain_only:
         raise InputError(f"{', '.join(adain_only)}: only for method='adain' (gatys reads and sizes images its own way)")
     if check_alpha(alpha) != 1:

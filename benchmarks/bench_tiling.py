@@ -33,6 +33,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import adain  # noqa: E402
+from adain.inference import _tile_grid as tile_grid  # noqa: E402
 from adain.inference import _tiling as tiling  # noqa: E402
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -189,11 +190,11 @@ def main(argv=None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "dtype": args.dtype or "auto",
-        "overlap_px": tiling.OVERLAP,
+        "overlap_px": tile_grid.OVERLAP,
         "exact": [],
         "memory": [],
     }
-    print(f"device {name}, {results['threads']} threads, torch {torch.__version__}, overlap {tiling.OVERLAP} px")
+    print(f"device {name}, {results['threads']} threads, torch {torch.__version__}, overlap {tile_grid.OVERLAP} px")
     if args.exact_sizes:
         print(
             f"{'size':>10} {'tiles':>5} {'PSNR dB':>8} {'max diff':>9} {'untiled s':>9} {'tiled s':>8} "

@@ -164,7 +164,12 @@ def test_inference_never_imports_the_optimization_backend_or_the_command_line():
         assert not bad, f"{name} imports {bad}: method='gatys' is dispatched by adain.methods, above both backends"
 
 
-ENGINE_MODULES = ("adain.inference._engine", "adain.inference._tiling", "adain.inference._transfer")
+ENGINE_MODULES = (
+    "adain.inference._engine",
+    "adain.inference._tile_grid",
+    "adain.inference._tiling",
+    "adain.inference._transfer",
+)
 
 
 @pytest.mark.parametrize("name", ENGINE_MODULES)
@@ -251,7 +256,7 @@ def test_no_module_uses_another_modules_underscore_names(name):
 
 def test_the_private_use_detector_sees_the_doors_it_forbids(tmp_path, monkeypatch):
     code = (
-        "from adain.inference._tiling import _spans\nfrom adain.inference import _tiling as tiling\n"
+        "from adain.inference._tile_grid import _spans\nfrom adain.inference import _tiling as tiling\n"
         "import torch\n\ndef f(stylizer, t):\n    stylizer._encode(t)\n    tiling._batches(t)\n"
         "    torch._dynamo.reset()\n    return self_made._own\n\nself_made = None\n_own = 1\n"
     )
@@ -260,7 +265,7 @@ def test_the_private_use_detector_sees_the_doors_it_forbids(tmp_path, monkeypatc
     monkeypatch.setitem(MODULES, "adain.fake", fake)
     found = _foreign_private_uses("adain.fake")
     assert [f.split(": ", 1)[1] for f in found] == [
-        "from adain.inference._tiling import _spans",
+        "from adain.inference._tile_grid import _spans",
         "stylizer._encode",
         "tiling._batches",
     ]

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import adain
-import adain.inference._stylizer
+import adain.inference._one_call
 import adain.optimization._inputs
 from adain import _images as images
 from adain._runtime import resolve_device
@@ -56,7 +56,7 @@ def no_weights(monkeypatch):
     def refuse(*args, **kwargs):
         pytest.fail("load_pretrained was called before the arguments were checked")
 
-    monkeypatch.setattr(adain.inference._stylizer, "load_pretrained", refuse)
+    monkeypatch.setattr(adain.inference._one_call, "load_pretrained", refuse)
     monkeypatch.setattr(adain.optimization._inputs, "load_pretrained", refuse)
 
 

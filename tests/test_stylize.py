@@ -305,10 +305,10 @@ def test_stylize_refuses_a_batch(model):
 
 
 def test_model_defaults_to_load_pretrained(model, monkeypatch):
-    import adain.inference._stylizer
+    import adain.inference._one_call
 
     calls = []
-    monkeypatch.setattr(adain.inference._stylizer, "load_pretrained", lambda *a, **k: calls.append(a) or model)
+    monkeypatch.setattr(adain.inference._one_call, "load_pretrained", lambda *a, **k: calls.append(a) or model)
     out = adain.stylize(_rand(3, 16, 16), _rand(3, 16, 16), content_size=None, style_size=None, device="cpu")
     assert out.size == (16, 16) and calls == [()]
 

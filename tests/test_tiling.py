@@ -1,4 +1,5 @@
-"""Tiled stylization (``adain.inference._tiling``): the same result as untiled, in bounded memory.
+"""Tiled stylization (``adain.inference._tiling``; its tiles: ``adain.inference._tile_grid``): the same result as
+untiled, in bounded memory.
 
 Exactness is checked twice: PSNR >= 45 dB against the untiled result, as the issue asks, and the
 largest difference of any pixel at float rounding (1e-5), which is far stricter: an overlap one step
@@ -16,6 +17,7 @@ from reference_port import ref_style_transfer, ref_to_uint8
 import adain
 from adain.cli import main
 from adain.errors import ImageReadError, InputError
+from adain.inference import _tile_grid as tile_grid
 from adain.inference import _tiling as tiling
 from adain.inference._engine import BYTES_PER_PIXEL
 from adain.inference._transfer import Moments
@@ -181,7 +183,7 @@ def test_region_statistics_over_tiles_equal_masked_mean_std_of_the_whole_image(m
         [_smooth(32, 32), _smooth(32, 32, 1)], style_size=None, mask=mask
     )
     x = _smooth(h, w, seed=19)[None]
-    grid = tiling.plan(h, w, 64, None, BYTES_PER_PIXEL, CPU)
+    grid = tile_grid.plan(h, w, 64, None, BYTES_PER_PIXEL, CPU)
     fg = padding.feature_mask(mask, h, w)
     with torch.inference_mode():
         tiled = tiling.statistics(stylizer.engine, x, grid, fg)
@@ -196,9 +198,9 @@ def test_region_statistics_over_tiles_equal_masked_mean_std_of_the_whole_image(m
 
 @pytest.mark.slow
 def test_the_overlap_covers_the_measured_receptive_field(model):
-    radius = tiling.measure_radius(model)
+    radius = tile_grid.measure_radius(model)
     assert radius == 67  # structurally: encoder 30 px either side of a feature cell, decoder up to 37
-    assert tiling.OVERLAP % padding.MULTIPLE == 0 and radius <= tiling.OVERLAP < radius + padding.MULTIPLE
+    assert tile_grid.OVERLAP % padding.MULTIPLE == 0 and radius <= tile_grid.OVERLAP < radius + padding.MULTIPLE
 
 
 @pytest.mark.slow
@@ -206,21 +208,21 @@ def test_an_overlap_short_of_the_receptive_field_is_not_exact(model, monkeypatch
     stylizer = adain.Stylizer(model, device="cpu").set_style(_smooth(48, 48, seed=20), style_size=None)
     content = _smooth(203, 157, seed=21)
     whole = stylizer(content)
-    monkeypatch.setattr(tiling, "OVERLAP", 48)
+    monkeypatch.setattr(tile_grid, "OVERLAP", 48)
     assert (stylizer(content, tile_size=96) - whole).abs().max() > 1e-4  # the test above would catch it
 
 
 @pytest.mark.parametrize("size, step", [((203, 157), 64), ((17, 1000), 8), ((12000, 12000), 1504), ((9, 40), 8)])
 def test_owned_pixels_cover_the_image_once_and_tiles_start_on_the_pooling_grid(size, step):
     h, w = size
-    tiles = tiling.grid(h, w, step)
+    tiles = tile_grid.grid(h, w, step)
     owned = torch.zeros(h, w, dtype=torch.int32) if h * w < 10**6 else None
     for t in tiles:
         assert t.top % 8 == 0 and t.left % 8 == 0 and t.own_top % 8 == 0 and t.own_left % 8 == 0
         assert min(t.shape) >= min(padding.MIN_SIDE, h, w)
         inside = (t.own_top - t.top, t.bottom - t.own_bottom, t.own_left - t.left, t.right - t.own_right)
         edges = (t.top == 0, t.bottom == h, t.left == 0, t.right == w)
-        assert all(edge or gap >= tiling.OVERLAP for gap, edge in zip(inside, edges))
+        assert all(edge or gap >= tile_grid.OVERLAP for gap, edge in zip(inside, edges))
         if owned is not None:
             owned[t.own_top : t.own_bottom, t.own_left : t.own_right] += 1
     if owned is not None:
@@ -230,17 +232,17 @@ def test_owned_pixels_cover_the_image_once_and_tiles_start_on_the_pooling_grid(s
 
 
 def test_the_plan_fits_the_budget_and_keeps_images_that_fit_whole():
-    assert tiling.plan(512, 512, None, 10**12, BYTES_PER_PIXEL, CPU) is None
-    assert tiling.plan(512, 512, None, None, BYTES_PER_PIXEL, CPU) is None  # budget unknown: nothing tiled
+    assert tile_grid.plan(512, 512, None, 10**12, BYTES_PER_PIXEL, CPU) is None
+    assert tile_grid.plan(512, 512, None, None, BYTES_PER_PIXEL, CPU) is None  # budget unknown: nothing tiled
     limit = 8 * 10**9
-    grid = tiling.plan(12000, 12000, None, limit, BYTES_PER_PIXEL, CPU)  # a 144 MP photo on 8 GB
-    room = limit - tiling.BUFFER_BYTES_PER_PIXEL * 12000**2
+    grid = tile_grid.plan(12000, 12000, None, limit, BYTES_PER_PIXEL, CPU)  # a 144 MP photo on 8 GB
+    room = limit - tile_grid.BUFFER_BYTES_PER_PIXEL * 12000**2
     largest = max(padding.padded_side(t.shape[0]) * padding.padded_side(t.shape[1]) for t in grid.tiles)
     assert len(grid.tiles) > 1 and grid.batch * largest * BYTES_PER_PIXEL <= room
-    small = tiling.plan(600, 600, 64, 10**12, BYTES_PER_PIXEL, CPU)  # small tiles asked for: several per pass
+    small = tile_grid.plan(600, 600, 64, 10**12, BYTES_PER_PIXEL, CPU)  # small tiles asked for: several per pass
     assert small.batch > 1
     with pytest.raises(InputError, match="tile_size"):
-        tiling.plan(4000, 4000, 2048, 10**9, BYTES_PER_PIXEL, CPU)
+        tile_grid.plan(4000, 4000, 2048, 10**9, BYTES_PER_PIXEL, CPU)
 
 
 def test_a_tile_size_for_gatys_is_refused(model):

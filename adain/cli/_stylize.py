@@ -18,7 +18,7 @@ from .._arguments import check_alpha
 from .._runtime import resolve_device, resolve_dtype
 from ..errors import InputError
 from ..inference import Stylizer, TileProgress
-from ..inference._tiling import OVERLAP
+from ..inference._tile_grid import OVERLAP
 from ..methods import stylize
 from ._common import HelpFormatter, add_inputs, add_shared, load_model, parse_size, signature_defaults
 from ._folders import plan_pairs, run_pairs

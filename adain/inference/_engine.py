@@ -26,10 +26,12 @@ from ..model import AdaINModel
 from ..modeling import _padding as padding
 from ..modeling._color import luma, match_luma, replace_luma
 from ..modeling._ops import calc_mean_std, coral
+from . import _tile_grid as tile_grid
 from . import _tiling as tiling
 from . import _transfer as transfer
 from ._prepared import prepare
-from ._tiling import TileGrid, TileProgress
+from ._tile_grid import TileGrid
+from ._tiling import TileProgress
 from ._transfer import ContentStats, Stats, StatsHook, Style
 
 BYTES_PER_PIXEL = 1200
@@ -328,4 +330,4 @@ class Engine:
         """The tile grid ``run`` cuts a ``height x width`` image into (from this engine's budget, or tiles
         owning about ``tile_size`` pixels a side), or ``None`` when it is stylized whole. ``InputError``
         (naming ``what``) when not even the smallest tiles fit, or ``tile_size`` tiles do not."""
-        return tiling.plan(height, width, tile_size, self.budget(), self.bytes_per_pixel, self.device, what)
+        return tile_grid.plan(height, width, tile_size, self.budget(), self.bytes_per_pixel, self.device, what)

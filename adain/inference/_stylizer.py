@@ -1,11 +1,12 @@
-"""The ``Stylizer``: an ``Engine`` with a style set, for images of every kind; and the one-call ``stylize``.
+"""The ``Stylizer``: an ``Engine`` with a style set, for images of every kind.
 
 ``Stylizer`` is the boundary between the caller's image-likes (paths, ``PIL.Image``, numpy arrays, tensors)
 and the tensor-level ``Engine``: each call's arguments and images are checked once, up front
 (``adain.inference._checks``: a file's header is read once), then decoded (``adain._images``) and handed to
 the engine, and the result comes back as the caller asked (``output_type``). ``set_style`` encodes a style
-once into an immutable ``Style``; any number of images or batches of video frames follow. ``stylize`` is
-the one-call path behind ``adain.stylize(method="adain")`` (``adain.methods``).
+once into an immutable ``Style``; any number of images or batches of video frames follow. The two steps
+after the checks, ``load_style`` and ``stylize_one``, are also those of the one-call ``stylize``
+(``adain.inference._one_call``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .._images import ImageLike
 from .._io import DEFAULT_MAX_PIXELS
 from .._runtime import check_max_memory
 from ..errors import InputError
-from ..model import AdaINModel, load_pretrained
+from ..model import AdaINModel
 from . import _checks as checks
 from ._checks import CallOptions, CheckedImage, StyleInputs
 from ._engine import Engine
@@ -180,7 +181,7 @@ class Stylizer:
             preserve_color=preserve_color,
             max_pixels=max_pixels,
         )
-        self._style = _load_style(self.engine, given, bool(crop), max_pixels)
+        self._style = load_style(self.engine, given, bool(crop), max_pixels)
         return self
 
     # ---- content -------------------------------------------------------------------------------------
@@ -239,7 +240,7 @@ class Stylizer:
         for item in items:  # every image checked before the first is decoded
             if style.mask is not None:
                 images.check_mask_aspect((int(style.mask.shape[-2]), int(style.mask.shape[-1])), item.size)
-        outs = [_stylize_one(self.engine, style, item, call, content_stats, callback) for item in items]
+        outs = [stylize_one(self.engine, style, item, call, content_stats, callback) for item in items]
         return outs if isinstance(content, (list, tuple)) else outs[0]
 
     def stylize_tensor(
@@ -313,56 +314,7 @@ class Stylizer:
         return self._style
 
 
-def stylize(
-    content: ImageLike,
-    style: ImageLike | Sequence[ImageLike],
-    alpha: float = 1.0,
-    *,
-    model: AdaINModel | None = None,
-    content_size: int | None = DEFAULT_SIZE,
-    style_size: int | None = DEFAULT_SIZE,
-    crop: bool = False,
-    preserve_color: bool | str | None = None,
-    style_weights: Sequence[float] | None = None,
-    mask: ImageLike | None = None,
-    device: str | torch.device | None = None,
-    dtype: str | torch.dtype | None = None,
-    max_memory: int | None = None,
-    tile_size: int | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    callback: Callable[[TileProgress], None] | None = None,
-    output_type: str = "pil",
-):
-    """One image in one call with AdaIN: ``adain.stylize(method="adain")`` (``adain.methods.stylize``, whose
-    docstring describes the arguments). Everything is checked once (files: their headers) before weights are
-    loaded, let alone downloaded. Returns the result as ``output_type`` says (default an RGB ``PIL.Image``)."""
-    call = checks.check_call(
-        alpha=alpha,
-        content_size=content_size,
-        crop=crop,
-        tile_size=tile_size,
-        max_pixels=max_pixels,
-        output_type=output_type,
-        by_input=False,
-    )
-    (item,) = checks.check_contents(content, max_pixels=call.max_pixels, many=False)
-    given = checks.check_styles(
-        style,
-        style_size=style_size,
-        style_weights=style_weights,
-        mask=mask,
-        preserve_color=preserve_color,
-        max_pixels=call.max_pixels,
-        content_hw=item.size,
-    )
-    device, dtype, max_memory, _ = checks.check_runtime(device, dtype, max_memory)
-    engine = Engine(
-        checks.check_model(model) if model is not None else load_pretrained(), device, dtype, max_memory=max_memory
-    )
-    return _stylize_one(engine, _load_style(engine, given, call.crop, call.max_pixels), item, call, None, callback)
-
-
-def _load_style(engine: Engine, given: StyleInputs, crop: bool, max_pixels: int) -> Style:
+def load_style(engine: Engine, given: StyleInputs, crop: bool, max_pixels: int) -> Style:
     """The ``Style`` of checked style inputs: each image checked against the memory budget, then decoded."""
     for image in given.styles:
         checks.check_fits(engine, *checks.target_size(image.size, given.style_size, crop), what=image.what)
@@ -374,7 +326,7 @@ def _load_style(engine: Engine, given: StyleInputs, crop: bool, max_pixels: int)
     return engine.style(tensors, given.weights, mask=mask, color=given.color)
 
 
-def _stylize_one(
+def stylize_one(
     engine: Engine,
     style: Style,
     item: CheckedImage,
