@@ -2,9 +2,8 @@
 
 The public API is the names below (``__all__``) and those of the public subpackages: ``adain.inference``,
 ``adain.optimization``, ``adain.video``, ``adain.training``, ``adain.weights``, ``adain.export``,
-``adain.modeling``, and the modules ``adain.methods``, ``adain.errors``, ``adain.model`` and ``adain.demo``. Modules
-whose
-name starts with an underscore are internal and may change without notice.
+``adain.modeling``, ``adain.demo``, and the modules ``adain.methods``, ``adain.errors`` and ``adain.model``.
+Modules whose name starts with an underscore are internal and may change without notice.
 """
 
 from . import export  # noqa: F401 -- the public subpackage; importing it fills adain.model.onnx_exporter

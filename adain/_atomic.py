@@ -1,13 +1,12 @@
 """Writing a file so that its real name only ever holds a complete file: a temporary name, then a rename.
 
-Every file the package writes (images, weights, configs, model cards, downloads, checkpoints) goes
-through ``atomic_path`` (a whole folder, such as a converted model in the cache, through ``atomic_dir``):
-an interrupted write leaves at most a hidden temporary beside the target, never a half-written file
-under the real name (``replace=False`` never replaces an existing file either: the new file is linked
-into place, which fails if the name is taken). A full disk (``ENOSPC``, ``EDQUOT``) becomes a one-line
-``DiskFullError`` naming
-the file and the bytes it needed, and the temporary is removed. Temporaries left behind by a process
-that died are recognised by their name and removed by ``remove_stale_temporaries`` once a day old.
+Every file the package writes (images, weights, configs, model cards, downloads, checkpoints) goes through
+``atomic_path`` (a whole folder, such as a converted model in the cache, through ``atomic_dir``): an
+interrupted write leaves at most a hidden temporary beside the target, never a half-written file under the
+real name (``replace=False`` never replaces an existing file either: the new file is linked into place, which
+fails if the name is taken). A full disk (``ENOSPC``, ``EDQUOT``) becomes a one-line ``DiskFullError`` naming
+the file and the bytes it needed, and the temporary is removed. Temporaries left behind by a process that died
+are recognised by their name and removed by ``remove_stale_temporaries`` once a day old.
 
 Whether a file may be written at all is ``check_output``, the one output policy of every writer (images,
 video sinks, ONNX export, the command line): an output that is one of the inputs (the same file through

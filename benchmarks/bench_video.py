@@ -7,14 +7,14 @@ the pipeline runs decoding and encoding in background threads, so on a GPU the w
 the stylizing alone. On a CPU all three compete for the same cores.
 
 Flicker: the warping error of the output on a synthetic video whose motion is known exactly: a photo
-(``../shared/data/images/content/`` when present, else a generated texture) panned by whole pixels per
-frame (2 px right, 1 px down), so that frame t+1 at p is frame t at p + d. The error is mean |O[t+1](p) - O[t](p +
-d)| in 8-bit
-levels over the interior (16 px from the borders), without and with the smoothing of the content
-statistics (``smoothing``, ``adain.video._temporal``); then again with a light blinking in one corner,
-which makes the per-frame statistics jump (the error is measured away from the light), and the same
-light over a still picture (zero flow), where nothing but the statistics changes. The input's own
-warping error is 0 away from the light (whole-pixel shifts), so all of it is the stylization's.
+(``../shared/data/images/content/`` when present, else a generated texture) panned by whole pixels
+per frame (2 px right, 1 px down), so that frame t+1 at p is frame t at p + d. The error is mean
+|O[t+1](p) - O[t](p + d)| in 8-bit levels over the interior (16 px from the borders), without and with the smoothing
+of the content statistics (``smoothing``, ``adain.video._temporal``); then again with a light
+blinking in one corner, which makes the per-frame statistics jump (the error is measured away from
+the light), and the same light over a still picture (zero flow), where nothing but the statistics
+changes. The input's own warping error is 0 away from the light (whole-pixel shifts), so all of it
+is the stylization's.
 
 Weights are random (calibrated so the output spans [0, 1]): speed does not depend on their values;
 flicker figures with random weights are only indicative of a trained decoder's.

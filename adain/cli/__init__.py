@@ -1,11 +1,11 @@
 """The ``adain`` command line: argv parsing, progress bars and exit codes live here, nowhere else.
 
 Each subcommand is a private module of this package (``_stylize`` for ``adain stylize``) with
-``register(subparsers)``, which adds its parser and
-sets ``func`` (``args -> exit code``). Errors print one line to stderr and exit non-zero; ``--debug``
-(anywhere on the command line) shows the traceback. Ctrl-C, SIGTERM and SIGHUP stop the command as an
-exception does, so every temporary file is removed on the way out, and print one line; ``train`` and
-``video`` first ask the library to stop at the end of its step (``_signals``), a second signal stops at once.
+``register(subparsers)``, which adds its parser and sets ``func`` (``args -> exit code``). Errors print one
+line to stderr and exit non-zero; ``--debug`` (anywhere on the command line) shows the traceback. Ctrl-C,
+SIGTERM and SIGHUP stop the command as an exception does, so every temporary file is removed on the way out,
+and print one line; ``train`` and ``video`` first ask the library to stop at the end of its step
+(``_signals``), a second signal stops at once.
 
 Exit status: 0 done; 1 an error (in folder mode: at least one output failed); 2 a usage error; 3 done,
 but some outputs were skipped because they exist (``--overwrite`` replaces them); 130 interrupted

@@ -13,7 +13,7 @@ from ..modeling._config import ModelConfig
 
 _NUMERICS = """## Numerics
 - Input: RGB in [0, 1], no mean/std normalisation (the encoder's first 1x1 conv maps it to BGR x255 minus the Caffe
-mean).
+  mean).
 - Encoder: normalised VGG-19, reflection padding, max pooling with `ceil_mode=True`, taps `relu1_1`...`relu4_1`.
 - AdaIN: per-channel mean and unbiased standard deviation (+eps) over H*W.
 - Decoder output: unclamped, about [0, 1]; clamp when converting to an image.
