@@ -3,7 +3,7 @@
     hf auth login                                   # a token with write access to the org
     python weights/publish.py build/reference-port --repo-id <org>/<name>
 
-The folder is loaded first (strict checks), uploaded with ``adain.weights._hub.push_to_hub`` (``config.json``,
+The folder is loaded first (strict checks), uploaded with ``adain.weights.push_to_hub`` (``config.json``,
 ``model.safetensors``, ``README.md``), then loaded back from the Hub at the new commit and compared
 bit for bit. The printed ``HubSource(...)`` line, pinned to that commit, goes first in the entry's
 ``sources`` in ``adain/registry.py``.
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from adain.weights._hub import push_to_hub
+from adain.weights import push_to_hub
 
 
 def publish(folder: Path, repo_id: str, *, private: bool = False, verify: bool = True) -> str:
