@@ -377,3 +377,15 @@ def test_a_module_of_the_first_layout_is_still_reachable_with_a_deprecation_warn
 def test_an_unknown_attribute_of_a_package_is_still_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         getattr(importlib.import_module("adain.weights"), "nonexistent")  # noqa: B009 -- the attribute protocol itself
+
+
+def test_the_package_root_holds_at_most_twelve_modules_and_the_engine_has_its_own_package():
+    root = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(root) <= 12, f"{len(root)} modules at the package root: group them by concern into subpackages: {root}"
+    import adain.inference as inference
+
+    assert {"Engine", "Style", "Stylizer", "TileProgress"} <= set(inference.__all__)
+    assert {
+        MODULES[n].parent.name
+        for n in ("adain.inference._engine", "adain.inference._tiling", "adain.inference._stylizer")
+    } == {"inference"}
