@@ -61,17 +61,19 @@ class InputFiles:
                         self._add(entry)
 
     def _add(self, path: Path) -> None:
-        key = _file_id(path)
+        key = file_id(path)
         if key is not None:
             self.ids.setdefault(key, path)
 
     def find(self, path: str | os.PathLike) -> Path | None:
         """The input that ``path`` is (as given to the constructor), or ``None``."""
-        key = _file_id(Path(path)) if self.ids else None
+        key = file_id(path) if self.ids else None
         return self.ids.get(key) if key is not None else None
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
+def file_id(path: str | os.PathLike) -> tuple[int, int] | None:
+    """What identifies a file or folder whatever the names leading to it (links, letter case): its device and
+    inode; ``None`` when it cannot be examined (missing, no permission)."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):

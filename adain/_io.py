@@ -17,7 +17,7 @@ from typing import TypedDict
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._atomic import InputFiles, atomic_path, check_output, exists_error
+from ._atomic import InputFiles, atomic_path, check_output, exists_error, file_id
 from .errors import DiskFullError, ImageReadError, InputError
 
 _log = logging.getLogger(__name__)
@@ -242,21 +242,12 @@ def list_images(
         return [path]
     if not path.is_dir():
         raise ImageReadError(f"{path}: no such file or directory")
-    seen = {key for key in map(_folder_key, exclude) if key is not None} - {_folder_key(path)}
+    seen = {key for key in map(file_id, exclude) if key is not None} - {file_id(path)}
     return sorted(_walk_images(path, seen, on_error or _log_unreadable))
 
 
 def _log_unreadable(path: Path, reason: str) -> None:
     _log.warning("%s: left out, cannot be read (%s)", path, reason)
-
-
-def _folder_key(path: str | os.PathLike) -> tuple[int, int] | None:
-    """What identifies a real folder (device, inode), whatever the links leading to it."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _walk_images(root: Path, seen: set, report: OnError) -> Iterator[Path]:
@@ -265,7 +256,7 @@ def _walk_images(root: Path, seen: set, report: OnError) -> Iterator[Path]:
     linked: list[Path] = []
     while folders or linked:
         folder = folders.pop() if folders else linked.pop(0)
-        key = _folder_key(folder)
+        key = file_id(folder)
         if key is None:
             report(folder, "the folder vanished or cannot be examined")
             continue
