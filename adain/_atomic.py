@@ -333,11 +333,15 @@ def owner_is_dead(pid: int, host: str | None) -> bool:
     return False
 
 
-def remove_stale_temporaries(folder: str | os.PathLike[str], *, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+def remove_stale_temporaries(
+    folder: str | os.PathLike[str], *, older_than_s: float = STALE_AFTER_S, legacy: bool = True
+) -> list[Path]:
     """Remove the temporaries (``.<name>.<tmp|part>-<pid>-<host>``, files or folders) directly in ``folder``
-    whose owner is dead on this host (``owner_is_dead``), and those of other hosts (or of earlier versions,
-    whose names carry no host) last modified more than ``older_than_s`` ago: a younger one may belong to a
-    live process elsewhere and is kept. Returns what was removed; anything that cannot be removed is left."""
+    whose owner is dead on this host (``owner_is_dead``), and the others last modified more than
+    ``older_than_s`` ago: another host's, whose PIDs say nothing here, and a live PID's too (a PID reused
+    by an unrelated process must not keep a dead write's temporary for ever). ``legacy``: also the names of
+    earlier versions, without the host (``.<name>.tmp-<pid>``), by age alone. Returns what was removed;
+    anything that cannot be removed is left."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
@@ -347,7 +351,7 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], *, older_than_s: fl
     for entry in entries:
         match = _TEMPORARY.fullmatch(entry.name)
         try:
-            if match is None:
+            if match is None or (match["host"] is None and not legacy):
                 continue
             dead = owner_is_dead(int(match["pid"]), match["host"])
             if not dead and entry.stat(follow_symlinks=False).st_mtime > limit:
@@ -363,12 +367,13 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], *, older_than_s: fl
 
 
 def tidy(folder: str | os.PathLike[str]) -> list[Path]:
-    """``remove_stale_temporaries(folder)``, at most once every ``TIDY_EVERY_S`` per folder and process: the
-    writers call it before each write, and a run writing thousands of files into one folder lists it
-    once a minute, not once a file. Returns what was removed."""
+    """``remove_stale_temporaries(folder, legacy=False)``, at most once every ``TIDY_EVERY_S`` per folder and
+    process: the writers call it before each write, and a run writing thousands of files into one folder
+    lists it once a minute, not once a file. Names without a host are left alone in these folders (a user's
+    ``.notes.tmp-1`` is not ours to judge); the cache removes them by age. Returns what was removed."""
     key, now = os.path.abspath(folder), time.monotonic()
     with _tidied_lock:
         if now - _tidied.get(key, -math.inf) < TIDY_EVERY_S:
             return []
         _tidied[key] = now
-    return remove_stale_temporaries(folder)
+    return remove_stale_temporaries(folder, legacy=False)

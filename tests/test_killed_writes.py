@@ -166,15 +166,25 @@ def test_dead_owners_here_are_removed_at_once_other_hosts_after_a_day(tmp_path):
     (tmp_path / f".model.tmp-{dead}-{here}").mkdir()  # a folder (a conversion) as well
     (tmp_path / f".model.tmp-{dead}-{here}" / "model.safetensors").write_bytes(b"half")
     kept = [
-        _aged(tmp_path / f".b.png.tmp-{os.getpid()}-{here}", 2 * STALE_AFTER_S),  # this live process
+        _aged(tmp_path / f".b.png.tmp-{os.getpid()}-{here}", STALE_AFTER_S - 60),  # this live process
         _aged(tmp_path / f".c.png.tmp-{os.getppid()}-{here}", 0),  # another live process
         _aged(tmp_path / f".d.png.part-{dead}-{other}", STALE_AFTER_S - 60),  # another host: its PIDs mean nothing here
         _aged(tmp_path / f".e.png.tmp-{dead}", 0),  # an earlier version's name: no host, the age rule
         _aged(tmp_path / f"f.png.tmp-{dead}-{here}", 0),  # not hidden: not a temporary name
     ]
     old_elsewhere = _aged(tmp_path / f".g.png.part-{dead}-{other}", STALE_AFTER_S + 60)
+    # A live PID that has not touched its temporary for over a day: most likely a dead writer's PID reused.
+    old_live = _aged(tmp_path / f".h.png.tmp-{os.getppid()}-{here}", STALE_AFTER_S + 60)
     removed = remove_stale_temporaries(tmp_path)
     assert sorted(p.name for p in removed) == sorted(
-        [removed_now[0].name, f".model.tmp-{dead}-{here}", old_elsewhere.name]
+        [removed_now[0].name, f".model.tmp-{dead}-{here}", old_elsewhere.name, old_live.name]
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in kept)
+
+
+def test_output_folders_leave_names_without_a_host_alone(tmp_path):
+    """A writer's tidy-up only removes names this version makes: ``.notes.tmp-1`` may be the user's."""
+    theirs = _aged(tmp_path / f".notes.tmp-{_dead_pid()}", 3 * STALE_AFTER_S)
+    dead = _aged(tmp_path / f".a.png.tmp-{_dead_pid()}-{host_id()}", 0)
+    adain._io.save_image(Image.new("RGB", (4, 4)), tmp_path / "b.png")
+    assert theirs.exists() and not dead.exists()
