@@ -164,3 +164,26 @@ def test_revisions_the_hub_uses_are_accepted():
     for revision in ("main", "v1.0", "refs/pr/12", "0123456789abcdef0123456789abcdef01234567", "feature/x_y-z"):
         _hub_settings.check_hub_id("someone/model", revision)
     _hub_settings.check_hub_id("A-b_c.d/" + "m" * 96)
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch: about 7 s on 2 busy cores
+@pytest.mark.parametrize("value", ["abc", "1e300"])
+def test_a_hub_timeout_huggingface_hub_cannot_import_with_is_one_line_not_a_traceback(value, tmp_path):
+    """huggingface_hub parses HF_HUB_ETAG_TIMEOUT with int() when imported; ``import adain`` must survive it."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    env = {**os.environ, "HF_HUB_ETAG_TIMEOUT": value, "HF_HUB_OFFLINE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+    run = subprocess.run(
+        [sys.executable, "-m", "adain", "download", "someone/model", "--cache-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip() == f"adain: error: HF_HUB_ETAG_TIMEOUT={value!r}: expected an integer from 1 to 86400"

@@ -4,6 +4,7 @@ downloads, and the legacy formats (the reference port's ``.pth``, Torch7, torchv
 [weights and the Hub](../guides/weights.md)."""
 
 from .._arguments import moved_modules
+from . import _hf_environment  # noqa: F401 -- first: huggingface_hub imported with unusable timeouts hidden
 from ._download import DownloadProgress as DownloadProgress
 from ._hub import push_to_hub as push_to_hub
 from ._resolve import list_pretrained as list_pretrained

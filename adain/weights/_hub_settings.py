@@ -18,6 +18,7 @@ from huggingface_hub import constants
 
 from .._arguments import MAX_TIMEOUT_S, environment_error, environment_flag, environment_number, environment_value
 from ..errors import InputError
+from ._hf_environment import HUB_TIMEOUTS
 
 MAX_REPO_PART = 96
 """Characters in each part of a Hub repo id (``user/name``), the Hub's own limit."""
@@ -25,7 +26,6 @@ MAX_REVISION_BYTES = 255
 """Bytes in a revision: the Hub cache stores it as a file name (``refs/<revision>``)."""
 _REPO_PART = re.compile(r"[A-Za-z0-9_](?:[\w.-]*[A-Za-z0-9_])?")
 _REVISION_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[/.-]|[/.]$|\.lock(?:/|$)")
-_HUB_TIMEOUTS = ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")
 
 
 def hub_offline() -> bool:
@@ -63,7 +63,7 @@ def check_hub_environment() -> None:
     """
     hub_offline()
     hub_endpoint()
-    for name in _HUB_TIMEOUTS:
+    for name in HUB_TIMEOUTS:
         environment_number(name, 10, minimum=1, maximum=MAX_TIMEOUT_S, integer=True)
 
 
