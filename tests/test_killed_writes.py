@@ -22,7 +22,7 @@ from adain.training._checkpoint import list_checkpoints, save_checkpoint
 from adain.weights._download import download_url
 
 WRITER = Path(__file__).with_name("killed_writer.py")
-# Each kill starts a Python process that imports torch: the download runs by default, the others with the slow tests.
+# Each kill starts a Python process that imports torch (slow tests); the rules of ownership are tested directly below.
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL and PIDs of this host: POSIX")
 
 
@@ -59,6 +59,7 @@ def _left_by(pid: int, folder: Path) -> list[str]:
     return left
 
 
+@pytest.mark.slow  # a subprocess importing torch: about 8 s on 2 busy cores
 def test_a_download_killed_midway_is_cleaned_up_by_the_next_download(tmp_path):
     body = bytes(range(256)) * 4096 * 3  # 3 MiB: the first 1 MiB read completes before the stall
     target = tmp_path / "files" / "decoder.pth"
