@@ -14,12 +14,15 @@ from __future__ import annotations
 import importlib
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, overload
 
-from .errors import InputError
+from ._atomic import NAME_MAX
+from .errors import EnvironmentVariableError, InputError
 
 COLOR_MODES = ("coral", "luminance")
 """Colour preservation modes: CORAL recolours the style to the content before encoding (the reference's
@@ -230,3 +233,107 @@ def moved_modules(package: str, moved: Mapping[str, str]) -> Callable[[str], Mod
         return importlib.import_module(moved[name])
 
     return __getattr__
+
+
+# ---- the environment -----------------------------------------------------------------------------
+# Every variable the package reads is checked here, before its value reaches the standard library or a client
+# library (a huge timeout overflows a socket's, a 5,000-byte path is ENAMETOOLONG): a refusal is one
+# EnvironmentVariableError naming the variable, its value and what is accepted.
+
+MAX_TIMEOUT_S = 24 * 3600.0
+"""The longest network timeout accepted from the environment, in seconds (a day; sockets take far less
+than the largest float)."""
+
+MAX_RANK = 1 << 20
+"""The largest process rank or count accepted from ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``."""
+
+PATH_MAX = 4096
+"""Bytes in a whole path on Linux; a path from the environment may be no longer (each name at most 255)."""
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def environment_error(name: str, value: str, expected: str) -> EnvironmentVariableError:
+    """The one-line refusal of ``name=value``: ``"<name>='<value>': <expected>"`` (a long value cut)."""
+    shown = value if len(value) <= 80 else f"{value[:60]}... ({len(value)} characters)"
+    error = EnvironmentVariableError(f"{name}={shown!r}: {expected}")
+    error.variable = name
+    return error
+
+
+def environment_value(name: str) -> str | None:
+    """``name``'s value without surrounding spaces; ``None`` when unset or empty (what "not set" means here)."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def environment_number(name: str, default: float, *, minimum: float, maximum: float, integer: bool = False) -> float:
+    """``name`` as a number in [``minimum``, ``maximum``] (an integer when ``integer``), ``default`` when unset.
+
+    Raises:
+        EnvironmentVariableError: anything else (text, ``inf``, ``nan``, out of range), naming the variable.
+    """
+    raw = environment_value(name)
+    if raw is None:
+        return default
+    try:
+        value = float(int(raw)) if integer else float(raw)
+    except (ValueError, OverflowError):  # not a number; an integer beyond any float
+        value = math.nan
+    if not minimum <= value <= maximum:  # also refuses nan
+        kind = "an integer" if integer else "a number"
+        raise environment_error(name, raw, f"expected {kind} from {minimum:g} to {maximum:g}")
+    return value
+
+
+def environment_rank(name: str, default: int = 0) -> int:
+    """A process rank or count set by a launcher (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``): an integer from
+    ``default`` to ``MAX_RANK``; ``EnvironmentVariableError`` naming the variable otherwise."""
+    return int(environment_number(name, default, minimum=default, maximum=MAX_RANK, integer=True))
+
+
+def environment_flag(name: str) -> bool:
+    """``name`` as a yes/no switch: ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (any case);
+    unset or empty is ``False``. Anything else is an ``EnvironmentVariableError`` naming the variable."""
+    raw = environment_value(name)
+    if raw is None or raw.lower() in _FALSE:
+        return False
+    if raw.lower() in _TRUE:
+        return True
+    raise environment_error(name, raw, f"expected one of {', '.join(_TRUE)} or {', '.join(_FALSE)}")
+
+
+def environment_folder(name: str) -> Path | None:
+    """``name`` as an absolute folder (``~`` expanded), ``None`` when unset; its names are checked against
+    ``NAME_MAX`` and ``PATH_MAX`` and it may not be an existing file. Nothing is created.
+
+    Raises:
+        EnvironmentVariableError: a relative path, an unknown ``~user``, a name or path too long for the file
+            system, or an existing file, naming the variable.
+    """
+    raw = environment_value(name)
+    if raw is None:
+        return None
+    try:
+        path = Path(raw).expanduser()
+    except RuntimeError:  # ~user of no user
+        raise environment_error(name, raw, "the user after ~ is unknown on this system") from None
+    check_folder_path(path, name, raw)
+    return path
+
+
+def path_fits(path: str | os.PathLike) -> bool:
+    """Whether the file system can take ``path`` at all: each name at most ``NAME_MAX`` bytes, the whole at most
+    ``PATH_MAX``. A path that does not fit cannot exist: probing it (``is_file``) would raise ENAMETOOLONG."""
+    encoded = os.fsencode(path)
+    return len(encoded) <= PATH_MAX and all(len(part) <= NAME_MAX for part in encoded.split(os.fsencode(os.sep)))
+
+
+def check_folder_path(path: Path, name: str, raw: str) -> None:
+    """Refuse (``EnvironmentVariableError`` naming ``name``) a folder path the file system cannot take."""
+    if not path.is_absolute():
+        raise environment_error(name, raw, "expected an absolute folder (or one starting with ~/)")
+    if not path_fits(path):
+        raise environment_error(name, raw, f"names are at most {NAME_MAX} bytes and paths {PATH_MAX} on this system")
+    if path.is_file():
+        raise environment_error(name, raw, "is a file; expected a folder")

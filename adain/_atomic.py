@@ -4,9 +4,16 @@ Every file the package writes (images, weights, configs, model cards, downloads,
 ``atomic_path`` (a whole folder, such as a converted model in the cache, through ``atomic_dir``): an
 interrupted write leaves at most a hidden temporary beside the target, never a half-written file under the
 real name (``replace=False`` never replaces an existing file either: the new file is linked into place, which
-fails if the name is taken). A full disk (``ENOSPC``, ``EDQUOT``) becomes a one-line ``DiskFullError`` naming
-the file and the bytes it needed, and the temporary is removed. Temporaries left behind by a process that died
-are recognised by their name and removed by ``remove_stale_temporaries`` once a day old.
+fails if the name is taken). A full disk becomes a one-line ``DiskFullError`` naming the file, the bytes it
+needed and the bytes free, and the temporary is removed, whatever reported it: an ``OSError`` (``ENOSPC``,
+``EDQUOT``, also PyAV's), ``safetensors``' ``SafetensorError`` or torch's ``RuntimeError`` from its zip writer
+(``is_disk_full``).
+
+Every temporary name carries its owner: ``.<name>.<tag>-<pid>-<host>`` (``host``: 8 hex digits identifying
+this machine and its PID namespace). A process killed mid-write (SIGKILL, the OOM killer, a power cut) leaves
+its temporary behind; the next write into the same folder (the first in each process, then at most once a
+minute) removes the temporaries whose owner is no longer alive on this host at once, and those of other hosts
+(a shared file system, where a PID says nothing) once a day old (``remove_stale_temporaries``).
 
 Whether a file may be written at all is ``check_output``, the one output policy of every writer (images,
 video sinks, ONNX export, the command line): an output that is one of the inputs (the same file through
@@ -18,9 +25,12 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import os
 import re
 import shutil
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -34,8 +44,21 @@ STALE_AFTER_S = 24 * 3600
 NAME_MAX = 255
 """Bytes in one file name on the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units)."""
 
-_TEMPORARY = re.compile(r"\..+\.(?:tmp|part)-[0-9]+")  # what temporary_name makes with the tags in use
-_FULL = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
+TIDY_EVERY_S = 60.0
+"""A folder written to again within this many seconds is not searched for dead temporaries again."""
+
+# What temporary_name makes with the tags in use; names without the host part are those of earlier versions.
+_TEMPORARY = re.compile(r"\..+\.(?:tmp|part)-(?P<pid>[0-9]+)(?:-(?P<host>[0-9a-f]{8}))?")
+_EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)
+_FULL = {errno.ENOSPC, _EDQUOT}
+# How the libraries that write our large files say "no space" when it is not an OSError: safetensors (Rust's
+# io::Error: "No space left on device (os error 28)", kind StorageFull / QuotaExceeded), torch's zip writer
+# (PytorchStreamWriter: "unexpected pos" / "failed writing file", the C library's short write on a full disk).
+_NO_SPACE = re.compile(r"no space left on device|storagefull|os error 28\b", re.IGNORECASE)
+_NO_QUOTA = re.compile(r"disk quota exceeded|quotaexceeded|os error 122\b", re.IGNORECASE)
+_TORCH_SHORT_WRITE = re.compile(r"PytorchStreamWriter failed writing|inline_container\.cc.*unexpected pos", re.DOTALL)
+_tidied: dict[str, float] = {}  # folder -> when this process last removed dead temporaries from it
+_tidied_lock = threading.Lock()
 
 
 # ---- the output policy -------------------------------------------------------------------------
@@ -119,11 +142,22 @@ def exists_error(path: str | os.PathLike, reason: str = "exists") -> OutputExist
 # ---- writing -------------------------------------------------------------------------------------
 
 
+def host_id() -> str:
+    """8 hex digits naming where a PID means something: this host name and, on Linux, this PID namespace (two
+    containers with one host name each have their own PID 1). Part of every temporary name."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return hashlib.sha1(f"{socket.gethostname()}/{namespace}".encode()).hexdigest()[:8]
+
+
 def temporary_name(path: Path, tag: str = "tmp") -> Path:
-    """The hidden temporary file used while writing ``path``: ``.<name>.<tag>-<pid>`` in the same folder
-    (the same file system, so the final rename is atomic). When that would be longer than a file name may
-    be, the name is cut and a hash of it keeps it unique: a name that fits still gets written."""
-    ending = f".{tag}-{os.getpid()}"
+    """The hidden temporary file used while writing ``path``: ``.<name>.<tag>-<pid>-<host>`` in the same
+    folder (the same file system, so the final rename is atomic), naming its owner (``host_id``). When that
+    would be longer than a file name may be, the name is cut and a hash of it keeps it unique: a name that
+    fits still gets written."""
+    ending = f".{tag}-{os.getpid()}-{host_id()}"
     name = f".{path.name}{ending}"
     if len(os.fsencode(name)) > NAME_MAX:
         digest = hashlib.sha1(os.fsencode(path.name)).hexdigest()[:12]
@@ -179,10 +213,12 @@ def atomic_path(
 
     ``durable=True`` also fsyncs the file and its folder, so the new file survives a power cut (used
     for checkpoints, where losing the newest one costs hours). ``expected_bytes``: the file's size when
-    known, named in the ``DiskFullError`` raised when the disk or quota is full. ``replace=False`` raises
-    ``FileExistsError`` instead of replacing a file that exists when the write completes.
+    known, named in the ``DiskFullError`` raised when the disk or quota is full (whoever reports it, see
+    ``is_disk_full``). ``replace=False`` raises ``FileExistsError`` instead of replacing a file that exists
+    when the write completes. Temporaries of dead writers in the folder are removed first (``tidy``).
     """
     path = Path(path)
+    tidy(path.parent)
     tmp = temporary_name(path, tag)
     try:
         yield tmp
@@ -192,9 +228,9 @@ def atomic_path(
         publish(tmp, path, replace=replace)
         if durable:
             fsync_dir(path.parent)
-    except OSError as exc:
-        if exc.errno in _FULL and not isinstance(exc, DiskFullError):
-            raise disk_full_error(path, exc, expected_bytes) from None
+    except Exception as exc:
+        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise disk_full_error(path, exc, expected_bytes or _size_of(tmp)) from None
         raise
     finally:
         tmp.unlink(missing_ok=True)
@@ -205,31 +241,71 @@ def atomic_dir(path: str | os.PathLike, *, tag: str = "tmp") -> Iterator[Path]:
     """Yield a new temporary folder to fill; on success it is renamed to ``path``, on failure removed.
 
     ``path`` must not exist when the rename happens (``OSError`` otherwise: the caller decides what to
-    do with a folder that is already there); other processes never see a half-filled ``path``.
+    do with a folder that is already there); other processes never see a half-filled ``path``. A full disk
+    is a ``DiskFullError`` as in ``atomic_path``.
     """
     path = Path(path)
+    tidy(path.parent)
     tmp = temporary_name(path, tag)
     shutil.rmtree(tmp, ignore_errors=True)  # left by a dead process that had this pid
-    tmp.mkdir(parents=True)
     try:
+        tmp.mkdir(parents=True)
         yield tmp
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except Exception as exc:
+        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise disk_full_error(path, exc) from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def disk_full_error(path: Path, exc: OSError, expected_bytes: int | None = None) -> DiskFullError:
-    """The one-line error for ``exc`` (ENOSPC or EDQUOT) while writing ``path``."""
-    what = "disk quota exceeded" if exc.errno != errno.ENOSPC else "no space left on the device"
+def is_disk_full(exc: BaseException) -> int | None:
+    """``errno.ENOSPC`` or ``errno.EDQUOT`` when ``exc`` (or an exception it was raised from) says the disk
+    or the quota is full, whatever its type: an ``OSError`` (PyAV's are too), ``safetensors``'
+    ``SafetensorError`` (Rust's message), torch's ``RuntimeError`` from its zip writer; else ``None``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL:
+            return current.errno
+        text = str(current)
+        if _NO_QUOTA.search(text):
+            return _EDQUOT
+        if _NO_SPACE.search(text) or (isinstance(current, RuntimeError) and _TORCH_SHORT_WRITE.search(text)):
+            return errno.ENOSPC
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def disk_full_error(path: Path, exc: BaseException, expected_bytes: int | None = None) -> DiskFullError:
+    """The one-line error for ``exc`` (a full disk or quota, see ``is_disk_full``) while writing ``path``:
+    the file, what is full, the bytes needed (``expected_bytes``, when known) and the bytes free there."""
+    code = is_disk_full(exc) or errno.ENOSPC
+    what = "no space left on the device" if code == errno.ENOSPC else "disk quota exceeded"
     needed = f"; it needs {_size(expected_bytes)}" if expected_bytes else ""
     try:
-        free = f", {_size(shutil.disk_usage(path.parent).free)} free there"
+        free = f", {_size(shutil.disk_usage(_existing(path.parent)).free)} free there"
     except OSError:
         free = ""
     error = DiskFullError(f"{path}: cannot write it, {what}{needed}{free}; nothing was written under that name")
-    error.errno, error.filename = exc.errno, str(path)
+    error.errno, error.filename = code, str(path)
     return error
+
+
+def _existing(folder: Path) -> Path:
+    while not folder.exists() and folder.parent != folder:  # free space is asked of a folder that exists
+        folder = folder.parent
+    return folder
+
+
+def _size_of(path: Path) -> int | None:  # the bytes a full disk had already taken: what is known to be needed
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None
 
 
 def _size(n: int) -> str:
@@ -239,10 +315,33 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def remove_stale_temporaries(folder: str | os.PathLike[str], *, older_than_s: float = STALE_AFTER_S) -> list[Path]:
-    """Remove the temporaries (``.<name>.tmp-<pid>``, ``.<name>.part-<pid>``, files or folders) directly in
-    ``folder`` last modified more than ``older_than_s`` ago; younger ones may belong to a live process
-    and are kept. Returns what was removed; anything that cannot be removed is left alone."""
+# ---- temporaries of dead writers ---------------------------------------------------------------
+
+
+def owner_is_dead(pid: int, host: str | None) -> bool:
+    """Whether the process that named a temporary ``pid`` on ``host`` (``host_id``) is surely gone: on this
+    host (and POSIX, where asking is harmless) no process has that PID. ``False`` when it may be alive, or
+    cannot be known (another host, a name without a host, Windows)."""
+    if host != host_id() or os.name != "posix" or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it exists, owned by another user
+        return False
+    return False
+
+
+def remove_stale_temporaries(
+    folder: str | os.PathLike[str], *, older_than_s: float = STALE_AFTER_S, legacy: bool = True
+) -> list[Path]:
+    """Remove the temporaries (``.<name>.<tmp|part>-<pid>-<host>``, files or folders) directly in ``folder``
+    whose owner is dead on this host (``owner_is_dead``), and the others last modified more than
+    ``older_than_s`` ago: another host's, whose PIDs say nothing here, and a live PID's too (a PID reused
+    by an unrelated process must not keep a dead write's temporary for ever). ``legacy``: also the names of
+    earlier versions, without the host (``.<name>.tmp-<pid>``), by age alone. Returns what was removed;
+    anything that cannot be removed is left."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
@@ -250,14 +349,31 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], *, older_than_s: fl
         return removed
     limit = time.time() - older_than_s
     for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
         try:
-            if not _TEMPORARY.fullmatch(entry.name) or entry.stat(follow_symlinks=False).st_mtime > limit:
+            if match is None or (match["host"] is None and not legacy):
+                continue
+            dead = owner_is_dead(int(match["pid"]), match["host"])
+            if not dead and entry.stat(follow_symlinks=False).st_mtime > limit:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
             else:
                 os.unlink(entry.path)
-        except OSError:
+        except (OSError, ValueError):
             continue
         removed.append(Path(entry.path))
     return removed
+
+
+def tidy(folder: str | os.PathLike[str]) -> list[Path]:
+    """``remove_stale_temporaries(folder, legacy=False)``, at most once every ``TIDY_EVERY_S`` per folder and
+    process: the writers call it before each write, and a run writing thousands of files into one folder
+    lists it once a minute, not once a file. Names without a host are left alone in these folders (a user's
+    ``.notes.tmp-1`` is not ours to judge); the cache removes them by age. Returns what was removed."""
+    key, now = os.path.abspath(folder), time.monotonic()
+    with _tidied_lock:
+        if now - _tidied.get(key, -math.inf) < TIDY_EVERY_S:
+            return []
+        _tidied[key] = now
+    return remove_stale_temporaries(folder, legacy=False)

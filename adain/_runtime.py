@@ -22,7 +22,7 @@ from typing import Any, overload
 
 import torch
 
-from ._arguments import check_int
+from ._arguments import check_int, environment_error
 from .errors import InputError
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -93,6 +93,8 @@ def cpu_native_bf16(flags: frozenset[str] | None = None) -> bool:
     forced = os.environ.get("ADAIN_CPU_BF16", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
+    if forced:
+        raise environment_error("ADAIN_CPU_BF16", forced, "expected 0 or 1 (or unset: detect from the CPU)")
     return bool(NATIVE_BF16_FLAGS & (_cpu_flags() if flags is None else frozenset(flags)))
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "CorruptWeightsError",
     "WeightsOfflineError",
     "DiskFullError",
+    "EnvironmentVariableError",
 ]
 
 
@@ -79,3 +80,11 @@ class DiskFullError(AdaINError, OSError):
 
     def __str__(self) -> str:  # setting ``errno`` would make OSError format the message as "[Errno 28] ..."
         return str(self.args[0]) if self.args else ""
+
+
+class EnvironmentVariableError(AdaINError, ValueError):
+    """An environment variable the package reads (``ADAIN_CACHE``, ``ADAIN_DOWNLOAD_TIMEOUT``, ``HF_ENDPOINT``,
+    ``HOME`` for the default cache, ...) holds a value it cannot use. The message names the variable, its value
+    and what is accepted; ``variable`` is its name."""
+
+    variable: str | None = None

@@ -29,6 +29,7 @@ class Route:
     status: int = 200
     truncate_to: int | None = None  # send only this many bytes, announcing the full length, then close
     stall_s: float = 0.0  # wait this long before answering (to provoke client timeouts)
+    stall_after: int | None = None  # with stall_s: send this many bytes first, then wait, then the rest
     unannounced: int | None = None  # send this many bytes (body repeated) with no Content-Length, then close
 
 
@@ -87,7 +88,7 @@ class _FileHandler(BaseHTTPRequestHandler):
         if route is None or route.status == 404:
             self.send_error(404, "Not Found")
             return
-        if route.stall_s:
+        if route.stall_s and route.stall_after is None:
             time.sleep(route.stall_s)
         if route.unannounced is not None:
             return self._stream_unannounced(route)
@@ -95,6 +96,12 @@ class _FileHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(route.body)))
         self.end_headers()
+        if route.stall_after is not None:  # a transfer that hangs midway (the client is killed meanwhile)
+            self.wfile.write(route.body[: route.stall_after])
+            self.wfile.flush()
+            time.sleep(route.stall_s)
+            self.wfile.write(route.body[route.stall_after :])
+            return
         self.wfile.write(route.body[: route.truncate_to] if route.truncate_to is not None else route.body)
         self.wfile.flush()
         if route.truncate_to is not None:

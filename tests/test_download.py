@@ -10,6 +10,7 @@ import pytest
 from http_servers import FileServer
 
 import adain
+from adain.errors import EnvironmentVariableError
 from adain.weights import _download as download
 from adain.weights import _registry as registry
 from adain.weights._download import download_url
@@ -112,12 +113,21 @@ def test_announced_length_over_the_cap_is_refused(server, tmp_path):
 # ---- ADAIN_DOWNLOAD_TIMEOUT ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "abc", "1e400"])
-def test_bad_timeout_variable_is_a_one_line_input_error_naming_it(value, server, tmp_path, monkeypatch):
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "abc", "1e400", "1e300", "86401", "0.0001"])
+def test_bad_timeout_variable_is_a_one_line_error_naming_it(value, server, tmp_path, monkeypatch):
+    # 1e300 is finite but overflows what a socket accepts (OverflowError from the standard library before).
     monkeypatch.setenv("ADAIN_DOWNLOAD_TIMEOUT", value)
-    with pytest.raises(adain.InputError, match=f"ADAIN_DOWNLOAD_TIMEOUT={value!r}: expected a finite number") as info:
+    with pytest.raises(EnvironmentVariableError, match=f"^ADAIN_DOWNLOAD_TIMEOUT={value!r}: expected a number") as info:
         download_url(server.add("/f.bin", BODY), tmp_path / "f.bin")
     assert "\n" not in str(info.value) and server.requests == []
+    assert info.value.variable == "ADAIN_DOWNLOAD_TIMEOUT" and not isinstance(info.value, adain.InputError)
+
+
+@pytest.mark.parametrize("value", [1e300, 0, float("nan"), True])
+def test_bad_timeout_argument_is_an_input_error_naming_it(value, server, tmp_path):
+    with pytest.raises(adain.InputError, match="^timeout=.*: expected a number of seconds from 0.001 to 86400"):
+        download_url(server.add("/f.bin", BODY), tmp_path / "f.bin", timeout=value)
+    assert server.requests == []
 
 
 def test_good_timeout_variable_is_used(monkeypatch):

@@ -12,13 +12,13 @@ the bad ones instead of training.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import fields
 from typing import Any, NoReturn
 
 from tqdm import tqdm
 
+from .._arguments import environment_rank
 from ..errors import AdaINError, InputError
 from ..training import (
     BadImageEvent,
@@ -154,7 +154,7 @@ class _Progress:
 def _train(config: TrainConfig) -> int:
     """``train`` with a progress bar (rank 0), stopping at the end of a step on the first SIGINT or SIGTERM."""
     with StopRequests() as stop:
-        progress = _Progress(stop) if int(os.environ.get("RANK", "0")) == 0 else None
+        progress = _Progress(stop) if environment_rank("RANK") == 0 else None
         try:
             train(config, progress or (lambda event: stop.requested), worker_init_fn=ignore_stop_signals)
         except Interrupted as exc:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.export import Dim
 
-from .._atomic import InputFiles, atomic_path, check_output
+from .._atomic import InputFiles, atomic_path, check_output, disk_full_error, is_disk_full
 from .._version import __version__
 from ..errors import InputError
 from ..model import AdaINModel
@@ -254,7 +254,12 @@ def _export(onnx, graph: nn.Module, spec: _Spec, tmp: Path, target: Path, doc: s
     proto = program.model_proto
     _name_axes(proto, spec.renames, style_stats="style_mean" in spec.inputs)
     proto.doc_string = doc
-    onnx.save_model(proto, str(tmp))
+    try:
+        onnx.save_model(proto, str(tmp))
+    except Exception as exc:  # named here: the atomic writes nested around this one would name their own file
+        if is_disk_full(exc):
+            raise disk_full_error(target, exc, proto.ByteSize()) from None
+        raise
 
 
 def _name_axes(proto, names: dict[str, str], *, style_stats: bool) -> None:

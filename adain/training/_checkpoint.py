@@ -4,14 +4,16 @@ A checkpoint is ``RUN_DIR/checkpoints/step-00001000.pt``, a ``torch.save`` dict 
 optimizer state, the step, the RNG states (Python, NumPy, torch CPU and CUDA), the data-order state
 and the run's config. Each is written to a temporary file, fsynced, then renamed over the final name
 (and the directory fsynced), so a killed process leaves either the previous set or a complete new
-file, never a half-written one under a real name. A write that fails (a full disk) removes its temporary
-file and raises ``CheckpointWriteError``, one line naming the checkpoint that is still there to resume from.
+file, never a half-written one under a real name; the temporary of a killed run is removed by the next
+checkpoint write (``adain._atomic``: its name carries its owner's PID and host). A write that fails removes
+its temporary file and raises ``CheckpointWriteError``, one line naming the checkpoint that is still there to
+resume from; a full disk, however reported (``OSError`` ENOSPC/EDQUOT or torch's zip writer's
+``RuntimeError``), is ``CheckpointDiskFullError``, also a ``DiskFullError`` naming the bytes needed and free.
 Files are read with ``weights_only=True``: loading a checkpoint can never run code.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import re
@@ -22,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._atomic import atomic_path
-from ..errors import AdaINError
+from .._atomic import atomic_path, disk_full_error, is_disk_full
+from ..errors import AdaINError, DiskFullError
 from ._errors import NamesSettings, Setting, TrainingError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -32,7 +34,12 @@ _REQUIRED = ("step", "decoder", "optimizer", "rng", "data", "config")
 
 
 class CheckpointWriteError(NamesSettings, AdaINError, OSError):
-    """A checkpoint could not be written (e.g. the disk is full); the previous checkpoints are intact."""
+    """A checkpoint could not be written; the previous checkpoints are intact."""
+
+
+class CheckpointDiskFullError(CheckpointWriteError, DiskFullError):
+    """A checkpoint could not be written for lack of space or quota; the previous checkpoints are intact.
+    ``errno`` (ENOSPC or EDQUOT) and ``filename`` (the checkpoint) are set."""
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -77,7 +84,7 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], *, keep: 
     try:
         directory.mkdir(parents=True, exist_ok=True)
         # Through a Python file object: a full disk is then an OSError (ENOSPC), not torch's C++ message.
-        with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
+        with atomic_path(path, durable=True, expected_bytes=_tensor_bytes(state)) as tmp, open(tmp, "wb") as f:
             torch.save(state, f)
     except (OSError, RuntimeError) as exc:
         raise _write_error(path, exc) from None
@@ -86,12 +93,23 @@ def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], *, keep: 
     return path
 
 
+def _tensor_bytes(state: Any) -> int:
+    """The bytes of the tensors in ``state`` (nested dicts, lists, tuples): about a checkpoint's size."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(_tensor_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in state)
+    return 0
+
+
 def _write_error(path: Path, exc: Exception) -> CheckpointWriteError:
     """One line: which checkpoint could not be written, why, and which one a resumed run will use."""
-    code = exc.errno if isinstance(exc, OSError) else None
-    full = code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-    if full and code is not None:  # also adain.DiskFullError from atomic_path, whose message names the temporary
-        reason = os.strerror(code)
+    full = is_disk_full(exc) is not None
+    if full:  # DiskFullError from atomic_path: the file, the bytes needed and free
+        disk = exc if isinstance(exc, DiskFullError) else disk_full_error(path, exc)
+        reason = str(disk).removeprefix(f"{path}: cannot write it, ").split("; nothing was written")[0]
     elif isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
     else:
@@ -103,7 +121,11 @@ def _write_error(path: Path, exc: Exception) -> CheckpointWriteError:
         if previous
         else ("no checkpoint of this run was written yet",)
     )
-    return CheckpointWriteError(f"cannot write checkpoint {path}: {reason}; ", *kept)
+    if not full:
+        return CheckpointWriteError(f"cannot write checkpoint {path}: {reason}; ", *kept)
+    error = CheckpointDiskFullError(f"cannot write checkpoint {path}: {reason}; ", *kept)
+    error.errno, error.filename = is_disk_full(exc), str(path)
+    return error
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:

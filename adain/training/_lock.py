@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
+from .._arguments import environment_rank
 from ..errors import AdaINError
 from ._errors import NamesSettings, Setting
 
@@ -108,7 +109,7 @@ def lock_run_dir(
     lock (``check`` is still called).
     """
     check = check or (lambda: None)
-    if fcntl is None or (int(os.environ.get("RANK", "0")) if rank is None else rank) != 0:
+    if fcntl is None or (environment_rank("RANK") if rank is None else rank) != 0:
         check()
         yield
         return

@@ -15,7 +15,6 @@ alone writes logs, samples, checkpoints and the final model.
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._arguments import environment_rank
 from ..modeling._encoder import CONTENT_LAYER
 from ..modeling._ops import adain
 from ..weights._hub import check_push_access
@@ -91,7 +91,7 @@ def train(
     # The refusal runs under the lock, before the lock file or anything else is written (see _rundir).
     new_run_only = not config.resume and resume_state is None
     with lock_run_dir(config.out, check=(lambda: refuse_earlier_run(config.out)) if new_run_only else None):
-        if config.push_to_hub and int(os.environ.get("RANK", "0")) == 0:
+        if config.push_to_hub and environment_rank("RANK") == 0:
             check_push_access(config.push_to_hub)  # fail now, not after days of training
         resumed = (
             (None, resume_state)

@@ -4,7 +4,6 @@ the exported model)."""
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._arguments import environment_rank
 from .._runtime import resolve_device
 from ..model import AdaINModel, load_pretrained
 from ..modeling._config import ModelConfig
@@ -38,7 +38,7 @@ class Distributed:
 
 def init_distributed(device_spec: str) -> Distributed:
     """Join the process group when ``WORLD_SIZE`` says this is one of several processes (NCCL on CUDA, else gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = environment_rank("WORLD_SIZE", 1)
     if world <= 1:
         return Distributed()
     import torch.distributed as dist
@@ -46,7 +46,11 @@ def init_distributed(device_spec: str) -> Distributed:
     if not dist.is_initialized():
         use_nccl = device_spec != "cpu" and torch.cuda.is_available()
         dist.init_process_group("nccl" if use_nccl else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Distributed(
+        dist.get_rank(),
+        dist.get_world_size(),
+        environment_rank("LOCAL_RANK"),
+    )
 
 
 def training_device(spec: str, dist_info: Distributed) -> torch.device:

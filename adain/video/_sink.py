@@ -2,9 +2,11 @@
 
 A user's files are never clobbered (``adain._atomic.check_output``): an existing output is refused unless
 ``overwrite`` (``OutputExistsError``), and the output may not be the input (``OutputIsInputError``). A video
-is written under a hidden temporary name beside the target and renamed when closed; an interrupted run
-closes it properly first, so the partial video is playable. A folder receives ``frame_000001.png``,
-``frame_000002.png``, ... each written atomically.
+is written under a hidden temporary name beside the target (``adain._atomic.temporary_name``, naming its
+owner: the temporary of a killed run is removed by the next run into that folder) and renamed when closed; an
+interrupted run closes it properly first, so the partial video is playable. A folder receives
+``frame_000001.png``, ``frame_000002.png``, ... each written atomically. A full disk is a one-line
+``DiskFullError`` (``adain._atomic.disk_full_error``), the temporary removed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .._atomic import check_output, exists_error, publish, temporary_name
+from .._atomic import check_output, disk_full_error, exists_error, is_disk_full, publish, temporary_name, tidy
 from .._io import IMAGE_EXTENSIONS, save_image
 from ..errors import InputError
 from ._audio import AudioCopy
@@ -76,10 +78,11 @@ class VideoWriter:
         self._audio: AudioCopy | None = None
         self._step = max(1, round(1 / (info.rate * info.time_base)))
         path.parent.mkdir(parents=True, exist_ok=True)
+        tidy(path.parent)
         try:
             self._container = self._av.open(str(self.tmp), "w", format=VIDEO_FORMATS[path.suffix.lower()])
         except (self._av.error.FFmpegError, OSError) as exc:
-            raise InputError(f"{path}: cannot write video ({ffmpeg_reason(exc)})") from None
+            raise self._error(exc) from None
         try:
             self._stream = self._video_stream(crf)
             if audio and info.has_audio and not info.is_folder:
@@ -119,8 +122,8 @@ class VideoWriter:
             self._mux(self._stream.encode(frame))
             if self._audio is not None:
                 self._audio.copy_until(float(pts * self.info.time_base))
-        except self._av.error.FFmpegError as exc:
-            raise InputError(f"{self.path}: cannot write video ({ffmpeg_reason(exc)})") from None
+        except (self._av.error.FFmpegError, OSError) as exc:
+            raise self._error(exc) from None
         self.written += 1
         self._end = pts + (duration or self._step)
 
@@ -143,9 +146,10 @@ class VideoWriter:
             if self._audio is not None:
                 self._audio.copy_until(None if complete else float(self._end * self.info.time_base))
             self._container.close()
-        except self._av.error.FFmpegError as exc:
+        except (self._av.error.FFmpegError, OSError) as exc:
+            error = self._error(exc)  # before abort() deletes the temporary, whose size it reports
             self.abort()
-            raise InputError(f"{self.path}: cannot write video ({ffmpeg_reason(exc)})") from None
+            raise error from None
         if self._audio is not None:
             self._audio.close()
         try:
@@ -154,6 +158,13 @@ class VideoWriter:
             self.tmp.unlink(missing_ok=True)
             raise exists_error(self.path, "appeared while the video was written") from None
         return self.path
+
+    def _error(self, exc: BaseException) -> Exception:
+        """``DiskFullError`` for a full disk (PyAV's ``OSError`` ENOSPC), else ``InputError`` naming the video."""
+        if is_disk_full(exc):
+            size = self.tmp.stat().st_size if self.tmp.is_file() else None
+            return disk_full_error(self.path, exc, size)
+        return InputError(f"{self.path}: cannot write video ({ffmpeg_reason(exc)})")
 
     def abort(self) -> None:
         """Close and delete the temporary file (the target is left as it was)."""

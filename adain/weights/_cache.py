@@ -9,7 +9,13 @@ Layout of an entry, ``<root>/<name>/``:
 - ``rejected/`` beside what failed a check: a file placed by hand (or a converted folder) that fails
   verification is moved there as ``<name>.<timestamp>``, never deleted.
 
-Temporaries left by dead processes are removed once a day old when the entry is next used.
+Temporaries left by dead processes (``.<name>.part-<pid>-<host>``, ``.model.tmp-<pid>-<host>/``) are removed
+when the entry is next used: at once when their owner is dead on this host, once a day old otherwise.
+
+The root comes from ``cache_dir``, ``ADAIN_CACHE``, ``XDG_CACHE_HOME`` or ``HOME``, each checked before use
+(``cache_root``): a value the file system cannot take, or a root that could not be created, is one
+``EnvironmentVariableError`` naming the variable, and nothing is ever created under a ``HOME`` that does not
+exist (a service account's ``HOME=/nonexistent``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from .._arguments import check_folder_path, environment_error, environment_folder, environment_value
 from .._atomic import remove_stale_temporaries
 
 fcntl: ModuleType | None  # None where the platform has no such module
@@ -44,13 +51,63 @@ logger = logging.getLogger(__name__)
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """Where converted weights live: ``cache_dir``, ``$ADAIN_CACHE``, ``$XDG_CACHE_HOME/adain`` or
-    ``~/.cache/adain``."""
+    ``~/.cache/adain`` (``XDG_CACHE_HOME`` is ignored unless absolute, as its specification says). Nothing
+    is created.
+
+    Raises:
+        EnvironmentVariableError: the variable the root came from (``ADAIN_CACHE``, ``XDG_CACHE_HOME`` or
+            ``HOME``) names a path the file system cannot take, a file, a folder under a ``HOME`` that does
+            not exist, or a folder that does not exist and cannot be created there (no write permission).
+    """
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
-    if os.environ.get("ADAIN_CACHE"):
-        return Path(os.environ["ADAIN_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "adain"
+    variable, root = "ADAIN_CACHE", environment_folder("ADAIN_CACHE")
+    if root is None:
+        xdg = environment_value("XDG_CACHE_HOME")
+        if xdg is not None and Path(xdg).is_absolute():
+            variable, root = "XDG_CACHE_HOME", environment_folder("XDG_CACHE_HOME")
+            assert root is not None, "set, checked just above"
+            root = root / "adain"
+        else:
+            variable, root = "HOME", _home() / ".cache" / "adain"
+    _check_creatable(root, variable)
+    return root
+
+
+def _home() -> Path:
+    """``HOME`` (or the user database's home when unset), checked like a variable's folder."""
+    raw = os.environ.get("HOME") or ""
+    try:
+        home = Path(raw).expanduser() if raw else Path.home()
+    except RuntimeError:  # no HOME and no entry in the user database
+        raise environment_error("HOME", raw, "not set, and the user has no home folder; set ADAIN_CACHE") from None
+    check_folder_path(home, "HOME", raw or str(home))
+    return home
+
+
+def _check_creatable(root: Path, variable: str) -> None:
+    """Refuse, naming ``variable``, a root under a ``HOME`` that does not exist, or one that does not exist and
+    whose nearest existing folder is not writable; an existing root passes (a read-only cache may hold
+    converted weights)."""
+    raw = os.environ.get(variable, "")
+    home = os.environ.get("HOME")
+    if home and not os.path.isdir(home) and (root == Path(home) or Path(home) in root.parents):
+        name, value = ("HOME", home) if variable == "HOME" else (variable, raw)
+        raise environment_error(
+            name,
+            value,
+            f"the cache {root} would be under HOME={home!r}, which does not exist; set ADAIN_CACHE "
+            "to a folder (nothing is created under a missing HOME)",
+        )
+    if root.is_dir():
+        return
+    if root.exists():
+        raise environment_error(variable, raw, f"the cache {root} is not a folder")
+    parent = root.parent
+    while not parent.exists() and parent.parent != parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise environment_error(variable, raw, f"cannot create the cache {root}: {parent} is not a writable folder")
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,12 @@ knows it (the registry's ``LegacyFile.size``), else the server's ``Content-Lengt
 ``MAX_DOWNLOAD_BYTES`` (2 GiB), so a mirror streaming without end cannot fill the disk.
 
 Timeouts: ``DEFAULT_TIMEOUT_S`` seconds (10) to connect and, after that, for *each* read of the
-response; a transfer that stalls that long is abandoned. ``ADAIN_DOWNLOAD_TIMEOUT`` (seconds, a finite
-number > 0; anything else is an ``InputError``) in the environment overrides the default. There is no
-overall limit: a slow but moving download continues.
+response; a transfer that stalls that long is abandoned. ``ADAIN_DOWNLOAD_TIMEOUT`` (seconds, from 0.001 to
+``MAX_TIMEOUT_S``, a day; anything else is an ``EnvironmentVariableError`` naming it) in the environment
+overrides the default. There is no overall limit: a slow but moving download continues.
+
+A download killed mid-transfer leaves ``.<name>.part-<pid>-<host>`` beside the destination; the next download
+into that folder removes it (``adain._atomic``: its owner is dead).
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .._arguments import MAX_TIMEOUT_S, environment_number
 from .._atomic import atomic_path
 from .._version import __version__
 from ..errors import CorruptWeightsError, InputError, WeightsNotFoundError
 
 DEFAULT_TIMEOUT_S = 10.0
 TIMEOUT_VARIABLE = "ADAIN_DOWNLOAD_TIMEOUT"
+MIN_TIMEOUT_S = 0.001
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
 """The most a download of unknown size (no expected size, no ``Content-Length``) may bring: 2 GiB."""
 _CHUNK = 1 << 20
@@ -62,12 +67,10 @@ ProgressCallback = Callable[[DownloadProgress], None]
 def download_timeout() -> float:
     """The timeout in seconds: ``ADAIN_DOWNLOAD_TIMEOUT`` when set, else ``DEFAULT_TIMEOUT_S``.
 
-    Raises ``InputError`` (naming the variable) when it is set to anything but a finite number > 0.
+    Raises ``EnvironmentVariableError`` (naming the variable) when it is set to anything but a number of
+    seconds from ``MIN_TIMEOUT_S`` to ``MAX_TIMEOUT_S`` (a day).
     """
-    raw = os.environ.get(TIMEOUT_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT_S
-    return _check_timeout(raw, f"{TIMEOUT_VARIABLE}={raw!r}")
+    return environment_number(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_S, minimum=MIN_TIMEOUT_S, maximum=MAX_TIMEOUT_S)
 
 
 def _check_timeout(value: object, what: str) -> float:
@@ -75,8 +78,11 @@ def _check_timeout(value: object, what: str) -> float:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         seconds = math.nan
-    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
-        raise InputError(f"{what}: expected a finite number of seconds > 0 (e.g. {DEFAULT_TIMEOUT_S:g})")
+    if isinstance(value, bool) or not MIN_TIMEOUT_S <= seconds <= MAX_TIMEOUT_S:  # also refuses nan
+        raise InputError(
+            f"{what}: expected a number of seconds from {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} "
+            f"(e.g. {DEFAULT_TIMEOUT_S:g})"
+        )
     return seconds
 
 
@@ -116,7 +122,8 @@ def download_url(
             failure, refused connection, timeout), or the transfer ended before its expected size.
         CorruptWeightsError: the bytes arrived but their sha256 is not ``sha256``, or the server sent (or
             announced) more than the expected size or the limit.
-        InputError: ``timeout`` or ``ADAIN_DOWNLOAD_TIMEOUT`` is not a finite number > 0.
+        InputError: ``timeout`` is not a number of seconds from ``MIN_TIMEOUT_S`` to ``MAX_TIMEOUT_S``.
+        EnvironmentVariableError: neither is ``ADAIN_DOWNLOAD_TIMEOUT``.
         DiskFullError: the disk or quota filled up (nothing is left behind).
     """
     dest = Path(dest)

@@ -4,7 +4,11 @@ Downloads go through ``huggingface_hub.hf_hub_download`` and its cache (``HF_HUB
 ``~/.cache/huggingface/hub``), so ``HF_HUB_OFFLINE=1``, ``local_files_only`` and revision pinning behave
 as in every other Hub library. Two things are read from the environment *at call time* rather than at
 import time (huggingface_hub freezes them when it is imported): ``HF_ENDPOINT`` (a mirror or a private
-Hub) and ``HF_HUB_OFFLINE``.
+Hub) and ``HF_HUB_OFFLINE``. Both, and the two timeouts below, are checked first (``check_hub_environment``:
+an ``EnvironmentVariableError`` naming the variable), and so are repo ids and revisions (``check_hub_id``:
+the Hub's rules and the file system's name length, an ``InputError`` naming the argument), before any value
+reaches huggingface_hub, a socket or a file name. The Hub cache is never created under a ``HOME`` that does
+not exist.
 
 Before a long job that ends in an upload (``adain train --push-to-hub``), ``check_push_access`` asks the Hub
 who the token belongs to (one request, the same timeout as the probe below) so that a missing or read-only
@@ -38,28 +42,16 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 from tqdm.auto import tqdm
 
-from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
+from ..errors import CorruptWeightsError, WeightsError, WeightsNotFoundError, WeightsOfflineError
 from ._download import DownloadProgress, sha256_of
 from ._format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model_dir
+from ._hub_settings import check_hub_environment, check_hub_id, hub_cache, hub_endpoint, hub_offline
 
 logger = logging.getLogger(__name__)
 
 REPO_ID_PATTERN = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-_TRUE = {"1", "on", "yes", "true"}
-
-
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` is set (now, or when huggingface_hub was imported)."""
-
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE or bool(constants.HF_HUB_OFFLINE)
-
-
-def hub_endpoint() -> str:
-    """The Hub address: ``HF_ENDPOINT`` as set now, else huggingface_hub's configured endpoint."""
-
-    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 def _silent_tqdm(progress: Callable[[DownloadProgress], None] | None):
@@ -99,6 +91,9 @@ def download_model_dir(
         WeightsNotFoundError: the Hub cannot be reached, or the repo, revision or a file is missing.
         CorruptWeightsError: a downloaded file does not match its sha256.
     """
+    check_hub_environment()
+    check_hub_id(repo_id, revision)
+    cache_dir = hub_cache(cache_dir)
     offline = local_files_only or hub_offline()
     endpoint = hub_endpoint()
     where = f"{repo_id}@{revision or 'main'} on {endpoint}"
@@ -139,6 +134,9 @@ def download_hub_file(
     The same probe, offline handling and errors as ``download_model_dir``; an LFS file is checked against
     the sha256 that names it. Checking it against anything else is the caller's business.
     """
+    check_hub_environment()
+    check_hub_id(repo_id, revision)
+    cache_dir = hub_cache(cache_dir)
     offline = local_files_only or hub_offline()
     endpoint = hub_endpoint()
     where = f"{repo_id}@{revision or 'main'} on {endpoint}"
@@ -285,7 +283,7 @@ def push_to_hub(
         model_or_dir: an [``AdaINModel``][adain.AdaINModel] (saved with ``save_pretrained`` into a temporary
             folder) or a folder already written by ``save_pretrained`` (checked by loading it first: a folder
             that would not load is never published).
-        repo_id: ``"user/name"``; created (public unless ``private``) if it does not exist.
+        repo_id: ``"user/name"`` (see ``check_hub_id``); created (public unless ``private``) if it does not exist.
         revision: branch to commit to; ``None``: the repository's default branch (``main``).
         commit_message: the commit's message.
         private: create the repository private; ``None``: the Hub's default (public). An existing
@@ -301,12 +299,13 @@ def push_to_hub(
         ``adain.load_pretrained(repo_id, revision=<commit>)``.
 
     Raises:
-        InputError: ``repo_id`` is not ``"user/name"``.
+        InputError: ``repo_id`` or ``revision`` is not one the Hub accepts (``check_hub_id``).
+        EnvironmentVariableError: a Hub setting in the environment cannot be used (``check_hub_environment``).
         WeightsError: the uploaded files differ from the local ones (with ``verify``).
     """
 
-    if not REPO_ID_PATTERN.fullmatch(repo_id):
-        raise InputError(f"repo_id must look like 'user/name', got {repo_id!r}")
+    check_hub_environment()
+    check_hub_id(repo_id, revision)
     api = HfApi(endpoint=hub_endpoint(), token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="adain-push-") as tmp:
@@ -348,8 +347,8 @@ def check_push_access(repo_id: str, *, token: str | None = None) -> str:
     token, cannot be reached, the token is read-only, or the repo's namespace is neither the user nor one of
     their organisations.
     """
-    if not REPO_ID_PATTERN.fullmatch(repo_id):
-        raise InputError(f"repo_id must look like 'user/name', got {repo_id!r}")
+    check_hub_environment()
+    check_hub_id(repo_id)
     endpoint = hub_endpoint()
     where = f"cannot push to {repo_id} on {endpoint}"
     if hub_offline():

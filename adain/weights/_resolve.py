@@ -29,6 +29,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from .._arguments import path_fits
 from .._atomic import atomic_dir, atomic_path
 from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
 from ..modeling._config import ModelConfig
@@ -100,10 +101,11 @@ def load_pretrained_state(
             raise InputError(f"revision={revision!r}: {entry.name!r} has no Hub source, so a revision means nothing")
         return _load_entry(entry, revision, cache_root(cache_dir), hub_cache, offline, progress)
     path = Path(text).expanduser()
-    hint = _what_to_pass_instead(path)
+    local = path_fits(path)  # a name too long for a file name is no local folder (and probing it raises)
+    hint = _what_to_pass_instead(path) if local else None
     if hint is not None:
         raise InputError(hint)
-    if path.is_dir():
+    if local and path.is_dir():
         if revision is not None:
             raise InputError(f"revision={revision!r} applies to Hub repos, not to the local directory {path}")
         return load_model_dir(path)
