@@ -13,6 +13,7 @@ __all__ = [
     "ImageReadError",
     "OutputExistsError",
     "OutputIsInputError",
+    "OutputNotWritableError",
     "WeightsError",
     "WeightsNotFoundError",
     "CorruptWeightsError",
@@ -53,6 +54,14 @@ class OutputIsInputError(InputError):
     input: str | None = None
 
 
+class OutputNotWritableError(InputError):
+    """An output folder that does not exist and cannot be created, or cannot be written in (read-only,
+    no permission, a file in the way, under a ``HOME`` that does not exist). Raised before any work, by
+    ``adain._atomic.check_writable``; ``filename`` is the folder."""
+
+    filename: str | None = None
+
+
 class WeightsError(AdaINError, OSError):
     """Weights could not be found, fetched or trusted."""
 
@@ -79,3 +88,10 @@ class DiskFullError(AdaINError, OSError):
 
     def __str__(self) -> str:  # setting ``errno`` would make OSError format the message as "[Errno 28] ..."
         return str(self.args[0]) if self.args else ""
+
+
+def install_hint(extra: str) -> str:
+    """How to install the optional dependencies of ``extra`` (``"video"``, ``"export"``, ``"demo"``...),
+    for a user of the published package and for one working from a clone: the one wording every
+    missing-extra message ends with, e.g. ``pip install 'adain[video]' (from a clone: pip install -e '.[video]')``."""
+    return f"pip install 'adain[{extra}]' (from a clone: pip install -e '.[{extra}]')"
