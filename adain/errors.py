@@ -63,7 +63,10 @@ class OutputNotWritableError(InputError):
 
 
 class WeightsError(AdaINError, OSError):
-    """Weights could not be found, fetched or trusted."""
+    """Weights could not be found, fetched or trusted. ``details``: where the message is a summary (every
+    source failed), each source's own error, one per line; else ``None``."""
+
+    details: str | None = None
 
 
 class WeightsNotFoundError(WeightsError, FileNotFoundError):

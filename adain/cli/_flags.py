@@ -15,9 +15,7 @@ import argparse
 import re
 
 # A Python identifier, optionally with "=value", not part of a path, a longer word or a flag.
-_KEYWORD = re.compile(
-    r"(?<![\w./\\-])([a-z][a-z0-9_]*)(?:=('[^']*'|\"[^\"]*\"|[\w.+-]+))?(?![\w/\\-]|\.\w|\()"
-)
+_KEYWORD = re.compile(r"(?<![\w./\\-])([a-z][a-z0-9_]*)(?:=('[^']*'|\"[^\"]*\"|[\w.+-]+))?(?![\w/\\-]|\.\w|\()")
 
 
 def parser_flags(parser: argparse.ArgumentParser) -> dict[str, str]:

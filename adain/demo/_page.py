@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import AdaINError, InputError
+from ..errors import AdaINError, InputError, install_hint
 from ._runner import BACKENDS, COLOR_CHOICES, DEFAULT_ITERATIONS, DEFAULT_MAX_SIZE, DemoRunner, ModelSource
 
 
@@ -15,7 +15,7 @@ def require_gradio():
     try:
         import gradio
     except ImportError:
-        raise InputError("the web demo needs gradio: pip install 'adain[demo]'") from None
+        raise InputError(f"the web demo needs gradio: {install_hint('demo')}") from None
     return gradio
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..errors import AdaINError
+from ..errors import AdaINError, install_hint
 
-INSTALL_HINT = "pip install 'adain[video]'"
+INSTALL_HINT = install_hint("video")
 
 
 class MissingDependencyError(AdaINError, ImportError):
