@@ -48,8 +48,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    require_gradio()  # before loading (maybe downloading) the weights
     check_address(args.host, args.port)  # a bad --host or a busy --port: one line now, not retries forever
+    require_gradio()  # before loading (maybe downloading) the weights
     app = build_app(load_model(args.weights))
     app.launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0
