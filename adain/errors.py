@@ -19,6 +19,7 @@ __all__ = [
     "CorruptWeightsError",
     "WeightsOfflineError",
     "DiskFullError",
+    "MissingDependencyError",
 ]
 
 
@@ -60,6 +61,13 @@ class OutputNotWritableError(InputError):
     ``adain._atomic.check_writable``; ``filename`` is the folder."""
 
     filename: str | None = None
+
+
+class MissingDependencyError(InputError, ImportError):
+    """An optional dependency a feature needs is not installed (the ``video``, ``export``, ``demo``...
+    extras); the message ends with ``install_hint``: how to install it from PyPI and from a clone. An
+    ``InputError`` (the call cannot be served as asked) and an ``ImportError``; the command line counts it
+    as a failure (exit status 1), not a usage error."""
 
 
 class WeightsError(AdaINError, OSError):

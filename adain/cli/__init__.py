@@ -28,7 +28,14 @@ from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from .._version import __version__
-from ..errors import AdaINError, ImageReadError, InputError, OutputExistsError, WeightsError
+from ..errors import (
+    AdaINError,
+    ImageReadError,
+    InputError,
+    MissingDependencyError,
+    OutputExistsError,
+    WeightsError,
+)
 from ._flags import command_flags, in_flags
 
 __all__ = ["main"]
@@ -128,11 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def exit_status(exc: BaseException) -> int:
     """The exit status of a command that raised ``exc``: ``EXIT_SKIPPED`` (3) for an output that exists,
     ``EXIT_USAGE`` (2) for an argument the command cannot use (every ``InputError`` but an unreadable
-    image, including an output folder that cannot be written), ``EXIT_ERROR`` (1) for every other failure
-    (an unreadable input, weights, a full disk)."""
+    image or a missing optional dependency; an output folder that cannot be written is one), ``EXIT_ERROR``
+    (1) for every other failure (an unreadable input, weights, a full disk, an extra not installed)."""
     if isinstance(exc, OutputExistsError):
         return EXIT_SKIPPED
-    if isinstance(exc, InputError) and not isinstance(exc, ImageReadError):
+    if isinstance(exc, InputError) and not isinstance(exc, (ImageReadError, MissingDependencyError)):
         return EXIT_USAGE
     return EXIT_ERROR
 

@@ -36,7 +36,7 @@ from torch.export import Dim
 
 from .._atomic import InputFiles, atomic_path, check_output
 from .._version import __version__
-from ..errors import InputError, install_hint
+from ..errors import InputError, MissingDependencyError, install_hint
 from ..model import AdaINModel
 from ..modeling._padding import MIN_SIDE, MIN_STYLE_SIDE, MULTIPLE
 from ._graphs import StyleStatsGraph, StylizeGraph
@@ -104,9 +104,9 @@ def require_export_extra():
     except ImportError:
         missing.append("onnxruntime")
     if missing:
-        raise InputError(f"ONNX export needs {', '.join(missing)}: {install_hint('export')}")
+        raise MissingDependencyError(f"ONNX export needs {', '.join(missing)}: {install_hint('export')}")
     if tuple(int(part) for part in torch.__version__.split(".")[:2]) < MIN_TORCH:
-        raise InputError(
+        raise MissingDependencyError(
             f"ONNX export needs torch >= {'.'.join(map(str, MIN_TORCH))} (its dynamo exporter), "
             f"this is {torch.__version__}: {install_hint('export')}"
         )

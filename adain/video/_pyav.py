@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..errors import AdaINError, install_hint
+from ..errors import MissingDependencyError, install_hint
 
 INSTALL_HINT = install_hint("video")
-
-
-class MissingDependencyError(AdaINError, ImportError):
-    """An optional dependency a feature needs is not installed; the message says what to install."""
 
 
 def require_av(what: str = "video files") -> ModuleType:
