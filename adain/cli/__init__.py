@@ -25,7 +25,6 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import NoReturn
 
 from .._version import __version__
 from ..errors import (
@@ -36,7 +35,7 @@ from ..errors import (
     OutputExistsError,
     WeightsError,
 )
-from ._flags import command_flags, in_flags
+from ._flags import FlagParser, command_flags, in_flags
 
 __all__ = ["main"]
 
@@ -65,16 +64,8 @@ class Stopped(BaseException):
         self.signum = signum
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse's parser, whose usage errors are one line (naming the flag, pointing at ``--help``) with
-    exit status 2, as every other refusal; sub-commands are made of the same class."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="adain", description="Arbitrary style transfer with AdaIN.", epilog=_EPILOG)
+    parser = FlagParser(prog="adain", description="Arbitrary style transfer with AdaIN.", epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"adain {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -13,32 +13,59 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import NoReturn
 
 # A Python identifier, optionally with "=value", not part of a path, a longer word or a flag.
 _KEYWORD = re.compile(r"(?<![\w./\\-])([a-z][a-z0-9_]*)(?:=('[^']*'|\"[^\"]*\"|[\w.+-]+))?(?![\w/\\-]|\.\w|\()")
 
 
-def parser_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """``{dest: flag}`` of every optional argument of ``parser`` and of its sub-commands (the long
-    spelling; the first one registered when two flags fill one ``dest``, as a deprecated spelling does)."""
-    flags: dict[str, str] = {}
-    for action in parser._actions:  # argparse keeps no public list of a parser's arguments
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                for dest, flag in parser_flags(sub).items():
-                    flags.setdefault(dest, flag)
-        elif action.option_strings and action.dest not in ("help", "version", argparse.SUPPRESS):
+class FlagParser(argparse.ArgumentParser):
+    """The command line's parser: it remembers the flag of every ``dest`` (``flags``) and its sub-command
+    parsers (``subcommands``) as they are added, so that messages can be told in flags without reaching
+    into argparse's internals; its usage errors are one line pointing at ``--help``, with exit status 2.
+    Sub-command parsers are made of the same class (argparse's default)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.flags: dict[str, str] = getattr(self, "flags", {})
+        self.subcommands: list[dict[str, argparse.ArgumentParser]] = getattr(self, "subcommands", [])
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        if not hasattr(self, "flags"):  # argparse adds -h while __init__ runs, before ours ends
+            self.flags, self.subcommands = {}, []
+        if action.option_strings and action.dest not in ("help", "version", argparse.SUPPRESS):
             long = [o for o in action.option_strings if o.startswith("--")]
-            flags.setdefault(action.dest, (long or action.option_strings)[0])
+            self.flags.setdefault(action.dest, (long or action.option_strings)[0])
+        return action
+
+    def add_subparsers(self, **kwargs):
+        action = super().add_subparsers(**kwargs)
+        self.subcommands.append(action.choices)  # filled as sub-commands are added
+        return action
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")  # 2: EXIT_USAGE
+
+
+def parser_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``{dest: flag}`` of every optional argument of ``parser`` (a ``FlagParser``) and of its
+    sub-commands (the long spelling; the first one added when two flags fill one ``dest``, as a deprecated
+    spelling does)."""
+    flags = dict(getattr(parser, "flags", {}))
+    for choices in getattr(parser, "subcommands", []):
+        for sub in choices.values():
+            for dest, flag in parser_flags(sub).items():
+                flags.setdefault(dest, flag)
     return flags
 
 
 def command_flags(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
     """``{dest: flag}`` of the sub-command ``command`` of ``adain``'s ``parser`` (its own flags only: the
     same ``dest`` may be another command's flag)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            return parser_flags(action.choices[command])
+    for choices in getattr(parser, "subcommands", []):
+        if command in choices:
+            return parser_flags(choices[command])
     return parser_flags(parser)
 
 
