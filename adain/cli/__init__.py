@@ -28,8 +28,8 @@ from ..errors import AdaINError, OutputExistsError, WeightsError
 
 __all__ = ["main"]
 
-# Subcommand modules, in the order `adain --help` lists them.
-COMMANDS: tuple[str, ...] = ("stylize", "video", "gatys", "train", "download", "convert", "export", "demo")
+# Subcommand modules, in the order `adain --help` lists them (`_dataset` adds `stylize-dataset`).
+COMMANDS: tuple[str, ...] = ("stylize", "dataset", "video", "gatys", "train", "download", "convert", "export", "demo")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
