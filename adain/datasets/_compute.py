@@ -80,7 +80,8 @@ def stylize_frames(engine: Engine, frames: Sequence[Tensor], mean: Tensor, std: 
     Arguments:
         engine: the engine.
         frames: ``(3, H, W)`` uint8 images, any sizes, on the CPU (pinned or not).
-        mean, std: the styles' statistics, ``(len(frames), 512)`` float32, row ``i`` for frame ``i``.
+        mean, std: the styles' statistics, ``(len(frames), 512, 1, 1)`` float32 (``StyleBank.stats``), row ``i``
+            for frame ``i``.
         alpha: style strength in [0, 1].
 
     Returns:
@@ -134,4 +135,4 @@ def _float(x: Tensor, device: torch.device) -> Tensor:
 
 def _style(mean: Tensor, std: Tensor, device: torch.device) -> Style:
     """A ``Style`` holding one style's statistics per frame, ``(B, 512, 1, 1)``: AdaIN broadcasts them per frame."""
-    return Style((1.0,), ((mean.to(device)[..., None, None], std.to(device)[..., None, None]),))
+    return Style((1.0,), ((mean.to(device), std.to(device)),))

@@ -235,8 +235,8 @@ class _Shard:
     def _stylize(self, frames: list[Tensor], items: list[Item]) -> list[Tensor]:
         if not frames:
             return []
-        index = torch.tensor([it.style for it in items])
-        return stylize_frames(self.engine, frames, self.bank.mean[index], self.bank.std[index], self.config.alpha)
+        mean, std = self.bank.stats([it.style for it in items])
+        return stylize_frames(self.engine, frames, mean, std, self.config.alpha)
 
     def _write(self, item: Item, image: Tensor) -> None:
         """Encode and write one output atomically (never replacing a file), then record it."""
