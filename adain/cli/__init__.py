@@ -39,8 +39,8 @@ from ._flags import FlagParser, command_flags, in_flags
 
 __all__ = ["main"]
 
-# Subcommand modules, in the order `adain --help` lists them.
-COMMANDS: tuple[str, ...] = ("stylize", "video", "gatys", "train", "download", "convert", "export", "demo")
+# Subcommand modules, in the order `adain --help` lists them (`_dataset` adds `stylize-dataset`).
+COMMANDS: tuple[str, ...] = ("stylize", "dataset", "video", "gatys", "train", "download", "convert", "export", "demo")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
