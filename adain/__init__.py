@@ -16,6 +16,7 @@ from .errors import ImageReadError as ImageReadError
 from .errors import InputError as InputError
 from .errors import OutputExistsError as OutputExistsError
 from .errors import OutputIsInputError as OutputIsInputError
+from .errors import OutputNotWritableError as OutputNotWritableError
 from .errors import WeightsError as WeightsError
 from .errors import WeightsNotFoundError as WeightsNotFoundError
 from .errors import WeightsOfflineError as WeightsOfflineError
@@ -43,6 +44,7 @@ __all__ = [
     "ModelConfig",
     "OutputExistsError",
     "OutputIsInputError",
+    "OutputNotWritableError",
     "Stylizer",
     "TileProgress",
     "VideoProgress",

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DiskFullError, OutputExistsError, OutputIsInputError
+from .errors import DiskFullError, OutputExistsError, OutputIsInputError, OutputNotWritableError
 
 STALE_AFTER_S = 24 * 3600
 """A temporary older than this (a day) belongs to no live write and may be removed."""
@@ -377,3 +377,55 @@ def tidy(folder: str | os.PathLike[str]) -> list[Path]:
             return []
         _tidied[key] = now
     return remove_stale_temporaries(folder, legacy=False)
+
+
+# ---- writability ---------------------------------------------------------------------------------
+
+
+def check_writable(folder: str | os.PathLike, what: str) -> Path:
+    """Make sure files can be written in ``folder`` before any work: the folder is created if needed
+    (with its parents), then a hidden probe file is created in it and removed.
+
+    Commands call it for each output folder before they load weights or read a pixel, so a read-only or
+    misspelt output is found in a second rather than after the work. A folder under ``$HOME`` when
+    ``$HOME`` does not exist is refused rather than created (it would build a stray tree such as
+    ``/nonexistent/.cache``).
+
+    Arguments:
+        folder: the folder outputs will be written in.
+        what: how the caller names it in the message (``"-o"``, ``"output"``, ``"cache_dir"``).
+
+    Returns:
+        ``folder`` as a ``Path``.
+
+    Raises:
+        OutputNotWritableError: one line naming ``what`` and the folder, and why.
+    """
+    folder = Path(folder)
+    home = os.environ.get("HOME")
+    if home and not os.path.isdir(home) and Path(os.path.abspath(folder)).is_relative_to(os.path.abspath(home)):
+        raise _not_writable(folder, what, f"it is under HOME={home}, which does not exist; set HOME or choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise _not_writable(folder, what, "a file is in the way of the folder") from None
+    except OSError as exc:
+        raise _not_writable(folder, what, f"cannot create the folder ({exc.strerror or exc})") from None
+    probe = temporary_name(folder / "write-probe")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+    except OSError as exc:
+        if exc.errno in _FULL:
+            raise disk_full_error(probe, exc) from None
+        raise _not_writable(folder, what, f"cannot write in it ({exc.strerror or exc})") from None
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass  # a probe we cannot remove is hidden, and a day old it is a stale temporary
+    return folder
+
+
+def _not_writable(folder: Path, what: str, reason: str) -> OutputNotWritableError:
+    error = OutputNotWritableError(f"{what}: {folder}: {reason}")
+    error.filename = str(folder)
+    return error

@@ -22,6 +22,7 @@ from .errors import DiskFullError, ImageReadError, InputError
 
 _log = logging.getLogger(__name__)
 _ORIENTATION = 0x0112  # the EXIF tag read_image applies
+_GPS_IFD = 0x8825  # the EXIF pointer to the GPS tags (position, altitude, time, direction)
 _JPEG_MARKER_BYTES = 65533  # the most EXIF a JPEG can hold (one APP1 marker)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -31,6 +32,21 @@ DEFAULT_MAX_PIXELS = 2 * 89_478_485
 """Files with more pixels than this (about 179 megapixels: a 12000x12000 photo, 144 MP, passes) are refused as
 decompression bombs: Pillow's own error threshold, applied here per call so the global
 ``Image.MAX_IMAGE_PIXELS`` is never touched. ``max_pixels=`` (``--max-pixels``) raises it for trusted files."""
+
+
+METADATA_MODES = ("no-gps", "keep", "strip")
+"""What an output keeps of its source's metadata (``metadata=``, ``--metadata``): ``"no-gps"`` the colour
+profile and EXIF without the GPS position (the default: a picture shared must not tell where it was
+taken, but its colours and camera settings stay right), ``"keep"`` both as they are, ``"strip"`` neither."""
+
+DEFAULT_METADATA = "no-gps"
+
+
+def check_metadata(metadata: object) -> str:
+    """``metadata``: one of ``METADATA_MODES``; ``InputError`` naming it otherwise."""
+    if isinstance(metadata, str) and metadata in METADATA_MODES:
+        return metadata
+    raise InputError(f"metadata: expected one of {', '.join(map(repr, METADATA_MODES))}, got {metadata!r}")
 
 
 _BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white, as viewers show them
@@ -44,8 +60,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     truncated or non-image file, or one over ``max_pixels`` (decompression bomb).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    check_regular_file(path)
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file, not an image")
     try:
@@ -59,7 +74,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{path}: refused as a decompression bomb ({exc})") from None
+        raise _bomb(path, exc, max_pixels) from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -76,16 +91,38 @@ def check_pixels(path: str | os.PathLike, width: int, height: int, max_pixels: i
     if width * height > max_pixels:
         raise ImageReadError(
             f"{path}: {width}x{height} = {width * height} pixels is over the limit of {max_pixels} (possible "
-            "decompression bomb); if the file is trusted, raise max_pixels (--max-pixels)"
+            "decompression bomb); if the file is trusted, raise max_pixels"
         )
+
+
+def _bomb(path: Path, exc: Exception, max_pixels: int | None) -> ImageReadError:
+    """Pillow refused the file before our own check could (over twice its ``MAX_IMAGE_PIXELS``): the same
+    words as ``check_pixels``. Pillow's global limit is never changed, so raising ``max_pixels`` does not
+    admit such a file; the message says what does."""
+    limit = f"the limit of {max_pixels}" if max_pixels is not None else "the limit"
+    return ImageReadError(
+        f"{path}: refused as a possible decompression bomb, over {limit} and over Pillow's own hard limit of "
+        f"{2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels ({exc}); raising max_pixels does not admit it, cut the "
+        "image into smaller files"
+    )
+
+
+def check_regular_file(path: Path) -> None:
+    """``ImageReadError`` naming ``path`` unless it is a regular file (or a link to one): a missing path,
+    a folder, a FIFO, a socket or a device (``/dev/zero`` would be read forever) are refused before opening."""
+    if path.is_file():
+        return
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    what = "a folder" if path.is_dir() else "a FIFO, socket or device"
+    raise ImageReadError(f"{path}: not a regular file ({what}); give an image file")
 
 
 def read_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(H, W)`` of an image file from its header, without decoding the pixels (EXIF orientation applied:
     a rotated photo swaps H and W). Raises ``ImageReadError`` naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    check_regular_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -93,7 +130,7 @@ def read_size(path: str | os.PathLike) -> tuple[int, int]:
                 w, h = img.size
                 orientation = img.getexif().get(0x0112, 1)
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{path}: refused as a decompression bomb ({exc})") from None
+        raise _bomb(path, exc, None) from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image file Pillow can read") from None
     except MemoryError:
@@ -188,9 +225,12 @@ class ImageMetadata(TypedDict, total=False):
     exif: bytes
 
 
-def read_metadata(path: str | os.PathLike) -> ImageMetadata:
+def read_metadata(path: str | os.PathLike, *, metadata: str = DEFAULT_METADATA) -> ImageMetadata:
     """The colour profile and EXIF of an image file as ``save_image`` keywords: ``{"icc_profile": ...,
-    "exif": ...}``, with only what the file has that fits what ``read_image`` returns.
+    "exif": ...}``, with only what the file has that fits what ``read_image`` returns and what
+    ``metadata`` keeps (``METADATA_MODES``): by default (``"no-gps"``) the EXIF loses its GPS tags
+    (position, altitude, time and direction), ``"keep"`` keeps them, ``"strip"`` returns ``{}`` without
+    opening the file.
 
     The EXIF orientation is reset to 1 (``read_image`` has already turned the pixels) and the EXIF
     thumbnail, a picture of the original, is left out; a profile is kept only if it describes RGB (a
@@ -198,25 +238,29 @@ def read_metadata(path: str | os.PathLike) -> ImageMetadata:
     and WebP files. Raises ``ImageReadError`` naming a file whose header cannot be read.
     """
     path = Path(path)
+    if check_metadata(metadata) == "strip":
+        return {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 icc, raw = img.info.get("icc_profile"), img.info.get("exif")
-        metadata: ImageMetadata = {}
+        found: ImageMetadata = {}
         if isinstance(icc, bytes) and icc[16:20] == b"RGB ":
-            metadata["icc_profile"] = icc
+            found["icc_profile"] = icc
         if isinstance(raw, bytes) and raw:
             exif = Image.Exif()
             exif.load(raw)
             if _ORIENTATION in exif:
                 exif[_ORIENTATION] = 1
-            metadata["exif"] = exif.tobytes()
+            if metadata != "keep" and _GPS_IFD in exif:
+                del exif[_GPS_IFD]  # the pointer and, with it, the whole GPS directory
+            found["exif"] = exif.tobytes()
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - any header failure is a bad file
         raise ImageReadError(f"{path}: cannot read image metadata ({type(exc).__name__}: {exc})") from None
-    return metadata
+    return found
 
 
 # ---- folders -------------------------------------------------------------------------------------
@@ -241,7 +285,7 @@ def list_images(
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise ImageReadError(f"{path}: no such file or directory")
+        check_regular_file(path)  # raises: missing, or a FIFO, socket or device
     seen = {key for key in map(file_id, exclude) if key is not None} - {file_id(path)}
     return sorted(_walk_images(path, seen, on_error or _log_unreadable))
 

@@ -13,12 +13,14 @@ __all__ = [
     "ImageReadError",
     "OutputExistsError",
     "OutputIsInputError",
+    "OutputNotWritableError",
     "WeightsError",
     "WeightsNotFoundError",
     "CorruptWeightsError",
     "WeightsOfflineError",
     "DiskFullError",
     "EnvironmentVariableError",
+    "MissingDependencyError",
 ]
 
 
@@ -54,8 +56,26 @@ class OutputIsInputError(InputError):
     input: str | None = None
 
 
+class OutputNotWritableError(InputError):
+    """An output folder that does not exist and cannot be created, or cannot be written in (read-only,
+    no permission, a file in the way, under a ``HOME`` that does not exist). Raised before any work, by
+    ``adain._atomic.check_writable``; ``filename`` is the folder."""
+
+    filename: str | None = None
+
+
+class MissingDependencyError(InputError, ImportError):
+    """An optional dependency a feature needs is not installed (the ``video``, ``export``, ``demo``...
+    extras); the message ends with ``install_hint``: how to install it from PyPI and from a clone. An
+    ``InputError`` (the call cannot be served as asked) and an ``ImportError``; the command line counts it
+    as a failure (exit status 1), not a usage error."""
+
+
 class WeightsError(AdaINError, OSError):
-    """Weights could not be found, fetched or trusted."""
+    """Weights could not be found, fetched or trusted. ``details``: where the message is a summary (every
+    source failed), each source's own error, one per line; else ``None``."""
+
+    details: str | None = None
 
 
 class WeightsNotFoundError(WeightsError, FileNotFoundError):
@@ -88,3 +108,10 @@ class EnvironmentVariableError(AdaINError, ValueError):
     and what is accepted; ``variable`` is its name."""
 
     variable: str | None = None
+
+
+def install_hint(extra: str) -> str:
+    """How to install the optional dependencies of ``extra`` (``"video"``, ``"export"``, ``"demo"``...),
+    for a user of the published package and for one working from a clone: the one wording every
+    missing-extra message ends with, e.g. ``pip install 'adain[video]' (from a clone: pip install -e '.[video]')``."""
+    return f"pip install 'adain[{extra}]' (from a clone: pip install -e '.[{extra}]')"

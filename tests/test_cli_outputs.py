@@ -117,7 +117,7 @@ def test_writing_onto_an_input_is_refused_even_with_overwrite(command, overwrite
     ]:
         code = _run(command, photo, *styles, "-o", output, weights=model_dir, extra=[*more, *overwrite])
         err = capsys.readouterr().err
-        assert code == 1, err
+        assert code == 2, err  # a usage error: the -o given
         assert err.startswith(f"adain: error: {output}: this output is the input") and err.count("\n") == 1
     assert {p.name: p.read_bytes() for p in (photo, mask)} == before
 
@@ -127,7 +127,7 @@ def test_the_output_folder_may_not_be_an_input_folder(model_dir, tmp_path, capsy
     _picture(photos / "a.png")
     _picture(styles / "x.png", seed=1)
     for out in (photos, styles):
-        assert _run("stylize", photos, styles, "-o", out, weights=model_dir) == 1
+        assert _run("stylize", photos, styles, "-o", out, weights=model_dir) == 2
         assert "inside the input folder" in capsys.readouterr().err
     assert _files(photos) == ["a.png"] and _files(styles) == ["x.png"]
 
@@ -198,7 +198,7 @@ def test_unknown_output_extensions_fail_at_once_naming_the_argument(command, fla
 def test_an_image_extension_makes_a_file_and_a_slash_a_folder(model_dir, tmp_path, capsys):
     content, style = _picture(tmp_path / "c.png"), _picture(tmp_path / "s.png", seed=1)
     (tmp_path / "taken.png").mkdir()
-    assert _run("stylize", content, style, "-o", tmp_path / "taken.png", weights=model_dir) == 1
+    assert _run("stylize", content, style, "-o", tmp_path / "taken.png", weights=model_dir) == 2
     assert "is a folder" in capsys.readouterr().err
     assert _run("stylize", content, style, "-o", f"{tmp_path / 'run.v2'}/", weights=model_dir) == 0
     assert _files(tmp_path / "run.v2") == ["c_stylized_s.png"]
@@ -297,13 +297,13 @@ def test_quality_sets_the_jpeg_quality(model_dir, tmp_path, capsys):
         ("stylize", ["missing.png", "s.png"], "missing.png"),
         ("stylize", ["c.png", "s.png", "missing.png", "--style-weights", "1", "1"], "missing.png"),
         ("stylize", ["c.png", "s.png", "s.png", "--mask", "missing.png"], "missing.png"),
-        ("stylize", ["c.png", "s.png", "s.png", "--style-weights", "1", "2", "3"], "style_weights"),
+        ("stylize", ["c.png", "s.png", "s.png", "--style-weights", "1", "2", "3"], "--style-weights"),
         ("stylize", ["c.png", "s.png", "s.png", "s.png", "--mask", "c.png"], "mask"),
         ("stylize", ["c.png", "s.png", "--device", "toaster"], "device"),
         ("gatys", ["missing.png", "s.png"], "missing.png"),
         ("gatys", ["c.png", "s.png", "s.png", "--masks", "c.png", "missing.png"], "missing.png"),
         ("gatys", ["c.png", "s.png", "--init", "missing.png"], "init"),
-        ("gatys", ["c.png", "s.png", "--style-layers", "relu9_9"], "style_layers"),
+        ("gatys", ["c.png", "s.png", "--style-layers", "relu9_9"], "--style-layers"),
         ("gatys", ["c.png", "s.png", "--vgg", "missing.pth"], "missing.pth"),
     ],
 )
@@ -314,7 +314,9 @@ def test_arguments_and_inputs_are_checked_before_weights_are_loaded(
     _picture(tmp_path / "s.png", seed=1)
     monkeypatch.chdir(tmp_path)
     weights = [] if "--vgg" in args else ["--weights", str(model_dir)]
-    assert main([command, "--device", "cpu", *args, "-o", "out.png", *weights]) == 1
+    # A missing input file is a failure (1), an argument that cannot be used a usage error (2).
+    status = 1 if named.startswith("missing") else 2
+    assert main([command, "--device", "cpu", *args, "-o", "out.png", *weights]) == status
     err = capsys.readouterr().err
     assert err.startswith("adain: error: ") and named in err and err.count("\n") == 1
     assert not (tmp_path / "out.png").exists()
@@ -326,11 +328,11 @@ def test_arguments_and_inputs_are_checked_before_weights_are_loaded(
 def test_debug_works_after_the_command_too(model_dir, tmp_path, capsys):
     content = _picture(tmp_path / "c.png")
     args = ["stylize", str(content), str(content), "-o", str(tmp_path / "o.png"), "--alpha", "2"]
-    assert main([*args, "--debug"]) == 1
+    assert main([*args, "--debug"]) == 2
     assert "Traceback" in capsys.readouterr().err
-    assert main(["--debug", *args]) == 1
+    assert main(["--debug", *args]) == 2
     assert "Traceback" in capsys.readouterr().err
-    assert main(args) == 1
+    assert main(args) == 2
     assert "Traceback" not in capsys.readouterr().err
 
 

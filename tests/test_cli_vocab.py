@@ -347,8 +347,8 @@ def test_gatys_refuses_float16_in_one_line_naming_dtype(model_dir, pair, tmp_pat
         ]
     )
     err = capsys.readouterr().err
-    assert code == 1
-    assert err.startswith("adain: error: dtype:") and err.count("\n") == 1
+    assert code == 2
+    assert err.startswith("adain: error: --dtype:") and err.count("\n") == 1
     assert not (tmp_path / "o.png").exists()
 
 
@@ -368,7 +368,7 @@ def test_gatys_vgg_and_weights_together_are_refused(model_dir, legacy_weights, p
             *FAST_GATYS,
         ]
     )
-    assert code == 1
+    assert code == 2
     assert "--vgg and --weights" in capsys.readouterr().err
 
 

@@ -179,7 +179,9 @@ def test_build_app_does_not_load_a_lazy_model(pictures):
 def test_demo_command_without_gradio_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "gradio", None)  # ``import gradio`` raises ImportError
     assert main(["demo", "--weights", "anything"]) == 1
-    assert capsys.readouterr().err.strip() == "adain: error: the web demo needs gradio: pip install 'adain[demo]'"
+    assert capsys.readouterr().err.strip() == (
+        "adain: error: the web demo needs gradio: pip install 'adain[demo]' (from a clone: pip install -e '.[demo]')"
+    )
 
 
 def test_demo_command_with_missing_weights_fails_before_serving(tmp_path, capsys, monkeypatch):

@@ -178,7 +178,8 @@ def test_missing_onnxruntime_is_one_line_naming_the_extra(model, exported, tmp_p
 
 def test_torch_without_the_dynamo_exporter_is_one_line(model, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "__version__", "2.5.1")
-    with pytest.raises(adain.InputError, match=r"torch >= 2\.6 .* this is 2\.5\.1: pip install 'adain\[export\]'$"):
+    hint = r"pip install 'adain\[export\]' \(from a clone: pip install -e '\.\[export\]'\)$"
+    with pytest.raises(adain.InputError, match=r"torch >= 2\.6 .* this is 2\.5\.1: " + hint):
         export_onnx(model, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
 

@@ -149,7 +149,7 @@ def test_empty_and_non_image_files_raise_naming_them(tmp_path, content, match):
 def test_missing_file_and_directory_raise_image_read_error(tmp_path):
     with pytest.raises(ImageReadError, match="nope.png: no such file"):
         images.to_tensor(tmp_path / "nope.png")
-    with pytest.raises(ImageReadError, match="not a file"):
+    with pytest.raises(ImageReadError, match=r"not a regular file \(a folder\)"):
         io.read_image(tmp_path)
 
 

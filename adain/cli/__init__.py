@@ -7,9 +7,12 @@ SIGTERM and SIGHUP stop the command as an exception does, so every temporary fil
 and print one line; ``train`` and ``video`` first ask the library to stop at the end of its step
 (``_signals``), a second signal stops at once.
 
-Exit status: 0 done; 1 an error (in folder mode: at least one output failed); 2 a usage error; 3 done,
-but some outputs were skipped because they exist (``--overwrite`` replaces them); 130 interrupted
-(Ctrl-C); 128 + the signal's number when stopped by SIGTERM (143) or SIGHUP (129).
+Exit status (``exit_status``; the table is in ``docs/guides/command-line.md``): 0 done; 1 a failure (an
+unreadable input, weights, a full disk; in folder mode: at least one output failed); 2 a usage error (argparse's,
+and every ``InputError`` about an argument's value, an output that is an input or cannot be written); 3 an
+output exists and was kept (skipped; ``--overwrite`` replaces it); 130 interrupted (Ctrl-C); 128 + the signal's
+number when stopped by SIGTERM (143) or SIGHUP (129). Library messages name Python arguments
+(``max_pixels``, ``overwrite=True``); ``_flags`` turns them into the command's flags.
 """
 
 from __future__ import annotations
@@ -24,12 +27,20 @@ import traceback
 from collections.abc import Iterator, Sequence
 
 from .._version import __version__
-from ..errors import AdaINError, OutputExistsError, WeightsError
+from ..errors import (
+    AdaINError,
+    ImageReadError,
+    InputError,
+    MissingDependencyError,
+    OutputExistsError,
+    WeightsError,
+)
+from ._flags import FlagParser, command_flags, in_flags
 
 __all__ = ["main"]
 
-# Subcommand modules, in the order `adain --help` lists them.
-COMMANDS: tuple[str, ...] = ("stylize", "video", "gatys", "train", "download", "convert", "export", "demo")
+# Subcommand modules, in the order `adain --help` lists them (`_dataset` adds `stylize-dataset`).
+COMMANDS: tuple[str, ...] = ("stylize", "dataset", "video", "gatys", "train", "download", "convert", "export", "demo")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -37,8 +48,8 @@ EXIT_SKIPPED = 3
 EXIT_INTERRUPTED = 130
 
 _EPILOG = (
-    "exit status: 0 done, 1 error (or some outputs failed), 2 usage error, 3 done but some outputs were "
-    "skipped because they exist, 130 interrupted, 143 terminated"
+    "exit status: 0 done, 1 failure (or some outputs failed), 2 usage error (a bad flag or value), 3 done but "
+    "some outputs were skipped because they exist, 130 interrupted, 143 terminated"
 )
 _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
@@ -54,7 +65,7 @@ class Stopped(BaseException):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adain", description="Arbitrary style transfer with AdaIN.", epilog=_EPILOG)
+    parser = FlagParser(prog="adain", description="Arbitrary style transfer with AdaIN.", epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"adain {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -96,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.flags = command_flags(parser, args.command)  # for the messages commands print themselves
     try:
         with _stop_signals_raise():
             return int(args.func(args) or 0)
@@ -108,11 +120,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AdaINError, OSError, ValueError, RuntimeError) as exc:
         if args.debug:
             traceback.print_exc()
-        text = str(exc).strip() or type(exc).__name__
-        if isinstance(exc, OutputExistsError) and exc.filename:
-            text = f"{exc.filename}: exists; pass --overwrite to replace it"  # the library names overwrite=True
-        # One line, except for weights errors: when every source failed the message lists each one (and
-        # where a rejected file was moved, and where to put files by hand), which is what the user needs next.
-        message = text if isinstance(exc, WeightsError) else text.splitlines()[0]
-        print(f"adain: error: {message}", file=sys.stderr)
-        return EXIT_ERROR
+        return report_error(exc, args.flags, debug=args.debug)
+
+
+def exit_status(exc: BaseException) -> int:
+    """The exit status of a command that raised ``exc``: ``EXIT_SKIPPED`` (3) for an output that exists,
+    ``EXIT_USAGE`` (2) for an argument the command cannot use (every ``InputError`` but an unreadable
+    image or a missing optional dependency; an output folder that cannot be written is one), ``EXIT_ERROR``
+    (1) for every other failure (an unreadable input, weights, a full disk, an extra not installed)."""
+    if isinstance(exc, OutputExistsError):
+        return EXIT_SKIPPED
+    if isinstance(exc, InputError) and not isinstance(exc, (ImageReadError, MissingDependencyError)):
+        return EXIT_USAGE
+    return EXIT_ERROR
+
+
+def report_error(exc: BaseException, flags: dict[str, str], *, debug: bool = False) -> int:
+    """Print ``exc`` as the command line says it (one line, Python argument names as flags) and return
+    its exit status. A weights error keeps its few lines (each source once, where to put files by hand);
+    its ``details`` (every source's own error) are printed with ``--debug``."""
+    text = in_flags(str(exc).strip() or type(exc).__name__, flags)
+    status = exit_status(exc)
+    if status == EXIT_SKIPPED:
+        name = getattr(exc, "filename", None) or text.split(":")[0]
+        print(f"adain: skipped {name}: it exists (--overwrite replaces it)", file=sys.stderr)
+        return status
+    message = text if isinstance(exc, WeightsError) else text.splitlines()[0]
+    print(f"adain: error: {message}", file=sys.stderr)
+    details = getattr(exc, "details", None)
+    if debug and details:
+        print(in_flags(str(details), flags), file=sys.stderr)
+    return status

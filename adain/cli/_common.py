@@ -168,12 +168,24 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
         help="replace outputs that exist, atomically (without it they are skipped with a notice "
         "and the exit status is 3); an input is never replaced",
     )
+    add_metadata(parser)
     parser.add_argument(
         "--quality",
         type=parse_quality,
         metavar="N",
         default=signature_defaults(io.save_image)["quality"],
         help="JPEG and WebP quality, 1 to 100",
+    )
+
+
+def add_metadata(parser: argparse.ArgumentParser, default: str = io.DEFAULT_METADATA) -> None:
+    """``--metadata``: what an output keeps of its input's colour profile and EXIF (``adain._io.METADATA_MODES``)."""
+    parser.add_argument(
+        "--metadata",
+        choices=io.METADATA_MODES,
+        default=default,
+        help="what outputs keep of the content's metadata: no-gps keeps the colour profile and EXIF but drops "
+        "the GPS position, keep copies both as they are, strip writes neither",
     )
 
 

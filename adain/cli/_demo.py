@@ -1,7 +1,8 @@
 """``adain demo``: serve the web demo (``adain.demo``, a Gradio page) on this machine.
 
-Gradio is optional (``pip install 'adain[demo]'``); without it the command says so in one line. The model
-is loaded before the server starts, so a wrong ``--weights`` fails here, not in the page.
+Gradio is optional (the ``demo`` extra, ``adain.errors.install_hint``); without it the command says so in one
+line. ``--host`` and ``--port`` are checked, then the model is loaded, before the server starts, so a wrong
+address or ``--weights`` fails here in one line, not in the page.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 
 from ..demo import build_app, require_gradio
+from ..demo._address import check_address
+from ..errors import install_hint
 from ._common import HelpFormatter, load_model
 
 
@@ -25,7 +28,7 @@ def _port(text: str) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="serve the web demo in a browser (Gradio; pip install 'adain[demo]')",
+        help=f"serve the web demo in a browser (Gradio; {install_hint('demo')})",
         description="Start the web demo: upload a photo and style pictures, stylize with AdaIN or Gatys, "
         "download the PNG.",
         formatter_class=HelpFormatter,
@@ -45,6 +48,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    check_address(args.host, args.port)  # a bad --host or a busy --port: one line now, not retries forever
     require_gradio()  # before loading (maybe downloading) the weights
     app = build_app(load_model(args.weights))
     app.launch(server_name=args.host, server_port=args.port, share=args.share)

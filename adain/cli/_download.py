@@ -12,8 +12,9 @@ import sys
 
 from tqdm import tqdm
 
-from ..errors import WeightsError
+from .._atomic import check_writable
 from ..model import load_pretrained
+from ..weights._cache import cache_root
 from ..weights._resolve import list_pretrained, pretrained_info
 
 
@@ -69,13 +70,11 @@ def _run(args) -> int:
                 print(f"  {number}. {source.describe()}")
         return 0
 
+    # The cache must take the files before anything is fetched (not only after a long download).
+    check_writable(cache_root(args.cache_dir), "cache_dir")
     bars = _Bars()
-    try:
+    try:  # a failure goes to adain.cli.main: the message's few lines, every source's error with --debug
         model = load_pretrained(args.name, revision=args.revision, cache_dir=args.cache_dir, progress=bars)
-    except WeightsError as exc:
-        bars.close()
-        print(f"adain: error: {exc}", file=sys.stderr)  # the whole message: it lists every source tried
-        return 1
     finally:
         bars.close()
     print(f"ok: {args.name} ({model.config.description or 'adain model'})", file=sys.stderr)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 
+from .._atomic import check_writable
+from ..errors import install_hint
 from ..export import export_onnx
 from ..export._onnx import check_outputs, output_paths, require_export_extra
 from ._common import load_model
@@ -19,7 +21,7 @@ from ._common import load_model
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a model to ONNX (needs pip install 'adain[export]')",
+        help=f"export a model to ONNX (needs {install_hint('export')})",
         description="Write OUT (.onnx, the content graph), OUT's stem + .style.onnx (the style graph) and "
         "+ .json (the sidecar: inputs, outputs, padding rule, versions).",
     )
@@ -34,6 +36,7 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     files = output_paths(args.output)
     check_outputs(files, overwrite=args.overwrite, inputs=[args.weights])
+    check_writable(files.content.absolute().parent, "output")
     require_export_extra()  # before loading (perhaps downloading) the weights
     model = load_model(args.weights)
     export_onnx(model, files.content, overwrite=args.overwrite, inputs=[args.weights])

@@ -30,10 +30,11 @@ from tqdm import tqdm
 
 from .. import _io as io
 from .._arguments import normalize_style_weights
-from .._atomic import NAME_MAX
+from .._atomic import NAME_MAX, check_writable
 from .._runtime import resolve_device
 from ..errors import AdaINError, ImageReadError, InputError, OutputExistsError
 from . import EXIT_ERROR, EXIT_SKIPPED
+from ._flags import in_flags
 from ._outputs import (
     case_insensitive,
     check_names,
@@ -73,6 +74,8 @@ class Plan:
     existing: set[Pair] = field(default_factory=set)  # outputs that exist: skipped (unless overwrite)
     refused: dict[Pair, str] = field(default_factory=dict)  # pairs known to fail before any work: why
     unreadable: int = 0  # entries of the input folders that could not be read (reported)
+    metadata: str = io.DEFAULT_METADATA  # what of each content's ICC profile and EXIF its outputs keep
+    flags: dict[str, str] = field(default_factory=dict)  # library argument -> flag, for failure lines
 
     @property
     def total(self) -> int:
@@ -119,6 +122,7 @@ def plan_pairs(args: argparse.Namespace, *, combine: bool, inputs: Sequence[str 
     folders = ([content_root] if content_root.is_dir() else []) + style_folders
     refuse_inside_inputs(None if to_file else out, folders, targets.values())
     plan = Plan(contents, styles, targets, single, args.overwrite, args.quality, unreadable=unreadable.count)
+    plan.metadata, plan.flags = getattr(args, "metadata", io.DEFAULT_METADATA), getattr(args, "flags", {})
     plan.existing = existing
     plan.refused = {
         k: f"{t}: the file name is {len(os.fsencode(t.name))} bytes, over the {NAME_MAX} a name may have"
@@ -127,6 +131,8 @@ def plan_pairs(args: argparse.Namespace, *, combine: bool, inputs: Sequence[str 
     }
     if single and plan.refused:
         raise InputError(plan.refused[(0, 0)])
+    if plan.pending:  # before the weights load: a read-only -o is found now, not after the work
+        check_writable(out.parent if to_file else out, "-o")
     return plan
 
 
@@ -134,8 +140,7 @@ def _files(paths: Sequence[str | None]) -> list[Path]:
     """The given input files, each checked to exist (``ImageReadError`` naming the first that does not)."""
     found = [Path(p) for p in paths if p is not None]
     for path in found:
-        if not path.is_file():
-            raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+        io.check_regular_file(path)
     return found
 
 
@@ -189,6 +194,7 @@ def _targets(
 @dataclass
 class _Tally:
     total: int
+    flags: dict[str, str] = field(default_factory=dict)
     failed: int = 0
     skipped: int = 0
     unreadable: int = 0
@@ -200,6 +206,7 @@ class _Tally:
     def fail(self, error: BaseException | str, count: int = 1) -> None:
         self.failed += count
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = in_flags(message, self.flags)
         extra = f" ({count} outputs not written)" if count > 1 else ""
         tqdm.write(f"adain: error: {message}{extra}", file=sys.stderr)
 
@@ -233,7 +240,7 @@ def run_pairs(plan: Plan, prepare: Callable[[StyleSet], Any] | None, render: Ren
     With one pair, errors propagate (``main`` prints them); otherwise each failure is one line on stderr
     and the run goes on. Returns the exit code (see the module's docstring).
     """
-    tally = _Tally(plan.total, unreadable=plan.unreadable)
+    tally = _Tally(plan.total, plan.flags, unreadable=plan.unreadable)
     progress = tqdm(total=plan.total, unit="image", disable=None if bar and plan.total > 1 else True, file=sys.stderr)
     try:
         for j in range(len(plan.styles)):
@@ -268,7 +275,8 @@ def _run_style(plan: Plan, j: int, todo: list[int], prepare, render: Render, tal
         content, target = plan.contents[i], plan.targets[i, j]
         try:
             image = render(content, style, prepared)
-            io.save_image(image, target, quality=plan.quality, overwrite=plan.overwrite, **_metadata(content))
+            metadata = _metadata(content, plan.metadata)
+            io.save_image(image, target, quality=plan.quality, overwrite=plan.overwrite, **metadata)
         except OutputExistsError:  # appeared since the plan was made
             tally.skip(target)
         except _FAILURES as exc:
@@ -278,9 +286,10 @@ def _run_style(plan: Plan, j: int, todo: list[int], prepare, render: Render, tal
         progress.update(1)
 
 
-def _metadata(content: Path) -> io.ImageMetadata:
-    """The content's colour profile and EXIF, for its outputs (none when its header cannot be read)."""
+def _metadata(content: Path, keep: str) -> io.ImageMetadata:
+    """The content's colour profile and EXIF as ``--metadata`` keeps them, for its outputs (none when its
+    header cannot be read)."""
     try:
-        return io.read_metadata(content)
+        return io.read_metadata(content, metadata=keep)
     except ImageReadError:
         return {}

@@ -14,10 +14,10 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
-from .._arguments import check_alpha
 from .._runtime import resolve_device, resolve_dtype
 from ..errors import InputError
 from ..inference import Stylizer, TileProgress
+from ..inference._checks import check_call
 from ..inference._tile_grid import OVERLAP
 from ..methods import stylize
 from ._common import HelpFormatter, add_inputs, add_shared, load_model, parse_size, signature_defaults
@@ -63,7 +63,15 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    check_alpha(args.alpha)
+    # Every option of the call checked before the weights load (the library would check them after).
+    check_call(
+        alpha=args.alpha,
+        content_size=args.content_size,
+        crop=args.crop,
+        tile_size=args.tile_size,
+        max_pixels=args.max_pixels,
+        output_type=None,
+    )
     resolve_dtype(args.dtype, resolve_device(args.device))
     if args.mask is not None and args.style_weights is not None:
         raise InputError("style_weights: cannot be combined with a mask (each region takes one style)")

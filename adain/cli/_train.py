@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from tqdm import tqdm
 
 from .._arguments import environment_rank
+from .._atomic import check_writable
 from ..errors import AdaINError, InputError
 from ..training import (
     BadImageEvent,
@@ -44,6 +45,10 @@ from ._train_flags import add_arguments, flag_spelling
 
 class TrainCommandError(AdaINError):
     """A library error re-raised with the options its message names spelled as flags."""
+
+
+class TrainUsageError(TrainCommandError, InputError):
+    """A ``TrainCommandError`` for a setting the command cannot use: a usage error (exit status 2)."""
 
 
 def register(subparsers) -> None:
@@ -92,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
             return _check_data(config_from(TrainConfig(), overrides).validate())
         return _train(_config(overrides))
     except NamesSettings as exc:
-        raise TrainCommandError(message(exc)) from exc
+        kind = TrainUsageError if isinstance(exc, InputError) else TrainCommandError
+        raise kind(message(exc)) from exc
 
 
 def _config(overrides: dict[str, Any]) -> TrainConfig:
@@ -153,6 +159,7 @@ class _Progress:
 
 def _train(config: TrainConfig) -> int:
     """``train`` with a progress bar (rank 0), stopping at the end of a step on the first SIGINT or SIGTERM."""
+    check_writable(config.out, "out")  # before the encoder loads and the folders are walked
     with StopRequests() as stop:
         progress = _Progress(stop) if environment_rank("RANK") == 0 else None
         try:

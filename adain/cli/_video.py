@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
 from .._arguments import check_alpha
+from .._atomic import check_output, check_writable
 from ..video import VideoInterrupted, VideoProgress, stylize_video
 from . import EXIT_INTERRUPTED
 from ._common import HelpFormatter, add_shared, load_model, signature_defaults
@@ -86,6 +88,10 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     check_alpha(args.alpha)
+    # The output's folder (a video file or a folder of frames is renamed into it), before any weights load.
+    check_writable(Path(args.output).absolute().parent, "output")
+    if args.weights is not None:  # the library checks the output too, but after the model given to it is loaded
+        check_output(args.output, overwrite=args.overwrite, inputs=[args.input, *args.style])
     # The default model is loaded inside stylize_video, after the input and output are checked.
     model = load_model(args.weights) if args.weights is not None else None
     bar = None if args.quiet else tqdm(unit="frame", dynamic_ncols=True, disable=None, file=sys.stderr)

@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import AdaINError, InputError
+from ..errors import AdaINError, MissingDependencyError, install_hint
 from ._runner import BACKENDS, COLOR_CHOICES, DEFAULT_ITERATIONS, DEFAULT_MAX_SIZE, DemoRunner, ModelSource
 
 
 def require_gradio():
-    """The ``gradio`` module, or ``InputError`` saying how to install it."""
+    """The ``gradio`` module, or ``MissingDependencyError`` (an ``InputError``) saying how to install it."""
     try:
         import gradio
     except ImportError:
-        raise InputError("the web demo needs gradio: pip install 'adain[demo]'") from None
+        raise MissingDependencyError(f"the web demo needs gradio: {install_hint('demo')}") from None
     return gradio
 
 

@@ -36,7 +36,7 @@ from torch.export import Dim
 
 from .._atomic import InputFiles, atomic_path, check_output, disk_full_error, is_disk_full
 from .._version import __version__
-from ..errors import InputError
+from ..errors import InputError, MissingDependencyError, install_hint
 from ..model import AdaINModel
 from ..modeling._padding import MIN_SIDE, MIN_STYLE_SIDE, MULTIPLE
 from ._graphs import StyleStatsGraph, StylizeGraph
@@ -104,11 +104,11 @@ def require_export_extra():
     except ImportError:
         missing.append("onnxruntime")
     if missing:
-        raise InputError(f"ONNX export needs {', '.join(missing)}: pip install 'adain[export]'")
+        raise MissingDependencyError(f"ONNX export needs {', '.join(missing)}: {install_hint('export')}")
     if tuple(int(part) for part in torch.__version__.split(".")[:2]) < MIN_TORCH:
-        raise InputError(
+        raise MissingDependencyError(
             f"ONNX export needs torch >= {'.'.join(map(str, MIN_TORCH))} (its dynamo exporter), "
-            f"this is {torch.__version__}: pip install 'adain[export]'"
+            f"this is {torch.__version__}: {install_hint('export')}"
         )
     return onnx, onnxruntime
 

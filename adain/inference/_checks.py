@@ -34,6 +34,23 @@ from ..errors import InputError
 from ..model import AdaINModel
 from ._engine import Engine
 from ._prepared import compile_options
+from ._tile_grid import OVERLAP
+
+MIN_TILE_SIZE = OVERLAP
+"""The smallest ``tile_size`` accepted: a tile computes ``OVERLAP`` pixels of context beyond each side of
+the pixels it owns, so a tile owning fewer pixels than that computes over 9 times the pixels it gives
+(at ``tile_size=8``, 361 times: minutes instead of seconds)."""
+
+MIN_STYLE_SIDE = 32
+"""The smallest shorter side worth suggesting for a style (relu4_1 sees it at 1/8: 4 x 4 features)."""
+
+MAX_UPSCALE = 16
+"""The most resizing may scale an image's shorter side up by when the result is large (over
+``UPSCALED_PIXELS``). Beyond it the result is mostly interpolation, and a thin strip becomes an enormous
+job: a 3000x2 image at ``content_size=512`` would be 768000x512. A small icon made 512x512 stays allowed."""
+
+UPSCALED_PIXELS = 4 * 2**20
+"""Pixels (4 MiP, e.g. 2048x2048) above which an image scaled up more than ``MAX_UPSCALE`` times is refused."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,14 @@ def check_call(
     input's kind decides, as a ``Stylizer`` does)."""
     alpha = check_alpha(alpha)
     content_size = check_size(content_size, "content_size")
-    tile_size = check_int(tile_size, "tile_size", allow_none=True, hint=" (None = only when needed)")
+    tile_size = check_int(
+        tile_size,
+        "tile_size",
+        minimum=MIN_TILE_SIZE,
+        allow_none=True,
+        hint=f" (None = only when needed; a tile computes {OVERLAP} px of context per side, smaller tiles "
+        "would mostly compute context)",
+    )
     max_pixels = check_max_pixels(max_pixels)
     output_type = check_output_type(output_type, allow_none=by_input)
     return CallOptions(alpha, content_size, bool(crop), tile_size, max_pixels, output_type)
@@ -169,7 +193,39 @@ def check_styles(
     checked = [
         CheckedImage(s, name, images.check_image(s, what=name, max_pixels=max_pixels)) for s, name in zip(styles, names)
     ]
+    for image in checked:
+        check_resized(image, size, max_pixels, "style_size")
     return StyleInputs(checked, size, weights, color, checked_mask)
+
+
+def check_resized(image: CheckedImage, new_size: int | None, max_pixels: int, argument: str) -> tuple[int, int]:
+    """``(H, W)`` of ``image`` once its shorter side is resized to ``new_size`` (before any crop: the
+    resized image is computed whole), refused before anything is decoded when that scales the shorter side
+    up more than ``MAX_UPSCALE`` times to more than ``UPSCALED_PIXELS`` pixels, or gives more than
+    ``max_pixels`` pixels. ``argument`` names the
+    size argument to change (``"content_size"``, ``"style_size"``).
+
+    Raises:
+        InputError: one line naming the image, its size, the size it would have and what to change.
+    """
+    h, w = image.size
+    if new_size is None:
+        return h, w
+    th, tw = images.resized_size(h, w, new_size)
+    short, ratio = min(h, w), max(h, w) / min(h, w)
+    if new_size > MAX_UPSCALE * short and th * tw > UPSCALED_PIXELS:
+        raise InputError(
+            f"{image.what}: a {w}x{h} image would be scaled up {new_size / short:.0f} times to {tw}x{th} by "
+            f"{argument}={new_size}; at most {MAX_UPSCALE} times is done: pass a {argument} of at most "
+            f"{MAX_UPSCALE * short}, or None to keep its size"
+        )
+    if th * tw > max_pixels:
+        fits = max(1, int(math.sqrt(max_pixels / ratio)))
+        raise InputError(
+            f"{image.what}: a {w}x{h} image resized to {tw}x{th} = {th * tw} pixels by {argument}={new_size} is "
+            f"over max_pixels={max_pixels}; pass a {argument} of at most {fits}, or raise max_pixels"
+        )
+    return th, tw
 
 
 def check_hook(content_stats: Any, mask: Tensor | None) -> None:
@@ -186,10 +242,17 @@ def check_fits(engine: Engine, height: int, width: int, what: str) -> None:
     limit, needed = engine.budget(), engine.frame_bytes(height, width)
     if limit is not None and needed > limit:
         fits = int(math.sqrt(limit / engine.bytes_per_pixel * min(height, width) / max(height, width)))
+        # Below a few dozen pixels the budget is the problem, not the size: never advise "at most about 0".
+        smaller = (
+            f"pass a smaller {what.split('[')[0]}_size (at most about {fits}), or raise max_memory if the memory "
+            "really is there"
+            if fits >= MIN_STYLE_SIDE
+            else f"only a {what.split('[')[0]}_size under {MIN_STYLE_SIDE} would fit, too small to carry a style: "
+            "raise max_memory, or free memory on the device"
+        )
         raise InputError(
             f"{what}: a {width}x{height} image needs about {needed / 2**30:.1f} GiB on {engine.device}, over the "
-            f"limit of {limit / 2**30:.1f} GiB; pass a smaller {what.split('[')[0]}_size (at most about {fits}), "
-            "or raise max_memory if the memory really is there"
+            f"limit of {limit / 2**30:.1f} GiB; {smaller}"
         )
 
 

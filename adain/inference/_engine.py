@@ -68,6 +68,8 @@ class Engine:
             decoder (e.g. ``{"mode": "max-autotune"}``); graphs are compiled once per shape bucket.
 
     Attributes:
+        source: the ``AdaINModel`` given (what the engine's results are identified by, e.g. a style bank's
+            ``model_id``).
         model: the prepared model (``encode``/``decode``); shared, so treat it as read-only.
         device: the ``torch.device``, as given.
         dtype: the compute ``torch.dtype``, as given.
@@ -92,6 +94,7 @@ class Engine:
         # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
         # cores want on CUDA; it changes no value beyond float summation order.
         self.memory_format = torch.channels_last
+        self.source = model
         self.model = prepare(model, device, dtype, self.memory_format, compile=compile)
         self.eps = model.config.eps
         self.compile_stats = getattr(self.model, "stats", None)

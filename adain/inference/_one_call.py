@@ -53,6 +53,7 @@ def stylize(
         by_input=False,
     )
     (item,) = checks.check_contents(content, max_pixels=call.max_pixels, many=False)
+    checks.check_resized(item, call.content_size, call.max_pixels, "content_size")
     given = checks.check_styles(
         style,
         style_size=style_size,

@@ -238,6 +238,7 @@ class Stylizer:
         checks.check_hook(content_stats, style.mask)
         items = checks.check_contents(content, max_pixels=call.max_pixels)
         for item in items:  # every image checked before the first is decoded
+            checks.check_resized(item, call.content_size, call.max_pixels, "content_size")
             if style.mask is not None:
                 images.check_mask_aspect((int(style.mask.shape[-2]), int(style.mask.shape[-1])), item.size)
         outs = [stylize_one(self.engine, style, item, call, content_stats, callback) for item in items]

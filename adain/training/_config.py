@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, install_hint
 from ._checkpoint import load_latest_checkpoint
 from ._errors import ConfigError, Setting
 
@@ -185,7 +185,7 @@ def read_toml(name_or_path: str) -> dict[str, Any]:
         try:
             import tomli as tomllib
         except ModuleNotFoundError:
-            raise InputError(f"{path}: reading TOML on Python 3.10 needs tomli: pip install 'adain[train]'") from None
+            raise InputError(f"{path}: reading TOML on Python 3.10 needs tomli: {install_hint('train')}") from None
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..errors import AdaINError
+from ..errors import MissingDependencyError, install_hint
 
-INSTALL_HINT = "pip install 'adain[video]'"
-
-
-class MissingDependencyError(AdaINError, ImportError):
-    """An optional dependency a feature needs is not installed; the message says what to install."""
+INSTALL_HINT = install_hint("video")
 
 
 def require_av(what: str = "video files") -> ModuleType:

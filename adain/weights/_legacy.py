@@ -47,22 +47,27 @@ def read_legacy_state_dict(path: str | os.PathLike, what: str) -> dict[str, Tens
     """``torch.load(path, weights_only=True)`` with every failure turned into a clear ``WeightsError``."""
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, FIFO or device: torch.load would block on it or read forever
+            raise CorruptWeightsError(f"{what} file {path}: not a regular file; expected a .pth file")
         raise WeightsNotFoundError(f"{what} file {path} not found")
     if path.stat().st_size == 0:
         raise CorruptWeightsError(f"{what} file {path} is empty")
+    expected = "expected a state dict of tensors written by torch.save (a .pth file)"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except pickle.UnpicklingError:
         # weights_only refuses anything but tensors and plain containers: a file that needs more is
-        # either not a state dict or malicious, and is never unpickled the unsafe way.
+        # either not a state dict or malicious, and is never unpickled the unsafe way. torch's own message
+        # advises exactly that unsafe way (weights_only=False), so it is not passed on.
         raise CorruptWeightsError(
-            f"{what} file {path} is not a plain state dict of tensors and was refused without running it "
-            f"({_first_line(exc)})"
+            f"{what} file {path} is not a plain state dict of tensors and was refused without running it; {expected}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CorruptWeightsError(
-            f"{what} file {path} is not a readable PyTorch file (truncated or wrong format?): {_first_line(exc)}"
-        ) from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a text file or random bytes fail deep in the unpickler (KeyError...)
+        detail = _first_line(exc) if isinstance(exc, (RuntimeError, EOFError, zipfile.BadZipFile, OSError)) else ""
+        reason = f" ({detail})" if detail and "weights_only" not in detail and len(detail) < 160 else ""
+        raise CorruptWeightsError(f"{what} file {path} is not a PyTorch weights file{reason}; {expected}") from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CorruptWeightsError(f"{what} file {path} does not hold a state dict of tensors")
     return state

@@ -206,7 +206,9 @@ def _fill_entry(
             loaded = _try_source(entry, source, cache, revision, hub_cache, offline, progress, fetched)
         except WeightsError as exc:
             failures.append((source.describe(), exc))
-            logger.warning("Weights source %d of %d for %r failed: %s", number, len(entry.sources), entry.name, exc)
+            # Offline, a source not tried is no news (the final error lists it); a real failure is a warning.
+            level = logging.INFO if isinstance(exc, WeightsOfflineError) else logging.WARNING
+            logger.log(level, "Weights source %d of %d for %r failed: %s", number, len(entry.sources), entry.name, exc)
             continue
         if loaded is not None:
             return loaded
@@ -331,6 +333,8 @@ def _rejected(exc: WeightsError, paths: list[Path], downloaded: set[Path]) -> We
 
 
 def _all_failed(entry, failures, files_dir: Path, model_dir: Path, offline: bool) -> WeightsError:
+    """The error when every source failed: a few lines (what failed, each source once, where to put files
+    by hand); ``details`` on it holds every source's own error (the command line prints it with ``--debug``)."""
     tried = (
         "\n".join(f"  - {exc}" if str(exc).startswith(where) else f"  - {where}: {exc}" for where, exc in failures)
         or "  (no sources)"
@@ -338,18 +342,30 @@ def _all_failed(entry, failures, files_dir: Path, model_dir: Path, offline: bool
     names = " and ".join(f.filename for f in entry.files)
     urls = next((s for s in entry.sources if isinstance(s, UrlSource)), None)
     origin = f" (from {urls.base_url})" if urls else ""
-    message = (
-        f"could not get pretrained weights {entry.name!r} from any of its {len(entry.sources)} source(s); to "
-        f"install them by hand put {names} into {files_dir}/ (details below)\n"
-        f"Tried, in order:\n{tried}\n"
-        f"To install them by hand, either\n"
-        f"  - put {names}{origin} into {files_dir}/ (they are verified and converted on the next load), or\n"
-        f"  - put a converted folder ({CONFIG_NAME} + {WEIGHTS_NAME}, e.g. from `adain convert reference-port "
-        f"VGG DECODER OUT`) at {model_dir}/, or load it directly with adain.load_pretrained('OUT').\n"
-        "Network settings: ADAIN_DOWNLOAD_TIMEOUT (seconds, default 10), HF_ENDPOINT, HF_HUB_OFFLINE."
+    by_hand = (
+        f"To install them by hand, put {names}{origin} into {files_dir}/ (verified and converted on the next "
+        f"load), or a converted folder ({CONFIG_NAME} + {WEIGHTS_NAME}, e.g. from `adain convert reference-port "
+        f"VGG DECODER OUT`) at {model_dir}/, or load such a folder directly with adain.load_pretrained('OUT')."
     )
+    sources = ", ".join(where for where, _ in failures) or "none"
+    if offline and all(isinstance(exc, WeightsOfflineError) for _, exc in failures):
+        # Nothing was wrong with any source: none was asked. One line says so, listing each source once.
+        message = (
+            f"pretrained weights {entry.name!r} are not in the cache and downloads are off (HF_HUB_OFFLINE=1 or "
+            f"local_files_only=True); sources not tried: {sources}\n{by_hand}"
+        )
+    else:
+        message = (
+            f"could not get pretrained weights {entry.name!r} from any of its {len(entry.sources)} source(s); "
+            f"tried, in order:\n{tried}\n{by_hand}\n"
+            "Network settings: ADAIN_DOWNLOAD_TIMEOUT (seconds, default 10), HF_ENDPOINT, HF_HUB_OFFLINE."
+        )
+    error: WeightsError
     if any(isinstance(exc, CorruptWeightsError) for _, exc in failures):
-        return CorruptWeightsError(message)
-    if offline:
-        return WeightsOfflineError(message)
-    return WeightsNotFoundError(message)
+        error = CorruptWeightsError(message)
+    elif offline:
+        error = WeightsOfflineError(message)
+    else:
+        error = WeightsNotFoundError(message)
+    error.details = f"Tried, in order:\n{tried}"
+    return error

@@ -235,6 +235,8 @@ def read_t7(path: str | os.PathLike) -> Any:
     """Read a ``.t7`` file written by Torch7's ``torch.save`` (binary mode). Raises ``WeightsError``s."""
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder, FIFO or device: reading it would block or never end
+            raise CorruptWeightsError(f"Torch7 file {path}: not a regular file; expected a .t7 file")
         raise WeightsNotFoundError(f"Torch7 file {path} not found")
     return loads_t7(path.read_bytes(), str(path))
 

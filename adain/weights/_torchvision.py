@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import torch
 from torch import Tensor
 
-from ..errors import CorruptWeightsError, InputError, WeightsNotFoundError
+from ..errors import CorruptWeightsError, InputError, WeightsNotFoundError, install_hint
 from ..modeling._config import ModelConfig
 from ..modeling._decoder import Decoder
 from ..modeling._encoder import VGG_CONVS, VGGEncoder
@@ -75,7 +75,7 @@ def _download_vgg19() -> Mapping[str, Tensor]:
     except ImportError:
         raise InputError(
             "encoder_from_torchvision without a state dict needs torchvision: "
-            "pip install 'adain[torchvision]', or pass the vgg19 weights file"
+            f"{install_hint('torchvision')}, or pass the vgg19 weights file"
         ) from None
     weights = VGG19_Weights.IMAGENET1K_V1
     try:
