@@ -17,7 +17,7 @@ from http_servers import FileServer
 from PIL import Image
 
 import adain
-from adain._atomic import STALE_AFTER_S, host_id, remove_stale_temporaries, temporary_name
+from adain._temporaries import STALE_AFTER_S, host_id, remove_stale_temporaries, temporary_name
 from adain.training._checkpoint import list_checkpoints, save_checkpoint
 from adain.weights._download import download_url
 

@@ -5,7 +5,7 @@ optimizer state, the step, the RNG states (Python, NumPy, torch CPU and CUDA), t
 and the run's config. Each is written to a temporary file, fsynced, then renamed over the final name
 (and the directory fsynced), so a killed process leaves either the previous set or a complete new
 file, never a half-written one under a real name; the temporary of a killed run is removed by the next
-checkpoint write (``adain._atomic``: its name carries its owner's PID and host). A write that fails removes
+checkpoint write (``adain._temporaries``: its name carries its owner's PID and host). A write that fails removes
 its temporary file and raises ``CheckpointWriteError``, one line naming the checkpoint that is still there to
 resume from; a full disk, however reported (``OSError`` ENOSPC/EDQUOT or torch's zip writer's
 ``RuntimeError``), is ``CheckpointDiskFullError``, also a ``DiskFullError`` naming the bytes needed and free.

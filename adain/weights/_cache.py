@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .._arguments import check_folder_path, environment_error, environment_folder, environment_value
-from .._atomic import remove_stale_temporaries
+from .._temporaries import remove_stale_temporaries
 
 fcntl: ModuleType | None  # None where the platform has no such module
 try:
