@@ -29,7 +29,9 @@ from ..errors import AdaINError, OutputExistsError, WeightsError
 __all__ = ["main"]
 
 # Subcommand modules, in the order `adain --help` lists them.
-COMMANDS: tuple[str, ...] = ("stylize", "video", "gatys", "train", "download", "convert", "export", "demo")
+COMMANDS: tuple[str, ...] = (
+    "stylize", "video", "gatys", "train", "evaluate", "download", "convert", "export", "demo"
+)  # fmt: skip
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
