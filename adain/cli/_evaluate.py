@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -59,6 +59,12 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--weights", default=None, help="the model (its VGG encoder scores the losses; adain/gatys use it)"
     )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="override the protocol's image size (for a quick look; the report then says it is not the protocol's)",
+    )
     parser.add_argument("--report", default="evaluation.json", help="the JSON report (default: evaluation.json)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best available)")
@@ -71,6 +77,11 @@ def register(subparsers) -> None:
 
 def _run(args) -> int:
     protocol = get_protocol(args.protocol)
+    standard = args.size is None or args.size == protocol.size
+    if args.size is not None:
+        if args.size < 16:
+            raise InputError(f"--size {args.size}: must be at least 16 pixels")
+        protocol = replace(protocol, size=args.size, eval_size=args.size)
     metrics = check_metrics(args.metrics.split(",") if args.metrics else protocol.metrics)
     pairs = protocol_pairs(protocol, list_images(args.contents), list_images(args.styles))
     outputs = _output_files(Path(args.method), pairs) if args.method not in _METHODS else None
@@ -95,6 +106,7 @@ def _run(args) -> int:
         print(f"evaluate: {i + 1}/{len(pairs)} pairs ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     summary = scorer.summary()
     report = _report(args, protocol, pairs, scorer, summary)
+    report["standard"] = standard and report["complete"]
     with atomic_path(args.report, replace=True) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     print(_table(protocol, summary, len(pairs)))
