@@ -55,7 +55,8 @@ def test_a_folder_of_outputs_is_scored_pair_by_pair_and_reported(toy, tmp_path, 
             Image.fromarray(pixels).save(outputs / f"{c}_stylized_{s}.png")
     report = tmp_path / "r.json"
     code = main(["evaluate", str(contents), str(styles), "--method", str(outputs), "--protocol", "adain-paper",
-                 "--metrics", "content,style,ssim", "--weights", str(weights), "--size", "32", "--report", str(report)])  # fmt: skip
+                 "--metrics", "content,style,ssim", "--weights", str(weights), "--size", "32",
+                 "--report", str(report)])  # fmt: skip
     assert code == 0
     data = json.loads(report.read_text())
     assert data["protocol"]["name"] == "adain-paper" and data["standard"] is False and data["complete"] is False

@@ -14,6 +14,8 @@ the metric is defined on it. Weights: ``features.{0,2,5,7,10}.*`` of torchvision
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,9 @@ class CFSD(nn.Module):
     contents second) returns ``(N,)`` float32 values >= 0 (StyleID's Table 1: AdaIN 0.315, lower is better).
     Memory grows with the square of the relu3_1 positions: ``(H/4 * W/4)^2`` floats per image (1 GiB at 512x512).
     """
+
+    mean: Tensor
+    std: Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -62,14 +67,15 @@ class CFSD(nn.Module):
         model.load_weights(load_state(path))
         return model
 
-    def load_weights(self, state) -> None:
+    def load_weights(self, state: Mapping[str, Tensor]) -> None:
         """Load ``features.<i>.weight``/``bias`` of a torchvision ``vgg19`` state dict (up to conv3_1).
 
         Raises:
             CorruptWeightsError: a tensor is missing or has the wrong shape.
         """
-        for conv, (index, *_rest) in zip(self.convs, _CONVS):
+        for conv, (index, *_rest) in zip((cast(nn.Conv2d, c) for c in self.convs), _CONVS):
             copy_param(conv.weight, state, f"features.{index}.weight")
+            assert conv.bias is not None, "built with a bias"
             copy_param(conv.bias, state, f"features.{index}.bias")
 
     def relu3_1(self, images: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,9 @@ class LPIPS(nn.Module):
     Calling it with two ``(N, 3, H, W)`` RGB batches in [0, 1] of one shape returns ``(N,)`` float32 distances
     (0 for identical images, larger is more different; about 0.6 between a typical AdaIN output and its content).
     """
+
+    shift: Tensor
+    scale: Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,10 +84,11 @@ class LPIPS(nn.Module):
         Raises:
             CorruptWeightsError: a tensor is missing or has the wrong shape.
         """
-        for conv, (index, *_rest) in zip(self.convs, _ALEXNET):
+        for conv, (index, *_rest) in zip(_conv2d(self.convs), _ALEXNET):
             copy_param(conv.weight, alexnet, f"features.{index}.weight")
+            assert conv.bias is not None, "built with a bias"
             copy_param(conv.bias, alexnet, f"features.{index}.bias")
-        for k, head in enumerate(self.heads):
+        for k, head in enumerate(_conv2d(self.heads)):
             copy_param(head.weight, heads, f"lin{k}.model.1.weight")
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
@@ -107,6 +112,10 @@ class LPIPS(nn.Module):
             x = F.relu(conv(x))
             out.append(x)
         return out
+
+
+def _conv2d(modules: nn.ModuleList) -> list[nn.Conv2d]:
+    return [cast(nn.Conv2d, m) for m in modules]
 
 
 def _unit(x: Tensor) -> Tensor:

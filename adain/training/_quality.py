@@ -41,7 +41,7 @@ class QualitySet:
 
 
 def quality_set(
-    training: PairDataset,
+    training: torch.utils.data.Dataset,
     eval_content_dir: str,
     eval_style_dir: str,
     n_pairs: int,

@@ -137,7 +137,7 @@ def setup(
     return run
 
 
-def _quality_set(config: TrainConfig, training: PairDataset) -> QualitySet:
+def _quality_set(config: TrainConfig, training: torch.utils.data.Dataset) -> QualitySet:
     return quality_set(
         training,
         config.eval_content_dir,
