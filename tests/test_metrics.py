@@ -222,7 +222,9 @@ def test_the_fid_inception_differs_from_torchvisions_only_where_tensorflows_grap
         assert torch.allclose(ours(x), pooled["x"], rtol=1e-4, atol=1e-5)
 
 
-def test_cfsd_is_the_kl_divergence_of_relu3_1_self_similarity_rows():
+@pytest.mark.parametrize("rows_per_block", [1024, 5])  # one block, and blocks that split the 36 rows unevenly
+def test_cfsd_is_the_kl_divergence_of_relu3_1_self_similarity_rows(monkeypatch, rows_per_block):
+    monkeypatch.setattr("adain.metrics._cfsd.ROWS_PER_BLOCK", rows_per_block)
     torchvision = pytest.importorskip("torchvision", reason="torchvision's VGG-19 is the independent network")
     vgg = torchvision.models.vgg19(weights=None).eval()
     # Weights 4x larger per layer: relu3_1 features of real magnitude (tens), so the rows are far from uniform

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,6 +16,7 @@ from test_training_api import tiny
 import adain
 from adain.training import ConfigError, QualityEvent, train
 from adain.training._quality import quality_set, read_quality
+from adain.training._report import ScalarLog
 
 
 def _stats(f):
@@ -80,3 +84,32 @@ def test_eval_pairs_zero_writes_no_quality_record(legacy_weights, tmp_path):
     folders = write_images(tmp_path / "content", 2, seed=1), write_images(tmp_path / "style", 2, seed=2)
     train(tiny(folders, legacy_weights, tmp_path / "run", max_iter=1, save_every=1, sample_every=0, eval_pairs=0))
     assert not (tmp_path / "run" / "quality.csv").exists()
+
+
+def test_the_quality_record_goes_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
+    calls = []
+
+    class FakeWriter:  # stands in for torch.utils.tensorboard.SummaryWriter, recording what it is given
+        def __init__(self, logdir, purge_step=None):
+            pass
+
+        def add_scalar(self, tag, value, step):
+            calls.append(("scalar", tag, value, step))
+
+        def add_image(self, tag, image, step):
+            calls.append(("image", tag, tuple(image.shape), step))
+
+        def close(self):
+            pass
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    log = ScalarLog(tmp_path)
+    log.write_quality(7, 0.5, 0.25, torch.rand(3, 64, 96))
+    log.close()
+    assert calls == [
+        ("scalar", "quality/content", 0.5, 7),
+        ("scalar", "quality/style", 0.25, 7),
+        ("image", "quality/samples", (3, 64, 96), 7),
+    ]

@@ -33,6 +33,7 @@ from ..weights._download import sha256_of
 from ._common import load_model
 
 _METHODS = ("adain", "gatys")
+_LINE_EVERY_S = 30.0
 
 
 def register(subparsers) -> None:
@@ -91,7 +92,7 @@ def _run(args) -> int:
     networks = load_networks(metrics, device=device, cache_dir=args.cache_dir, local_files_only=args.offline)
     scorer = Scorer(model.encoder.to(device).eval(), protocol, metrics, networks)
     stylizer = Stylizer(model, device=device) if args.method == "adain" else None
-    started = time.perf_counter()
+    started = last_line = time.perf_counter()
     for i, pair in enumerate(pairs):
         content, style = (
             _load(p, protocol, device, what) for p, what in ((pair.content, "content"), (pair.style, "style"))
@@ -103,7 +104,10 @@ def _run(args) -> int:
         else:
             output = gatys_tensor(content, style, model=model, content_size=None, device=device)[None]
         scorer.add(pair.name, output, content, style)
-        print(f"evaluate: {i + 1}/{len(pairs)} pairs ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+        now = time.perf_counter()
+        if i in (0, len(pairs) - 1) or now - last_line >= _LINE_EVERY_S:  # a line at least every 30 s, not per pair
+            print(f"evaluate: {i + 1}/{len(pairs)} pairs ({now - started:.0f} s)", file=sys.stderr)
+            last_line = now
     summary = scorer.summary()
     report = _report(args, protocol, pairs, scorer, summary)
     report["standard"] = standard and report["complete"]

@@ -35,7 +35,10 @@ def frechet_distance(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tenso
     """The Fréchet distance between two Gaussians ``N(mean_a, cov_a)`` and ``N(mean_b, cov_b)``.
 
     Arguments:
-        mean_a, mean_b: ``(D,)`` means; cov_a, cov_b: ``(D, D)`` covariances (``feature_statistics``).
+        mean_a: ``(D,)`` mean of the first set.
+        cov_a: ``(D, D)`` covariance of the first set (``feature_statistics``).
+        mean_b: ``(D,)`` mean of the second set.
+        cov_b: ``(D, D)`` covariance of the second set.
 
     Returns:
         The squared distance as a Python float (>= 0 up to rounding); the FID when the features are Inception's.

@@ -67,7 +67,8 @@ class LPIPS(nn.Module):
         Arguments:
             cache_dir: the weights cache root (``None``: the default).
             local_files_only: never download (also with ``HF_HUB_OFFLINE=1``).
-            backbone, heads: the two files (a mirror of your own can replace either).
+            backbone: the AlexNet file (a mirror of your own can replace it).
+            heads: the linear heads' file (likewise).
             progress: download progress callback.
 
         Raises:

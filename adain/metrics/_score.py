@@ -93,9 +93,9 @@ class Scorer:
     protocol: Protocol
     metrics: tuple[str, ...]
     networks: Networks = field(default_factory=Networks)
-    rows: list[dict] = field(default_factory=list)
-    _out_feats: dict[str, list[Tensor]] = field(default_factory=dict)
-    _style_feats: dict[str, list[Tensor]] = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list, init=False)
+    _out_feats: dict[str, list[Tensor]] = field(default_factory=dict, init=False, repr=False)
+    _style_feats: dict[str, list[Tensor]] = field(default_factory=dict, init=False, repr=False)
 
     @torch.no_grad()
     def add(self, name: str, output: Tensor, content: Tensor, style: Tensor) -> dict:

@@ -29,7 +29,8 @@ def ssim(a: Tensor, b: Tensor, *, data_range: float = 1.0) -> Tensor:
     """The mean SSIM of each pair of images.
 
     Arguments:
-        a, b: ``(N, C, H, W)`` float images of the same shape, values in ``[0, data_range]``; H and W at least 11.
+        a: ``(N, C, H, W)`` float images, values in ``[0, data_range]``; H and W at least 11.
+        b: images of the same shape as ``a``.
         data_range: the span of the values (1 for [0, 1] images).
 
     Returns:
