@@ -91,7 +91,8 @@ def _run(args) -> int:
     model = load_model(args.weights)
     networks = load_networks(metrics, device=device, cache_dir=args.cache_dir, local_files_only=args.offline)
     scorer = Scorer(model.encoder.to(device).eval(), protocol, metrics, networks)
-    stylizer = Stylizer(model, device=device) if args.method == "adain" else None
+    # float32, as the papers' numbers were made (the Stylizer's default is bf16 where the device has it)
+    stylizer = Stylizer(model, device=device, dtype="float32") if args.method == "adain" else None
     started = last_line = time.perf_counter()
     for i, pair in enumerate(pairs):
         content, style = (
@@ -102,7 +103,7 @@ def _run(args) -> int:
         elif stylizer is not None:
             output = stylizer.set_style(style, style_size=None).stylize_tensor(content)
         else:
-            output = gatys_tensor(content, style, model=model, content_size=None, device=device)[None]
+            output = gatys_tensor(content, style, model=model, content_size=None, device=device)[None].to(device)
         scorer.add(pair.name, output, content, style)
         now = time.perf_counter()
         if i in (0, len(pairs) - 1) or now - last_line >= _LINE_EVERY_S:  # a line at least every 30 s, not per pair
