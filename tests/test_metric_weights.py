@@ -64,6 +64,12 @@ def test_a_file_without_a_published_digest_is_trusted_on_first_use_then_held_to_
     with pytest.raises(CorruptWeightsError, match="recorded at first use"):
         fetch_weights(spec, cache_dir=tmp_path)
     assert not path.exists() and list((tmp_path / "metrics" / "rejected").iterdir())  # moved aside, not deleted
+    server.add("/heads.pth", body + b"upstream changed")  # a re-download is held to the record too
+    with pytest.raises(CorruptWeightsError, match="recorded at first use"):
+        fetch_weights(spec, cache_dir=tmp_path)
+    assert not path.exists()
+    server.add("/heads.pth", body)
+    assert fetch_weights(spec, cache_dir=tmp_path).read_bytes() == body
 
 
 def test_offline_nothing_is_downloaded_and_the_error_names_file_and_url(server, tmp_path, monkeypatch):

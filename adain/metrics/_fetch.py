@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .._atomic import atomic_path
 from ..errors import CorruptWeightsError, WeightsOfflineError
 from ..weights._cache import cache_root, entry_lock, move_aside
 from ..weights._download import ProgressCallback, download_url, sha256_of
@@ -150,8 +151,10 @@ def fetch_weights(
         except CorruptWeightsError:
             unverified.unlink(missing_ok=True)
             raise
-        if weights.pin == "first-use":
-            (folder / (weights.filename + ".sha256")).write_text(sha256_of(unverified) + "\n")
+        record = _record(folder, weights)
+        if weights.pin == "first-use" and not record.is_file():
+            with atomic_path(record) as tmp:
+                tmp.write_text(sha256_of(unverified) + "\n")
         os.replace(unverified, path)
     return path
 
@@ -175,10 +178,14 @@ def _expected(weights: MetricWeights, path: Path) -> tuple[str | None, str]:
         return weights.sha256, "pinned sha256"
     if weights.sha256_prefix:
         return weights.sha256_prefix, "sha256 prefix in its published name"
-    record = path.parent / (weights.filename + ".sha256")
-    if path.name == weights.filename and record.is_file():
-        return record.read_text().strip(), f"sha256 recorded at first use ({record})"
+    record = _record(path.parent, weights)
+    if record.is_file():  # held to by re-downloads too: a changed upstream file is refused, not re-recorded
+        return record.read_text().strip(), f"sha256 recorded at first use ({record}; delete it to accept a new file)"
     return None, ""
+
+
+def _record(folder: Path, weights: MetricWeights) -> Path:
+    return folder / (weights.filename + ".sha256")
 
 
 def load_state(path: Path) -> dict[str, Tensor]:

@@ -84,7 +84,12 @@ PROTOCOLS: dict[str, Protocol] = {
 
 @dataclass(frozen=True)
 class Pair:
-    """One (content, style) pair of an evaluation; ``name`` is the stem of its output file."""
+    """One (content, style) pair of an evaluation; ``name`` is the stem of its output file.
+
+    Attributes:
+        content: the content image's file.
+        style: the style image's file.
+    """
 
     content: Path
     style: Path
