@@ -38,6 +38,7 @@ DOCUMENTED_MODULES = [
     "adain.export",
     "adain.modeling",
     "adain.errors",
+    "adain.metrics",
     "adain.demo",
 ]
 # Public names whose definitions have no docstring yet: mkdocstrings renders documented objects only.

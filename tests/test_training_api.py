@@ -26,6 +26,7 @@ from adain.training import (
     Interrupted,
     LogEvent,
     NewRunEvent,
+    QualityEvent,
     RunExistsError,
     StartEvent,
     StepEvent,
@@ -146,7 +147,7 @@ def test_resume_without_a_valid_checkpoint_starts_a_new_run_and_says_so(folders,
 def test_progress_arrives_as_frozen_typed_events(folders, legacy_weights, tmp_path):
     events = []
     train(tiny(folders, legacy_weights, tmp_path / "run", max_iter=2, save_every=2, sample_every=0), events.append)
-    assert [e.kind for e in events] == ["start", "step", "log", "step", "log", "checkpoint", "done"]
+    assert [e.kind for e in events] == ["start", "step", "log", "step", "log", "checkpoint", "quality", "done"]
     assert [type(e) for e in events] == [
         StartEvent,
         StepEvent,
@@ -154,6 +155,7 @@ def test_progress_arrives_as_frozen_typed_events(folders, legacy_weights, tmp_pa
         StepEvent,
         LogEvent,
         CheckpointEvent,
+        QualityEvent,
         DoneEvent,
     ]
     start, step, log = events[:3]
@@ -161,7 +163,8 @@ def test_progress_arrives_as_frozen_typed_events(folders, legacy_weights, tmp_pa
     assert step.step == 1 and step.applied and step.images == 2 and isinstance(step.loss, float)
     assert log.step == 1 and log.loss == step.loss and log.bad_images == 0
     assert events[5].path == list_checkpoints(tmp_path / "run")[-1]
-    assert events[6].final == tmp_path / "run" / "final"
+    assert events[6].step == 2 and events[6].grid.is_file()
+    assert events[7].final == tmp_path / "run" / "final"
     with pytest.raises(dataclasses.FrozenInstanceError):
         step.loss = 0.0
     assert BadImageEvent("x: bad").kind == "bad_image"
@@ -191,7 +194,7 @@ def test_two_argument_callbacks_still_work_with_a_deprecation_warning(folders, l
             tiny(folders, legacy_weights, tmp_path / "run", max_iter=1, sample_every=0),
             lambda kind, info: seen.append((kind, info)) or True,
         )  # what they return is ignored, as it was
-    assert [kind for kind, _ in seen] == ["start", "step", "log", "checkpoint", "done"]
+    assert [kind for kind, _ in seen] == ["start", "step", "log", "checkpoint", "quality", "done"]
     assert seen[0][1]["start_step"] == 0 and seen[1][1]["result"].loss == seen[1][1]["loss"]
 
 

@@ -40,7 +40,9 @@ from ._flags import FlagParser, command_flags, in_flags
 __all__ = ["main"]
 
 # Subcommand modules, in the order `adain --help` lists them (`_dataset` adds `stylize-dataset`).
-COMMANDS: tuple[str, ...] = ("stylize", "dataset", "video", "gatys", "train", "download", "convert", "export", "demo")
+COMMANDS: tuple[str, ...] = (
+    "stylize", "dataset", "video", "gatys", "train", "evaluate", "download", "convert", "export", "demo"
+)  # fmt: skip
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -29,6 +29,7 @@ from ._events import InvalidCheckpointEvent as InvalidCheckpointEvent
 from ._events import LogEvent as LogEvent
 from ._events import NewRunEvent as NewRunEvent
 from ._events import PushedEvent as PushedEvent
+from ._events import QualityEvent as QualityEvent
 from ._events import StartEvent as StartEvent
 from ._events import StepEvent as StepEvent
 from ._events import TrainEvent as TrainEvent
@@ -44,6 +45,7 @@ __all__ = [
     "LogEvent",
     "NewRunEvent",
     "PushedEvent",
+    "QualityEvent",
     "RunExistsError",
     "StartEvent",
     "StepEvent",

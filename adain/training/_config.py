@@ -53,6 +53,10 @@ class TrainConfig:
         save_every: steps between checkpoints (a SIGKILL loses at most this many).
         keep_checkpoints: newest checkpoints kept.
         sample_every: steps between sample grids (0: none).
+        eval_pairs: image pairs scored at each checkpoint (content and style losses, a grid); 0: none.
+        eval_content_dir: held-out content images for those pairs (with ``eval_style_dir``); empty: the first
+            training pairs are scored instead.
+        eval_style_dir: held-out style images for those pairs (with ``eval_content_dir``).
         log_every: steps averaged per log row.
         seed: fixes initialisation, data order and crops.
         device: "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
@@ -84,6 +88,9 @@ class TrainConfig:
     save_every: int = 1000
     keep_checkpoints: int = 3
     sample_every: int = 1000
+    eval_pairs: int = 4
+    eval_content_dir: str = ""
+    eval_style_dir: str = ""
     log_every: int = 10
     seed: int = 0
     device: str = "auto"
@@ -122,6 +129,13 @@ class TrainConfig:
             )
         if config.dtype not in ("auto", "float32", "bfloat16"):
             raise ConfigError("dtype", f"must be auto, float32 or bfloat16, got {config.dtype!r}")
+        if isinstance(config.eval_pairs, bool) or not isinstance(config.eval_pairs, int) or config.eval_pairs < 0:
+            raise ConfigError("eval_pairs", f"must be an integer, at least 0, got {config.eval_pairs!r}")
+        if bool(config.eval_content_dir) != bool(config.eval_style_dir):
+            raise ConfigError(
+                "eval_style_dir" if config.eval_content_dir else "eval_content_dir",
+                "needed too: held-out pairs take both a content and a style folder",
+            )
         if not 0 <= config.max_bad_fraction <= 1:
             raise ConfigError("max_bad_fraction", f"must be in [0, 1], got {config.max_bad_fraction}")
         return config
@@ -140,7 +154,7 @@ class TrainConfig:
         return config_from(cls(), {**saved, "out": os.fspath(run_dir), "resume": True})
 
 
-_PATHS = ("content_dir", "style_dir", "vgg", "out", "init_decoder")
+_PATHS = ("content_dir", "style_dir", "vgg", "out", "init_decoder", "eval_content_dir", "eval_style_dir")
 
 
 def config_from(base: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:

@@ -111,6 +111,28 @@ class CheckpointEvent:
 
 
 @dataclass(frozen=True)
+class QualityEvent:
+    """The decoder was scored at a checkpoint (rank 0 only): the AdaIN paper's losses on the run's fixed pairs.
+
+    Attributes:
+        step: the checkpoint's step.
+        content: mean content loss (relu4_1 to the AdaIN target) over the pairs.
+        style: mean style loss (mean/std, relu1_1..relu4_1, unit weights) over the pairs.
+        held_out: ``True`` when the pairs come from ``eval_content_dir``/``eval_style_dir`` (never trained on),
+            ``False`` when they are the first training pairs.
+        grid: the PNG of the pairs' content | style | output rows.
+        kind: ``"quality"``, for callbacks that dispatch on a string.
+    """
+
+    step: int
+    content: float
+    style: float
+    held_out: bool
+    grid: Path
+    kind: Literal["quality"] = field(default="quality", init=False)
+
+
+@dataclass(frozen=True)
 class InvalidCheckpointEvent:
     """While resuming, a checkpoint could not be used (truncated, not finite...); the previous one is tried.
 
@@ -188,13 +210,14 @@ TrainEvent = (
     | StepEvent
     | LogEvent
     | CheckpointEvent
+    | QualityEvent
     | InvalidCheckpointEvent
     | NewRunEvent
     | BadImageEvent
     | DoneEvent
     | PushedEvent
 )
-"""Any event ``train`` reports: ``StartEvent``, ``StepEvent``, ``LogEvent``, ``CheckpointEvent``,
+"""Any event ``train`` reports: ``StartEvent``, ``StepEvent``, ``LogEvent``, ``CheckpointEvent``, ``QualityEvent``,
 ``InvalidCheckpointEvent``, ``NewRunEvent``, ``BadImageEvent``, ``DoneEvent`` or ``PushedEvent``."""
 
 Callback = Callable[[TrainEvent], bool | None]

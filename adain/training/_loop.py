@@ -32,9 +32,10 @@ from ._checkpoint import capture_rng_state, save_checkpoint
 from ._config import TrainConfig
 from ._data import Batch
 from ._errors import Interrupted, Setting, TrainingError
-from ._events import Callback, CheckpointEvent, LogEvent, Reporter, StepEvent
+from ._events import Callback, CheckpointEvent, LogEvent, QualityEvent, Reporter, StepEvent
 from ._finish import finish
 from ._lock import lock_run_dir
+from ._quality import quality_grid, score_quality
 from ._report import LOG_FIELDS, sample_grid
 from ._run import Run, note_bad, setup
 from ._rundir import SAMPLES_DIR, refuse_earlier_run, resume_point
@@ -213,7 +214,21 @@ def _checkpoint(run: Run, step: int) -> Path | None:
     }
     path = save_checkpoint(run.run_dir, state, keep=config.keep_checkpoints)
     run.emit(CheckpointEvent(step=step, path=path))
+    _score_quality(run, step)
     return path
+
+
+def _score_quality(run: Run, step: int) -> None:
+    """The checkpoint's quality record (``_quality``): a ``quality.csv`` row, a grid, TensorBoard, an event."""
+    if run.quality is None or run.quality_log is None:
+        return
+    content, style, outputs = score_quality(run.encoder, run.decoder, run.quality.pairs, run.device)
+    path = run.run_dir / SAMPLES_DIR / f"quality-{step:08d}.png"
+    grid = quality_grid(run.quality.pairs, outputs, path)
+    run.quality_log.write(step, content, style, run.quality.held_out)
+    if run.log is not None:
+        run.log.write_quality(step, content, style, grid)
+    run.emit(QualityEvent(step=step, content=content, style=style, held_out=run.quality.held_out, grid=path))
 
 
 def _log_row(step: int, window: list[StepResult], images_per_s: float, nonfinite: int, bad: int) -> LogEvent:

@@ -56,6 +56,14 @@ class ScalarLog:
                 if row.get(key) is not None:
                     self._tb.add_scalar(f"train/{key}", row[key], int(row["step"]))
 
+    def write_quality(self, step: int, content: float, style: float, grid: Tensor) -> None:
+        """TensorBoard only (``quality.csv`` is ``_quality``'s): ``quality/content``, ``quality/style`` and the grid
+        ``(3, H, W)`` in [0, 1] as ``quality/samples``."""
+        if self._tb is not None:
+            self._tb.add_scalar("quality/content", content, step)
+            self._tb.add_scalar("quality/style", style, step)
+            self._tb.add_image("quality/samples", grid.clamp(0, 1), step)
+
     def close(self) -> None:
         self._file.close()
         if self._tb is not None:
@@ -71,13 +79,18 @@ def read_log(path: str | os.PathLike) -> list[dict]:
         return [row for row in csv.DictReader(f) if row.get("step")]
 
 
-def sample_grid(content: Tensor, style: Tensor, output: Tensor, path: str | os.PathLike) -> Path:
-    """Save rows of ``content | style | output`` (each ``(B, 3, H, W)``, about [0, 1]) as one PNG."""
+def grid_image(content: Tensor, style: Tensor, output: Tensor) -> Tensor:
+    """Rows of ``content | style | output`` (each ``(B, 3, H, W)``, about [0, 1]) as one ``(3, B*H, 3*W)`` image."""
     rows = [
         torch.cat([c, s, o.clamp(0, 1)], dim=2)
         for c, s, o in zip(content.float().cpu(), style.float().cpu(), output.float().cpu())
     ]
-    return save_image(tensor_to_pil(torch.cat(rows, dim=1)), path)
+    return torch.cat(rows, dim=1)
+
+
+def sample_grid(content: Tensor, style: Tensor, output: Tensor, path: str | os.PathLike) -> Path:
+    """Save ``grid_image(content, style, output)`` as one PNG."""
+    return save_image(tensor_to_pil(grid_image(content, style, output)), path)
 
 
 _COLOURS = {"loss": (20, 20, 20), "content": (31, 119, 180), "style": (214, 39, 40)}

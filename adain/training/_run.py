@@ -22,6 +22,7 @@ from ._config import TrainConfig
 from ._data import Batch, ImageStream, PairDataset, StepBatchSampler, collate_pairs
 from ._errors import BadImagesError
 from ._events import BadImageEvent, Reporter, StartEvent
+from ._quality import QualityLog, QualitySet, quality_set
 from ._report import ScalarLog
 from ._rundir import SKIPPED_NAME
 from ._setup import (
@@ -61,6 +62,8 @@ class Run:
     loader: torch.utils.data.DataLoader
     samples: Batch | None  # rank 0 only, as are the log and every file written
     log: ScalarLog | None
+    quality: QualitySet | None  # rank 0 with eval_pairs > 0: the pairs scored at each checkpoint
+    quality_log: QualityLog | None
     weights: LossWeights
     start_step: int
     bad: set[str]
@@ -92,6 +95,7 @@ def setup(
     pin_memory = device.type == "cuda"
     content, style, loader = _data(config, start_step, dist_info, pin_memory=pin_memory, worker_init_fn=worker_init_fn)
     relu1_1, relu2_1, relu3_1, relu4_1 = config.style_layer_weights  # four: checked by validate()
+    samples = collate_pairs([loader.dataset[k] for k in range(min(4, config.batch_size))]) if is_main else None
     run = Run(
         config=config,
         emit=emit,
@@ -108,8 +112,10 @@ def setup(
         content=content,
         style=style,
         loader=loader,
-        samples=collate_pairs([loader.dataset[k] for k in range(min(4, config.batch_size))]) if is_main else None,
+        samples=samples,
         log=ScalarLog(run_dir, start_step) if is_main else None,
+        quality=_quality_set(config, loader.dataset) if is_main and config.eval_pairs else None,
+        quality_log=QualityLog(run_dir, start_step) if is_main and config.eval_pairs else None,
         weights=LossWeights(config.content_weight, config.style_weight, (relu1_1, relu2_1, relu3_1, relu4_1)),
         start_step=start_step,
         bad=bad,
@@ -129,6 +135,18 @@ def setup(
     )
     note_bad(run, content.problems + style.problems)  # entries of the folders that could not be read
     return run
+
+
+def _quality_set(config: TrainConfig, training: torch.utils.data.Dataset) -> QualitySet:
+    return quality_set(
+        training,
+        config.eval_content_dir,
+        config.eval_style_dir,
+        config.eval_pairs,
+        image_size=config.image_size,
+        crop_size=config.crop_size,
+        seed=config.seed,
+    )
 
 
 def _models(config: TrainConfig, device: torch.device) -> tuple[VGGEncoder, Decoder, torch.optim.Optimizer]:

@@ -15,6 +15,7 @@ from typing import Any
 from ._checkpoint import CHECKPOINT_DIR, load_latest_checkpoint
 from ._errors import RunExistsError
 from ._events import InvalidCheckpointEvent, NewRunEvent, TrainEvent
+from ._quality import QUALITY_NAME
 from ._report import LOG_NAME, TENSORBOARD_DIR
 
 SAMPLES_DIR = "samples"
@@ -30,7 +31,9 @@ FINAL_DIR = "final"
 # checkpoint has left a log and samples worth keeping. ``.lock`` is not among them: it holds only the PID of
 # whoever trained last (written after this check passes), and a run that failed before writing anything
 # leaves just that file, which must not block the next one. Files a run never writes are not its business.
-RUN_ENTRIES = (CHECKPOINT_DIR, LOG_NAME, SAMPLES_DIR, TENSORBOARD_DIR, SKIPPED_NAME, LOSS_CURVE_NAME, FINAL_DIR)
+RUN_ENTRIES = (
+    CHECKPOINT_DIR, LOG_NAME, QUALITY_NAME, SAMPLES_DIR, TENSORBOARD_DIR, SKIPPED_NAME, LOSS_CURVE_NAME, FINAL_DIR
+)  # fmt: skip
 """Every entry a run writes in its directory (besides ``.lock``), in the order a run writes them."""
 
 
