@@ -163,14 +163,15 @@ def _pil_to_tensor(img: Image.Image, size: int | None, crop: bool) -> Tensor:
         img = img.resize((w, h), Image.Resampling.BILINEAR)
     if crop:
         side = min(img.size)
-        top, left = _centre_crop_origin(img.height, img.width, side)
+        top, left = centre_crop_origin(img.height, img.width, side)
         img = img.crop((left, top, left + side, top + side))
     arr = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
-def _centre_crop_origin(h: int, w: int, side: int) -> tuple[int, int]:
-    # Same rounding as torchvision's CenterCrop.
+def centre_crop_origin(h: int, w: int, side: int) -> tuple[int, int]:
+    """``(top, left)`` of the centre ``side`` x ``side`` square of an ``h`` x ``w`` image, rounded as torchvision's
+    ``CenterCrop``."""
     return int(round((h - side) / 2.0)), int(round((w - side) / 2.0))
 
 
@@ -341,5 +342,5 @@ def fit_mask(mask: Tensor, content_hw: tuple[int, int], *, crop: bool = False, w
 def centre_square(t: Tensor) -> Tensor:
     """The centre square of the last two dimensions of ``t`` (a view), rounded as torchvision's ``CenterCrop``."""
     side = min(t.shape[-2:])
-    top, left = _centre_crop_origin(t.shape[-2], t.shape[-1], side)
+    top, left = centre_crop_origin(t.shape[-2], t.shape[-1], side)
     return t[..., top : top + side, left : left + side]

@@ -145,6 +145,8 @@ WRITERS = {
     "export": ["export", "MODEL", "ro/model.onnx"],
     "train": ["train", "--content-dir", "frames", "--style-dir", "frames", "--out", "ro", "--max-iter", "1"],
     "download": ["download", "--cache-dir", "ro"],
+    "stylize-dataset": ["stylize-dataset", "frames", "frames", "-o", "ro", "--device", "cpu", "--weights", "MODEL"],
+    "evaluate": ["evaluate", "frames", "frames", "--report", "ro/r.json", "--device", "cpu", "--weights", "MODEL"],
 }
 
 
@@ -198,7 +200,7 @@ def test_library_messages_are_told_in_the_commands_flags():
 
 def test_every_parser_flag_is_found_for_the_translation():
     parser = build_parser()
-    for command in ("stylize", "gatys", "video", "train", "download", "demo", "export"):
+    for command in ("stylize", "stylize-dataset", "gatys", "video", "train", "evaluate", "download", "demo", "export"):
         help_text = _help(command)
         flags = command_flags(parser, command)
         shown = {re.sub(r"^--no-", "--", f) for f in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", help_text)}

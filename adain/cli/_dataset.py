@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
+from .._atomic import check_writable
 from .._io import DEFAULT_MAX_PIXELS
 from ..datasets import PRESETS, DatasetConfig, DatasetProgress, stylize_dataset
 from ..datasets._config import FORMATS, LAYOUTS
@@ -147,6 +149,7 @@ def config_from(args) -> DatasetConfig:
 
 def run(args) -> int:
     config = config_from(args)
+    check_writable(Path(args.output), "-o")  # before the weights load
     bar = tqdm(unit="img", dynamic_ncols=True, disable=None, file=sys.stderr, desc="stylize-dataset")
 
     def progress(p: DatasetProgress) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .._atomic import atomic_path, check_output
+from .._atomic import atomic_path, check_output, check_writable
 from .._images import to_tensor
 from .._io import list_images
 from .._version import __version__
@@ -87,6 +87,7 @@ def _run(args) -> int:
     pairs = protocol_pairs(protocol, list_images(args.contents), list_images(args.styles))
     outputs = _output_files(Path(args.method), pairs) if args.method not in _METHODS else None
     check_output(args.report, overwrite=args.overwrite, inputs=[args.contents, args.styles])
+    check_writable(Path(args.report).absolute().parent, "--report")  # before any weights load
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load_model(args.weights)
     networks = load_networks(metrics, device=device, cache_dir=args.cache_dir, local_files_only=args.offline)

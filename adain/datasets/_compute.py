@@ -19,7 +19,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._images import resized_size, to_uint8
+from .._images import centre_crop_origin, resized_size, to_uint8
 from .._io import read_image
 from ..errors import ImageReadError
 from ..inference import Engine, Style
@@ -41,7 +41,7 @@ def prepare_content(img: Image.Image, config: DatasetConfig) -> Image.Image:
         img = img.resize((w, h), Image.Resampling.BILINEAR)
     side = config.content_crop
     if side is not None and side <= min(img.size):
-        top, left = int(round((img.height - side) / 2.0)), int(round((img.width - side) / 2.0))
+        top, left = centre_crop_origin(img.height, img.width, side)
         img = img.crop((left, top, left + side, top + side))
     return img
 

@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .._arguments import check_int
+from .._atomic import check_writable
 from .._io import DEFAULT_MAX_PIXELS, list_images, save_image
 from .._runtime import check_max_memory, resolve_device, resolve_dtype
 from ..errors import InputError, OutputExistsError
@@ -130,6 +131,7 @@ def stylize_dataset(
     """
     config = _check_options(config, shard_index, num_shards, batch_size, workers, writer_threads)
     shard_index, num_shards, device = launch_shard(shard_index, num_shards, device)
+    check_writable(output, "output")  # before the weights load: a read-only folder is found in a second
     dev = resolve_device(device)
     model = model if model is not None else load_pretrained()
     engine = Engine(model, dev, resolve_dtype(dtype, dev), max_memory=check_max_memory(max_memory))

@@ -54,9 +54,9 @@ class TrainConfig:
         keep_checkpoints: newest checkpoints kept.
         sample_every: steps between sample grids (0: none).
         eval_pairs: image pairs scored at each checkpoint (content and style losses, a grid); 0: none.
-        eval_content_dir: held-out content images for those pairs (with ``eval_style_dir``); empty: the first
+        eval_content_dir: held-out content images for those pairs (a style folder is needed too); empty: the first
             training pairs are scored instead.
-        eval_style_dir: held-out style images for those pairs (with ``eval_content_dir``).
+        eval_style_dir: held-out style images for those pairs (a content folder is needed too).
         log_every: steps averaged per log row.
         seed: fixes initialisation, data order and crops.
         device: "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
