@@ -4,11 +4,12 @@ downloads, and the legacy formats (the reference port's ``.pth``, Torch7, torchv
 [weights and the Hub](../guides/weights.md)."""
 
 from .._arguments import moved_modules
+from ._caffe import encoder_from_caffe as encoder_from_caffe
 from ._download import DownloadProgress as DownloadProgress
 from ._hub import push_to_hub as push_to_hub
 from ._resolve import list_pretrained as list_pretrained
 
-__all__ = ["DownloadProgress", "list_pretrained", "push_to_hub"]
+__all__ = ["DownloadProgress", "encoder_from_caffe", "list_pretrained", "push_to_hub"]
 
 # The modules of the first layout, internal now: reachable for a while, with a DeprecationWarning.
 __getattr__ = moved_modules(
