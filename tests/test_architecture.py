@@ -37,6 +37,7 @@ OPTIONAL_IMPORTS = {
     "gradio_client",
     "playwright",
     "av",
+    "h5py",
 }
 
 

@@ -113,6 +113,10 @@ class ContentLoss(nn.Module):
     def forward(self, feat: Tensor) -> Tensor:
         return (feat.float() - self.target).pow(2).mean()
 
+    def energy(self) -> float:
+        """The loss of an all-zero feature map, ``mean(target^2)``: the term's natural scale (see ``relative``)."""
+        return float(self.target.pow(2).mean())
+
 
 class _StyleLoss(nn.Module):
     """Common base: ``from_features`` blends the statistics of several style feature maps."""
@@ -125,6 +129,10 @@ class _StyleLoss(nn.Module):
 
     @staticmethod
     def statistics(feat: Tensor) -> tuple[Tensor, ...]:
+        raise NotImplementedError
+
+    def energy(self) -> float:
+        """The loss of all-zero features: the squared size of the target statistics (see ``relative``)."""
         raise NotImplementedError
 
     @classmethod
@@ -153,6 +161,9 @@ class GramLoss(_StyleLoss):
     def forward(self, feat: Tensor) -> Tensor:
         return (gram(feat, self.weight) - self.target).pow(2).mean()
 
+    def energy(self) -> float:
+        return float(self.target.pow(2).mean())
+
 
 class MeanStdLoss(_StyleLoss):
     """Squared differences of per-channel means and standard deviations (the AdaIN statistics), averaged."""
@@ -172,6 +183,9 @@ class MeanStdLoss(_StyleLoss):
     def forward(self, feat: Tensor) -> Tensor:
         m, s = mean_std(feat, self.weight)
         return (m - self.mean).pow(2).mean() + (s - self.std).pow(2).mean()
+
+    def energy(self) -> float:
+        return float(self.mean.pow(2).mean() + self.std.pow(2).mean())
 
 
 class WassersteinLoss(_StyleLoss):
@@ -210,6 +224,9 @@ class WassersteinLoss(_StyleLoss):
         dist = (m - self.mean).pow(2).sum().double() + torch.trace(cov) + self.cov_trace - 2 * root_trace
         return (dist / cov.shape[0]).float()
 
+    def energy(self) -> float:
+        return float((self.mean.double().pow(2).sum() + self.cov_trace) / self.mean.numel())
+
 
 class TVLoss(nn.Module):
     """Total variation: mean squared difference between vertically and horizontally adjacent pixels (0 along
@@ -219,6 +236,19 @@ class TVLoss(nn.Module):
         dy = image[..., 1:, :] - image[..., :-1, :]
         dx = image[..., :, 1:] - image[..., :, :-1]
         return sum((d.pow(2).mean() for d in (dy, dx) if d.numel()), image.new_zeros(()))
+
+
+def relative(weight: float, loss: ContentLoss | _StyleLoss) -> float:
+    """``weight`` divided by ``loss.energy()``: the term then measures the error relative to its target's size.
+
+    Why: the weight of a term should not depend on the network's activation scale. The normalised VGG's
+    layers have mean activation about 1, the raw Caffe VGG's grow with depth (relu4_1's Gram entries are
+    about 10^4 times relu1_1's on photographs), so fixed weights tuned on one network are wrong on the
+    other. A layer whose features are all multiplied by ``c`` has its loss and its energy multiplied by
+    the same power of ``c``, so the relative term does not change. A target of zero energy keeps ``weight``.
+    """
+    energy = loss.energy()
+    return weight / energy if energy > 0 else weight
 
 
 STYLE_LOSSES: dict[str, type[_StyleLoss]] = {"gram": GramLoss, "mean_std": MeanStdLoss, "wasserstein": WassersteinLoss}

@@ -36,6 +36,9 @@ class GatysProgress:
         elapsed: seconds since the run started (targets and earlier scales included).
         peak_memory: peak bytes so far (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the peak resident set
             size of the process).
+        remaining: seconds the rest of the run is expected to take, or ``None`` before it can be told (after
+            the run's first step). Measured from this run's own step times, each later scale's steps
+            assumed to cost in proportion to its pixel count; refined at every step.
     """
 
     scale: int
@@ -46,6 +49,7 @@ class GatysProgress:
     losses: Mapping[str, float] = field(default_factory=dict)
     elapsed: float = 0.0
     peak_memory: int = 0
+    remaining: float | None = None
 
 
 # What ``adain.gatys`` calls after every step; a true return stops the run.
@@ -264,9 +268,12 @@ def make_progress(
     losses: Mapping[str, Tensor],
     start: float,
     device: torch.device,
+    forecast: Forecast | None = None,
 ) -> GatysProgress:
-    """The ``GatysProgress`` of a step; its losses are read from the device in one transfer (one wait)."""
+    """The ``GatysProgress`` of a step; its losses are read from the device in one transfer (one wait), so
+    the step has finished when its time is taken for ``forecast``."""
     values = torch.stack([v.float() for v in losses.values()]).tolist() if losses else []
+    now = time.perf_counter()
     return GatysProgress(
         scale,
         scales,
@@ -274,6 +281,39 @@ def make_progress(
         step,
         steps,
         MappingProxyType(dict(zip(losses, values))),
-        time.perf_counter() - start,
+        now - start,
         peak_memory(device),
+        forecast.remaining(scale, step, now) if forecast is not None else None,
     )
+
+
+class Forecast:
+    """The seconds a run has left, from its own step times so far.
+
+    Arguments:
+        sizes: ``(h, w)`` of each scale, in the order run.
+        steps: the number of steps of each scale.
+
+    The first step of each scale is not timed (it builds the optimiser and warms caches); a scale's later
+    steps each cost the same, and a step at another scale costs in proportion to the pixels. Until two steps
+    of the current scale are timed, the rate per pixel of the previous scale is used (none at the first
+    scale: ``remaining`` is ``None`` after the first step of a run).
+    """
+
+    def __init__(self, sizes: list[tuple[int, int]], steps: list[int]) -> None:
+        self.pixels = [h * w for h, w in sizes]
+        self.steps = steps
+        self.first: dict[int, float] = {}  # scale -> when its first step ended
+        self.per_pixel: float | None = None  # seconds per step per pixel, last measured
+
+    def remaining(self, scale: int, step: int, now: float) -> float | None:
+        """Seconds left after ``step`` (1-based) of ``scale`` ended at ``now`` (``time.perf_counter()``)."""
+        if step == 1:
+            self.first[scale] = now
+        elif scale in self.first:
+            self.per_pixel = (now - self.first[scale]) / (step - 1) / self.pixels[scale]
+        if self.per_pixel is None:
+            return None
+        left = self.pixels[scale] * (self.steps[scale] - step)
+        left += sum(p * n for p, n in zip(self.pixels[scale + 1 :], self.steps[scale + 1 :]))
+        return self.per_pixel * left

@@ -31,6 +31,7 @@ CHOICES: dict[str, tuple] = {
     "preserve_color": (None, *COLOR_MODES),
     "pooling": ("max", "avg"),
     "on_oom": ("error", "shrink"),
+    "loss_scale": ("relative", "absolute"),
 }
 """The fixed choices of the string options (the command line offers the same)."""
 
@@ -67,8 +68,15 @@ class GatysOptions:
             ``"inverse_square"`` (the authors' ``1/n^2``, n = the layer's channels), ``"geometric"`` (each
             layer twice the previous: deeper is heavier) or one non-negative number per style layer.
         content_weight: weight of the content term, >= 0. Default 1.
-        style_weight: weight of the style term, >= 0 (more: more style). Default 20.
+        style_weight: weight of the style term, >= 0 (more: more style). Default 5, with the relative
+            losses of ``loss_scale`` (on photographs with the Caffe VGG-19: 1 keeps the content's colours and
+            lines, 20 redraws everything in the style).
         tv_weight: weight of the total-variation term (smoothness), >= 0. Default 0: none.
+        loss_scale: ``"relative"`` (default): each content and style term is divided by the size of its
+            target (``mean(target^2)`` for content and Gram terms), so that the weights mean the same on any
+            VGG -- the normalised one of the AdaIN release or the raw Caffe one (``caffe-vgg19``), whose deep
+            layers are orders of magnitude larger. ``"absolute"``: the raw losses (as the Lua original; the
+            weights then depend on the network's activation scale).
         style_loss: ``"gram"`` (default, the paper's Gram matrices), ``"mean_std"`` (channel means
             and standard deviations, as AdaIN matches) or ``"wasserstein"`` (2-Wasserstein distance between
             feature Gaussians: mean and covariance).
@@ -76,9 +84,10 @@ class GatysOptions:
             Lua original does. Default ``False``.
         optimizer: ``"lbfgs"`` (default) or ``"adam"``.
         lr: step size, > 0; ``None`` (default): 1.0 for L-BFGS, 0.02 for Adam.
-        iterations: optimiser steps at the final (full-size) scale, >= 1. Default 300.
-        coarse_iterations: steps at each smaller pyramid scale; ``None`` (default): as
-            ``iterations``.
+        iterations: optimiser steps at the final (full-size) scale, >= 1. Default 100: with the pyramid,
+            L-BFGS has done most of its work by then (each step at 256 px costs a second or more on a CPU).
+        coarse_iterations: steps at each smaller pyramid scale; ``None`` (default): half of ``iterations``
+            (at least 1), 50 with the defaults: the smaller scales are only a start for the next.
         history_size: L-BFGS ``(s, y)`` pairs kept, >= 1. Default 100.
         seed: seeds the ``"noise"`` start (drawn on the CPU, so the same on every device); with
             the same seed and device a run gives the same pixels. Default 0.
@@ -119,13 +128,14 @@ class GatysOptions:
     style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     layer_weights: str | Sequence[float] = "equal"
     content_weight: float = 1.0
-    style_weight: float = 20.0
+    style_weight: float = 5.0
     tv_weight: float = 0.0
+    loss_scale: str = "relative"
     style_loss: str = "gram"
     normalize_gradients: bool = False
     optimizer: str = "lbfgs"
     lr: float | None = None
-    iterations: int = 300
+    iterations: int = 100
     coarse_iterations: int | None = None
     history_size: int = 100
     seed: int = 0
@@ -148,6 +158,10 @@ class GatysOptions:
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else (1.0 if self.optimizer == "lbfgs" else 0.02)
+
+    def resolved_coarse_iterations(self) -> int:
+        """Steps at each pyramid scale below the output: ``coarse_iterations``, else half of ``iterations``."""
+        return self.coarse_iterations if self.coarse_iterations is not None else max(1, self.iterations // 2)
 
     def resolved_decay(self) -> float | None:
         if not self.average:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..modeling._color import luma, replace_luma
 from ._inputs import read_init, region_guides
-from ._optimize import Callback, make_progress, optimize_scale
+from ._optimize import Callback, Forecast, make_progress, optimize_scale
 from ._options import GatysOptions
 from ._pyramid import carry_up, pyramid_sizes, resize
 from ._targets import measure_pool_scale, scale_objective, style_targets
@@ -67,11 +67,12 @@ def run_scales(
     lr, decay = opts.resolved_lr(), opts.resolved_decay()
     gen = torch.Generator().manual_seed(opts.seed)
 
+    counts = [opts.resolved_coarse_iterations()] * (len(sizes) - 1) + [opts.iterations]
+    forecast = Forecast(sizes, counts)
     carried: tuple[Tensor, Tensor] | None = None  # the previous scale's result and its content
     adam_state, pool_scale = None, None
     for index, hw in enumerate(sizes):
-        final = index == len(sizes) - 1
-        steps = opts.iterations if final or opts.coarse_iterations is None else opts.coarse_iterations
+        steps = counts[index]
         content_s = resize(content, hw)
         if pool_scale is None and opts.pooling == "avg":
             pool_scale = measure_pool_scale(encoder, content_s.expand(-1, 3, -1, -1), autocast)
@@ -89,7 +90,7 @@ def run_scales(
             history_size=opts.history_size,
             average_decay=decay,
             adam_state=adam_state,
-            report=_reporter(callback, index, len(sizes), hw, steps, start, device),
+            report=_reporter(callback, index, len(sizes), hw, steps, start, device, forecast),
         )
         carried, adam_state = (result.image, content_s), result.adam_state
         if result.stopped:
@@ -123,6 +124,7 @@ def _reporter(
     steps: int,
     start: float,
     device: torch.device,
+    forecast: Forecast,
 ) -> Callable[[int, dict[str, Tensor]], bool]:
     """``optimize_scale``'s ``report`` at scale ``index``: a ``GatysProgress`` for ``callback``, whose true
     return stops the run."""
@@ -130,6 +132,6 @@ def _reporter(
     def report(step: int, losses: dict[str, Tensor]) -> bool:
         if callback is None:
             return False  # without a callback the losses are never read: the host never waits per step
-        return bool(callback(make_progress(index, scales, hw, step, steps, losses, start, device)))
+        return bool(callback(make_progress(index, scales, hw, step, steps, losses, start, device, forecast)))
 
     return report

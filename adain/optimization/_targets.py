@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from .._arguments import normalize_style_weights
 from ..modeling import _padding as padding
 from ..modeling._color import luma, match_luma
-from ._losses import STYLE_LOSSES, ContentLoss
+from ._losses import STYLE_LOSSES, ContentLoss, relative
 from ._optimize import Objective
 from ._options import GatysOptions
 from ._pyramid import resize
@@ -95,7 +95,9 @@ def scale_objective(
     with torch.no_grad():
         c_feats = probe.features(content_s)
         s_feats = [probe.features(resize(s, sh)) for s, sh in zip(targets.styles, style_hw)]
-    content_terms = [(layer, ContentLoss(c_feats[layer]), opts.content_weight) for layer in opts.content_layers]
+    content_terms = [
+        _term(opts, layer, ContentLoss(c_feats[layer]), opts.content_weight) for layer in opts.content_layers
+    ]
     style_terms = _style_terms(opts, c_feats, s_feats, targets, hw)
     return Objective(
         encoder,
@@ -124,12 +126,17 @@ def _style_terms(
     for layer, lw in zip(opts.style_layers, opts.layer_weight_values()):
         if targets.masks is None:
             loss = loss_cls.from_features([f[layer] for f in s_feats], targets.blend)
-            terms.append((layer, loss, opts.style_weight * lw))
+            terms.append(_term(opts, layer, loss, opts.style_weight * lw))
             continue
         for k, mask in enumerate(targets.masks):
             # Padded like the image (see Objective.features), then resized to the layer's feature map.
             feat_hw = (c_feats[layer].shape[-2], c_feats[layer].shape[-1])
             region = resize(padding.pad_for_layers(resize(mask, hw), layers), feat_hw)
             loss = loss_cls.from_features([s_feats[k][layer]], [1.0], weight=region)
-            terms.append((layer, loss, opts.style_weight * lw))
+            terms.append(_term(opts, layer, loss, opts.style_weight * lw))
     return terms
+
+
+def _term(opts: GatysOptions, layer: str, loss, weight: float) -> tuple[str, nn.Module, float]:
+    """``(layer, loss, weight)``, the weight divided by the target's energy with ``loss_scale="relative"``."""
+    return layer, loss, relative(weight, loss) if opts.loss_scale == "relative" else weight

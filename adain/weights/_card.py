@@ -14,7 +14,8 @@ from ..modeling._config import ModelConfig
 _NUMERICS = """## Numerics
 - Input: RGB in [0, 1], no mean/std normalisation (the encoder's first 1x1 conv maps it to BGR x255 minus the Caffe
   mean).
-- Encoder: normalised VGG-19, reflection padding, max pooling with `ceil_mode=True`, taps `relu1_1`...`relu4_1`.
+- Encoder: VGG-19 (the normalised one unless the notes above say otherwise), reflection padding, max pooling
+  with `ceil_mode=True`, taps `relu1_1`...`relu4_1`.
 - AdaIN: per-channel mean and unbiased standard deviation (+eps) over H*W.
 - Decoder output: unclamped, about [0, 1]; clamp when converting to an image.
 """
@@ -28,6 +29,7 @@ def model_card(
     provenance: str | None = None,
     files: Sequence[tuple[str, str | None]] = (),
     sources: Sequence[str] = (),
+    notes: str = "",
 ) -> str:
     """A model card for weights with ``config``.
 
@@ -37,11 +39,14 @@ def model_card(
         provenance: where the weights come from (free text).
         files: ``(filename, sha256 or None)`` of the legacy source files.
         sources: where the files are fetched from, in the order tried.
+        notes: Markdown a user must read before using the weights (a "Notes" section), or ``""``.
     """
     front = "---\nlibrary_name: adain\n" + (f"license: {license.lower()}\n" if license else "")
     front += "tags:\n- style-transfer\n- adain\n---\n"
     description = config.description or "An AdaIN style-transfer model (VGG-19 encoder + decoder)."
     parts = [f"{front}# {title}\n\n{description}\n"]
+    if notes:
+        parts.append(f"## Notes\n{notes}")
     if provenance:
         parts.append(f"## Provenance\n{provenance}\n" + (f"\nLicense: {license}.\n" if license else ""))
     if files:

