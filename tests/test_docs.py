@@ -32,6 +32,7 @@ DOCUMENTED_MODULES = [
     "adain.inference",
     "adain.optimization",
     "adain.video",
+    "adain.augment",
     "adain.training",
     "adain.weights",
     "adain.export",
