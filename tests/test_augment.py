@@ -262,6 +262,9 @@ def test_the_transform_takes_pil_images_tv_tensors_and_samples(bank, weights_fol
     got_image, got_boxes, label = transform(image, boxes, 3)
     assert type(got_image) is tv_tensors.Image and got_image.shape == image.shape
     assert got_boxes is boxes and label == 3
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    composed_image, composed_boxes, _ = v2.Compose([transform, v2.ToDtype(torch.float32)])(image, boxes, 3)
+    assert type(composed_image) is tv_tensors.Image and composed_boxes is boxes
 
 
 def test_the_transform_refuses_what_it_cannot_take(bank, weights_folder, tmp_path):
