@@ -17,6 +17,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def test_the_gpu_suite_runs_every_section_at_tiny_sizes(tmp_path, monkeypatch):
     pytest.importorskip("av", reason="the video section needs PyAV (the video extra)")
     monkeypatch.syspath_prepend(str(BENCHMARKS))
+    # benchmarks/reference_port.py, not the tests' module of the same name (restored after the test).
+    monkeypatch.delitem(sys.modules, "reference_port", raising=False)
+    for name in ("gpu_suite", "bench_stylize", "bench_train", "bench_gatys", "bench_video", "bench_onnx"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
     import gpu_suite
 
     assert gpu_suite.main(["--tiny", "--budget", "1e9", "--out", str(tmp_path)]) == 0
@@ -40,4 +44,3 @@ def test_the_gpu_suite_runs_every_section_at_tiny_sizes(tmp_path, monkeypatch):
         assert figure in table, figure
     with pytest.raises(SystemExit):  # an earlier run's figures are never replaced
         gpu_suite.main(["--tiny", "--out", str(tmp_path)])
-    sys.modules.pop("gpu_suite", None)
