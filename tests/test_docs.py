@@ -33,6 +33,7 @@ DOCUMENTED_MODULES = [
     "adain.optimization",
     "adain.video",
     "adain.datasets",
+    "adain.augment",
     "adain.training",
     "adain.weights",
     "adain.export",

@@ -110,8 +110,8 @@ class Engine:
 
     @torch.inference_mode()
     def feature_stats(self, image: Tensor) -> Stats:
-        """``(1, 3, h, w)`` float32 image in [0, 1] on the device, any size -> float32 ``(mean, std)``, each
-        ``(1, 512, 1, 1)``, of its relu4_1 features (the image padded only as much as the encoder needs, and
+        """``(N, 3, h, w)`` float32 images in [0, 1] on the device, any size -> float32 ``(mean, std)``, each
+        ``(N, 512, 1, 1)``, of their relu4_1 features (the image padded only as much as the encoder needs, and
         only the feature cells over the image counted)."""
         h, w = image.shape[-2:]
         feat = self.encode(padding.min_encodable(image))
@@ -172,7 +172,7 @@ class Engine:
         self,
         x: Tensor,
         style: Style,
-        alpha: float,
+        alpha: float | Tensor,
         *,
         stats: Sequence[Stats] | None = None,
         cells: Tensor | None = None,
@@ -185,8 +185,10 @@ class Engine:
             x: ``(N, 3, H, W)`` float32 in [0, 1] on the device, any size (padded here by reflection at the
                 bottom and right to a multiple of 8, at least 16).
             style: the ``Style`` (its blend weights).
-            alpha: style strength in [0, 1]; 0 decodes the content features.
-            stats: the styles' statistics for this content (``style_stats``); default ``style.stats``.
+            alpha: style strength in [0, 1]; 0 decodes the content features. Or one strength per image: an
+                ``(N,)`` float32 tensor on the device (``adain.augment`` draws them per sample).
+            stats: the styles' statistics for this content (``style_stats``); default ``style.stats``. Each
+                ``(mean, std)`` may be ``(N, 512, 1, 1)``: one style per image.
             cells: ``None``, or the mask on ``x``'s padded relu4_1 grid, bool ``(N or 1, 1, h, w)`` (``h``, ``w``:
                 the padded sides / 8), True where the first style goes; each region has its own statistics.
             content_stats: the content statistics to normalise with, frozen beforehand (for a tile, those of
@@ -201,7 +203,7 @@ class Engine:
         """
         h, w = x.shape[-2:]
         f_c = self.encode(padding.pad_bottom_right(x, padding.padded_side(h), padding.padded_side(w)))
-        if alpha > 0:
+        if isinstance(alpha, Tensor) or alpha > 0:
             if content_stats is None:
                 content_stats = transfer.content_stats(f_c, cells, (h, w), self.eps)
                 content_stats = content_stats if hook is None else hook(*content_stats)
@@ -210,7 +212,11 @@ class Engine:
                 raise ValueError("render: a style that depends on the content needs its stats (style_stats)")
             t = transfer.adain(f_c, content_stats, stats, style.weights, cells)
             # Same order of operations as the reference: t * alpha + f_c * (1 - alpha).
-            feat = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
+            if isinstance(alpha, Tensor):
+                a = alpha.view(-1, 1, 1, 1)
+                feat = t * a + f_c.float() * (1 - a)
+            else:
+                feat = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
         else:
             feat = f_c
         out = self.model.decode(feat.to(self.dtype).contiguous(memory_format=self.memory_format))
