@@ -58,8 +58,8 @@ class OutputIsInputError(InputError):
 
 class OutputNotWritableError(InputError):
     """An output folder that does not exist and cannot be created, or cannot be written in (read-only,
-    no permission, a file in the way, under a ``HOME`` that does not exist). Raised before any work, by
-    ``adain._atomic.check_writable``; ``filename`` is the folder."""
+    no permission, a file in the way, under a ``HOME`` that does not exist). The commands check each output
+    folder before any work, so this comes first; ``filename`` is the folder."""
 
     filename: str | None = None
 

@@ -145,7 +145,7 @@ def test_bad_timeout_variable_reaches_the_command_line_as_one_line(server, monke
     )  # never the real mirror
     monkeypatch.setitem(registry.REGISTRY, "test-weights", entry)
     monkeypatch.setenv("ADAIN_DOWNLOAD_TIMEOUT", "inf")
-    assert main(["download", "test-weights", "--cache-dir", str(tmp_path)]) == 1
+    assert main(["download", "test-weights", "--cache-dir", str(tmp_path)]) == 2  # a setting that cannot be used
     err = capsys.readouterr().err
     assert err.startswith("adain: error: ADAIN_DOWNLOAD_TIMEOUT='inf'") and err.count("\n") == 1
     assert server.requests == []

@@ -140,9 +140,9 @@ def test_cli_refuses_to_overwrite_without_overwrite(exported, capsys):
     weights, files = exported
     before = {path: path.read_bytes() for path in files}
     capsys.readouterr()
-    assert main(["export", str(weights), str(files.content)]) == 1
+    assert main(["export", str(weights), str(files.content)]) == 3  # kept: skipped, as an existing image is
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and str(files.content) in err[0] and "--overwrite" in err[0]
+    assert err == [f"adain: skipped {files.content}: it exists (--overwrite replaces it)"]
     assert {path: path.read_bytes() for path in files} == before
     check_outputs(files, overwrite=True)  # --overwrite lets the same files through
 
@@ -151,7 +151,7 @@ def test_cli_refuses_to_overwrite_without_overwrite(exported, capsys):
 def test_an_output_that_is_an_input_is_refused_even_with_overwrite(exported, capsys):
     weights, _ = exported
     config = (weights / "config.json").read_bytes()
-    assert main(["export", str(weights), str(weights / "config.onnx"), "--overwrite"]) == 1
+    assert main(["export", str(weights), str(weights / "config.onnx"), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(weights / "config.json") in err[0] and "inputs" in err[0]
     assert (weights / "config.json").read_bytes() == config and not (weights / "config.onnx").exists()
@@ -159,7 +159,7 @@ def test_an_output_that_is_an_input_is_refused_even_with_overwrite(exported, cap
 
 @pytest.mark.slow
 def test_output_must_be_an_onnx_file_name(exported, tmp_path, capsys):
-    assert main(["export", str(exported[0]), str(tmp_path / "model.bin")]) == 1
+    assert main(["export", str(exported[0]), str(tmp_path / "model.bin")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model.bin" in err[0] and ".onnx" in err[0]
 

@@ -318,6 +318,8 @@ def test_cli_max_pixels_is_one_line_naming_the_file_and_the_flag(model_dir, tmp_
             str(model_dir),
             "--max-pixels",
             "1000",
+            "--style-size",
+            "0",  # a style resized to 512x512 would be over 1000 pixels too (test_fail_first): the file is tested
         ]
     )
     err = capsys.readouterr().err

@@ -358,8 +358,8 @@ def test_the_command_line_writes_the_video(model, model_dir, style, clip, tmp_pa
         timeout=120,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
-    assert again.returncode == 1 and again.stderr.strip().splitlines() == [
-        f"adain: error: {out}: exists; pass --overwrite to replace it"
+    assert again.returncode == 3 and again.stderr.strip().splitlines() == [
+        f"adain: skipped {out}: it exists (--overwrite replaces it)"
     ]
 
 

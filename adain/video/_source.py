@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import IMAGE_EXTENSIONS, read_image, read_size
-from ..errors import InputError
+from ..errors import ImageReadError, InputError
 from ._pyav import ffmpeg_reason, require_av
 
 DEFAULT_FPS = 25
@@ -27,8 +27,9 @@ DEFAULT_FPS = 25
 Frame = tuple[np.ndarray, int, int]  # rgb, pts, duration (both in VideoInfo.time_base units)
 
 
-class VideoReadError(InputError):
-    """A video (or a frame of a folder) that cannot be read: missing, not a video, no video stream, corrupt."""
+class VideoReadError(ImageReadError):
+    """A video (or a frame of a folder) that cannot be read: missing, not a video, no video stream, corrupt.
+    An ``ImageReadError`` (so an ``InputError``): an input that cannot be read, a failure (exit status 1)."""
 
 
 @dataclass(frozen=True)

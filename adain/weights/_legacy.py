@@ -67,7 +67,7 @@ def read_legacy_state_dict(path: str | os.PathLike, what: str) -> dict[str, Tens
     except Exception as exc:  # noqa: BLE001 - a text file or random bytes fail deep in the unpickler (KeyError...)
         detail = _first_line(exc) if isinstance(exc, (RuntimeError, EOFError, zipfile.BadZipFile, OSError)) else ""
         reason = f" ({detail})" if detail and "weights_only" not in detail and len(detail) < 160 else ""
-        raise CorruptWeightsError(f"{what} file {path} is not a PyTorch weights file{reason}; {expected}") from None
+        raise CorruptWeightsError(f"{what} file {path} is not a readable PyTorch file{reason}; {expected}") from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CorruptWeightsError(f"{what} file {path} does not hold a state dict of tensors")
     return state
