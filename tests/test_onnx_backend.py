@@ -234,3 +234,31 @@ def test_int8_quantises_and_runs_when_accepted(model, pair, monkeypatch):
         for name in ("int8.json", "encoder.int8.onnx", "decoder.int8.onnx"):
             (folder / name).unlink(missing_ok=True)
         _prepared.clear()
+
+
+@pytest.mark.slow
+def test_cli_stylize_takes_the_backend(model, pair, tmp_path):
+    from PIL import Image
+
+    from adain.cli import main
+
+    weights = model.save_pretrained(tmp_path / "model")
+    content, style = tmp_path / "content.png", tmp_path / "style.png"
+    for path, (h, w), seed in ((content, (40, 56), 7), (style, (32, 32), 8)):
+        array = (np.random.default_rng(seed).uniform(0, 1, (h, w, 3)) * 255).astype(np.uint8)
+        Image.fromarray(array).save(path)
+    outs = {}
+    for backend in ("onnxruntime", "torch"):
+        out = tmp_path / f"{backend}.png"
+        args = ["stylize", str(content), str(style), "-o", str(out), "--weights", str(weights), "--backend", backend]
+        assert main([*args, "--content-size", "0", "--style-size", "0", "--dtype", "float32"]) == 0
+        outs[backend] = np.asarray(Image.open(out), dtype=np.int16)
+    assert np.abs(outs["onnxruntime"] - outs["torch"]).max() <= 1  # 8-bit rounding of float-rounding differences
+
+
+def test_cli_refuses_an_unknown_backend(tmp_path, capsys):
+    from adain.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["stylize", "a.png", "b.png", "-o", str(tmp_path / "o.png"), "--backend", "tensorrt"])
+    assert exit_.value.code == 2 and "--backend" in capsys.readouterr().err

@@ -68,7 +68,7 @@ class Engine:
             decoder (e.g. ``{"mode": "max-autotune"}``); graphs are compiled once per shape bucket.
         backend: ``"torch"``, or ``"onnxruntime"`` / ``"onnxruntime-int8"`` (CPU and float32 only, as the
             caller checked): ``model.encode``/``decode`` then run onnxruntime sessions on graphs exported once
-            per set of weights (``adain.inference._prepared.OnnxModel``); everything else is unchanged.
+            per set of weights and kept in the package cache; everything else is unchanged.
 
     Attributes:
         source: the ``AdaINModel`` given (what the engine's results are identified by, e.g. a style bank's
