@@ -18,10 +18,9 @@ from .._arguments import check_alpha
 from .._runtime import resolve_device, resolve_dtype
 from ..errors import InputError
 from ..inference import Stylizer, TileProgress
-from ..inference._prepared import BACKENDS
 from ..inference._tile_grid import OVERLAP
 from ..methods import stylize
-from ._common import HelpFormatter, add_inputs, add_shared, load_model, parse_size, signature_defaults
+from ._common import HelpFormatter, add_backend, add_inputs, add_shared, load_model, parse_size, signature_defaults
 from ._folders import plan_pairs, run_pairs
 
 
@@ -60,14 +59,7 @@ def register(subparsers) -> None:
         help="torch.compile the networks (once per size bucket, seconds to minutes; pays off over many "
         "images of a few sizes, mostly on a GPU)",
     )
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=None,
-        help="what runs the networks: torch (default), onnxruntime (CPU, float32, faster here; exported once "
-        "per weights, about 10 s, needs adain[export]) or onnxruntime-int8 (quantised once, a minute or two; "
-        "refused where it is not 1.5x faster)",
-    )
+    add_backend(p)
     p.set_defaults(func=run)
 
 

@@ -15,10 +15,9 @@ import sys
 from tqdm import tqdm
 
 from .._arguments import check_alpha
-from ..inference._prepared import BACKENDS
 from ..video import VideoInterrupted, VideoProgress, stylize_video
 from . import EXIT_INTERRUPTED
-from ._common import HelpFormatter, add_shared, load_model, signature_defaults
+from ._common import HelpFormatter, add_backend, add_shared, load_model, signature_defaults
 from ._signals import StopRequests
 
 _NOTES = {"--style-weights": "here several STYLE files are always blended, equally without this flag"}
@@ -81,14 +80,7 @@ def register(subparsers) -> None:
         default=d["compile"],
         help="torch.compile the networks: a minute or more once, then faster frames (mostly on a GPU)",
     )
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=None,
-        help="what runs the networks: torch (default), onnxruntime (CPU, float32, faster here; exported once "
-        "per weights, about 10 s, needs adain[export]) or onnxruntime-int8 (quantised once, a minute or two; "
-        "refused where it is not 1.5x faster)",
-    )
+    add_backend(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
