@@ -50,6 +50,7 @@ def stylize(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     callback: Callable | None = None,
     output_type: str = "pil",
+    backend: str | None = None,
     **gatys_options: Any,
 ) -> Any:  # PIL.Image, ndarray or Tensor, as output_type says
     """Stylize one image in one call.
@@ -99,6 +100,8 @@ def stylize(
         output_type: ``"pil"`` (an RGB ``PIL.Image``), ``"np"`` (an ``H x W x 3`` uint8 array) or ``"pt"`` (a
             ``3 x H x W`` float32 tensor in [0, 1]; with ``"adain"`` on a content tensor's own device, else on
             the CPU).
+        backend: ``"adain"`` only. What runs the networks, as in [``Stylizer``][adain.Stylizer]: ``None`` or
+            ``"torch"``; ``"onnxruntime"`` (CPU, float32, needs ``adain[export]``) or ``"onnxruntime-int8"``.
         **gatys_options: ``"gatys"`` only: options of [``adain.gatys``][adain.gatys] (``iterations``,
             ``style_weight``, ...; every one is a field of
             [``GatysOptions``][adain.optimization.GatysOptions]). Refused with ``"adain"``.
@@ -129,6 +132,7 @@ def stylize(
         max_pixels=max_pixels,
         callback=callback,
         output_type=output_type,
+        backend=backend,
     )
     # The single place where a backend is chosen; further methods are added here.
     if method == "gatys":
@@ -150,12 +154,17 @@ def _stylize_gatys(
     output_type,
     tile_size: int | None,
     max_pixels: int,
+    backend: str | None,
     **options,
 ):
     """``stylize(method="gatys")``: stylize's arguments handed to ``adain.gatys`` (which checks them all
     before loading weights); it has no alpha, no ``tile_size`` nor ``max_pixels`` (refused when given), and
     no crop of its own: the inputs are cropped first."""
-    given = {"tile_size": tile_size is not None, "max_pixels": max_pixels != DEFAULT_MAX_PIXELS}
+    given = {
+        "tile_size": tile_size is not None,
+        "max_pixels": max_pixels != DEFAULT_MAX_PIXELS,
+        "backend": backend is not None,
+    }
     adain_only = [name for name, is_given in given.items() if is_given]
     if adain_only:
         raise InputError(f"{', '.join(adain_only)}: only for method='adain' (gatys reads and sizes images its own way)")

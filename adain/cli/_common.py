@@ -21,6 +21,7 @@ from .. import _io as io
 from .._arguments import COLOR_MODES, color_mode
 from .._runtime import DTYPES, check_max_memory
 from ..errors import InputError
+from ..inference._prepared import BACKENDS
 from ..model import AdaINModel, load_pretrained
 from ._outputs import parse_ext, parse_output
 
@@ -313,3 +314,15 @@ def add_renamed(parser: argparse.ArgumentParser, defaults: dict[str, Any], renam
 def load_model(weights: str | None) -> AdaINModel:
     """``--weights``: a name, a save_pretrained folder or a Hub repo; ``None`` is the default model."""
     return load_pretrained() if weights is None else load_pretrained(weights)
+
+
+def add_backend(p: argparse.ArgumentParser) -> None:
+    """``--backend``, for the subcommands that build a ``Stylizer`` (``adain stylize``, ``adain video``)."""
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="what runs the networks: torch (default), onnxruntime (CPU, float32, faster here; exported once "
+        "per weights, about 10 s, needs adain[export]) or onnxruntime-int8 (quantised once, a minute or two; "
+        "refused where it is not 1.5x faster)",
+    )

@@ -20,7 +20,7 @@ from ..inference import Stylizer, TileProgress
 from ..inference._checks import check_call
 from ..inference._tile_grid import OVERLAP
 from ..methods import stylize
-from ._common import HelpFormatter, add_inputs, add_shared, load_model, parse_size, signature_defaults
+from ._common import HelpFormatter, add_backend, add_inputs, add_shared, load_model, parse_size, signature_defaults
 from ._folders import plan_pairs, run_pairs
 
 
@@ -59,6 +59,7 @@ def register(subparsers) -> None:
         help="torch.compile the networks (once per size bucket, seconds to minutes; pays off over many "
         "images of a few sizes, mostly on a GPU)",
     )
+    add_backend(p)
     p.set_defaults(func=run)
 
 
@@ -79,7 +80,12 @@ def run(args) -> int:
     if not plan.pending:  # every output exists: nothing to compute, no weights to load
         return run_pairs(plan, None, None)
     stylizer = Stylizer(
-        load_model(args.weights), args.device, args.dtype, max_memory=args.max_memory, compile=args.compile
+        load_model(args.weights),
+        args.device,
+        args.dtype,
+        max_memory=args.max_memory,
+        compile=args.compile,
+        backend=args.backend,
     )
 
     def prepare(style):

@@ -19,7 +19,7 @@ from .._arguments import check_alpha
 from .._atomic import check_output, check_writable
 from ..video import VideoInterrupted, VideoProgress, stylize_video
 from . import EXIT_INTERRUPTED
-from ._common import HelpFormatter, add_shared, load_model, signature_defaults
+from ._common import HelpFormatter, add_backend, add_shared, load_model, signature_defaults
 from ._signals import StopRequests
 
 _NOTES = {"--style-weights": "here several STYLE files are always blended, equally without this flag"}
@@ -82,6 +82,7 @@ def register(subparsers) -> None:
         default=d["compile"],
         help="torch.compile the networks: a minute or more once, then faster frames (mostly on a GPU)",
     )
+    add_backend(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -113,7 +114,7 @@ def run(args) -> int:
                 preserve_color=args.preserve_color, smoothing=args.smoothing, cut_threshold=args.cut_threshold,
                 fps=args.fps, crf=args.crf, audio=args.audio, overwrite=args.overwrite, device=args.device,
                 dtype=args.dtype, max_memory=args.max_memory, batch_size=args.batch_size, callback=progress,
-                compile=args.compile,
+                compile=args.compile, backend=args.backend,
             )  # fmt: skip
         # Stopped by a signal: the same line as an interrupt, from the library's own wording.
         interrupted = VideoInterrupted(result.frames, total, result.output) if result.stopped else None

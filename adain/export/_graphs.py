@@ -55,3 +55,15 @@ class StylizeGraph(nn.Module):
         t = affine(f_c, calc_mean_std(f_c, self.eps), (style_mean, style_std))
         a = alpha.reshape(-1, 1, 1, 1)
         return torch.clamp(self.decoder(t * a + f_c * (1 - a)), 0, 1)
+
+
+class EncoderGraph(nn.Module):
+    """``image`` ``(N, 3, H, W)`` in [0, 1], sides at least 9 -> relu4_1 ``features`` ``(N, 512, ceil(H/8),
+    ceil(W/8))``: ``AdaINModel.encode`` as a graph of one input (the onnxruntime backend's encoder)."""
+
+    def __init__(self, encoder: VGGEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.encoder(image, (CONTENT_LAYER,))[CONTENT_LAYER]

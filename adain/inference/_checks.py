@@ -31,9 +31,10 @@ from .._arguments import (
 )
 from .._runtime import check_max_memory, resolve_device, resolve_dtype
 from ..errors import InputError
+from ..export._onnx import require_export_extra
 from ..model import AdaINModel
 from ._engine import Engine
-from ._prepared import compile_options
+from ._prepared import BACKENDS, compile_options
 from ._tile_grid import OVERLAP
 
 MIN_TILE_SIZE = OVERLAP
@@ -94,12 +95,28 @@ def check_model(model: Any) -> AdaINModel:
 
 
 def check_runtime(
-    device: Any, dtype: Any, max_memory: Any, compile: Any = None
-) -> tuple[torch.device, torch.dtype, int | None, dict | None]:
-    """``(device, dtype, max_memory, torch.compile options)`` resolved (``adain._runtime``) for an ``Engine``."""
+    device: Any, dtype: Any, max_memory: Any, compile: Any = None, backend: Any = None
+) -> tuple[torch.device, torch.dtype, int | None, dict | None, str]:
+    """``(device, dtype, max_memory, torch.compile options, backend)`` resolved (``adain._runtime``) for an
+    ``Engine``. ``backend``: ``None``/``"torch"``, or an onnxruntime one (``BACKENDS``), which runs on the CPU
+    in float32 only (``device=None`` and ``dtype=None`` then mean those) and needs the ``export`` extra."""
     max_memory = check_max_memory(max_memory)
-    resolved = resolve_device(device)
-    return resolved, resolve_dtype(dtype, resolved), max_memory, compile_options(compile, resolved)
+    backend = "torch" if backend is None else backend
+    if backend not in BACKENDS:
+        raise InputError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "torch":
+        resolved = resolve_device(device)
+        return resolved, resolve_dtype(dtype, resolved), max_memory, compile_options(compile, resolved), backend
+    resolved = resolve_device("cpu" if device is None or device == "auto" else device)
+    if resolved.type != "cpu":
+        raise InputError(f"device: backend={backend!r} runs on the CPU only, got {str(resolved)!r}")
+    resolved_dtype = resolve_dtype("float32" if dtype is None or dtype == "auto" else dtype, resolved)
+    if resolved_dtype != torch.float32:
+        raise InputError(f"dtype: backend={backend!r} runs in float32 only, got {str(resolved_dtype)!r}")
+    if compile not in (None, False):
+        raise InputError(f"compile: torch.compile does not apply to backend={backend!r}; leave compile off")
+    require_export_extra()  # InputError naming the pip install when onnxruntime or the exporter is missing
+    return resolved, resolved_dtype, max_memory, None, backend
 
 
 def check_max_pixels(max_pixels: Any) -> int:

@@ -66,6 +66,9 @@ class Engine:
             each call, no limit where the platform cannot tell.
         compile: ``None`` (not compiled), or the keyword arguments of ``torch.compile`` for the encoder and
             decoder (e.g. ``{"mode": "max-autotune"}``); graphs are compiled once per shape bucket.
+        backend: ``"torch"``, or ``"onnxruntime"`` / ``"onnxruntime-int8"`` (CPU and float32 only, as the
+            caller checked): ``model.encode``/``decode`` then run onnxruntime sessions on graphs exported once
+            per set of weights and kept in the package cache; everything else is unchanged.
 
     Attributes:
         source: the ``AdaINModel`` given (what the engine's results are identified by, e.g. a style bank's
@@ -76,6 +79,7 @@ class Engine:
         max_memory: the budget in bytes, as given (``None``: 80% of the free memory at each call); may be
             changed.
         eps: the model's variance epsilon (``ModelConfig.eps``).
+        backend: what runs the networks, as given.
         compile_stats: when compiled, the compilations so far, shared by every engine of the model and setting
             (``compiles``: ``(graph, input shape, seconds)`` per shape bucket; ``count``, ``seconds``); else
             ``None``.
@@ -89,13 +93,15 @@ class Engine:
         *,
         max_memory: int | None = None,
         compile: Mapping | None = None,
+        backend: str = "torch",
     ) -> None:
-        self.device, self.dtype, self.max_memory = device, dtype, max_memory
+        self.device, self.dtype, self.max_memory, self.backend = device, dtype, max_memory, backend
         # channels_last: measured faster on CPU (about 25% at 1024^2 with oneDNN) and the layout tensor
-        # cores want on CUDA; it changes no value beyond float summation order.
-        self.memory_format = torch.channels_last
+        # cores want on CUDA; it changes no value beyond float summation order. onnxruntime takes NCHW
+        # arrays: a channels-last tensor would only be copied back.
+        self.memory_format = torch.channels_last if backend == "torch" else torch.contiguous_format
         self.source = model
-        self.model = prepare(model, device, dtype, self.memory_format, compile=compile)
+        self.model = prepare(model, device, dtype, self.memory_format, compile=compile, backend=backend)
         self.eps = model.config.eps
         self.compile_stats = getattr(self.model, "stats", None)
 

@@ -39,6 +39,7 @@ def stylize(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     callback: Callable[[TileProgress], None] | None = None,
     output_type: str = "pil",
+    backend: str | None = None,
 ):
     """One image in one call with AdaIN: ``adain.stylize(method="adain")`` (``adain.methods.stylize``, whose
     docstring describes the arguments). Everything is checked once (files: their headers) before weights are
@@ -63,8 +64,12 @@ def stylize(
         max_pixels=call.max_pixels,
         content_hw=item.size,
     )
-    device, dtype, max_memory, _ = checks.check_runtime(device, dtype, max_memory)
+    device, dtype, max_memory, _, backend = checks.check_runtime(device, dtype, max_memory, backend=backend)
     engine = Engine(
-        checks.check_model(model) if model is not None else load_pretrained(), device, dtype, max_memory=max_memory
+        checks.check_model(model) if model is not None else load_pretrained(),
+        device,
+        dtype,
+        max_memory=max_memory,
+        backend=backend,
     )
     return stylize_one(engine, load_style(engine, given, call.crop, call.max_pixels), item, call, None, callback)

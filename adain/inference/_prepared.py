@@ -28,6 +28,11 @@ about 1 ms per 512^2 frame is a large share, with the shape fixed per bucket any
 out of the graph's memory pool); on the CPU inductor with ``freezing`` (weights as constants: oneDNN
 convolutions with prepacked weights and fused ReLUs). ``max-autotune`` is not the default: the network is
 convolutions that go to cuDNN/oneDNN anyway, and it multiplies the compile time per bucket.
+
+**onnxruntime** (``Stylizer(backend="onnxruntime")``, CPU, float32): ``OnnxModel``, whose ``encode`` and
+``decode`` run onnxruntime sessions on the encoder and decoder exported once per set of weights and kept in
+the package cache (``adain.export._networks``); ``"onnxruntime-int8"`` runs their int8 quantisation
+(``adain.export._int8``). Everything else (statistics, AdaIN, masks, colour modes, tiling) stays in PyTorch.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import InputError
+from ..export._int8 import int8_networks
+from ..export._networks import DECODER_INPUT, ENCODER_INPUT, NetworkFiles, float32_networks, session
+from ..export._onnx import require_export_extra
 from ..model import AdaINModel
 from ..modeling._canvas import decode_on_canvas, encode_on_canvas
 from ..modeling._fused import FusedDecoder, FusedEncoder, fusable
@@ -188,6 +196,48 @@ class CompiledModel:
         return out.clone() if self._copy_out else out
 
 
+# ---- onnxruntime --------------------------------------------------------------------------------------
+
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
+"""Values of ``Stylizer(backend=...)``: PyTorch (every device and dtype), or onnxruntime on the CPU in float32
+(``"onnxruntime-int8"``: int8 convolutions, float32 statistics)."""
+
+
+class OnnxModel:
+    """``encode``/``decode`` of an ``AdaINModel`` as onnxruntime CPU sessions; the same inputs and outputs as
+    the model's own methods (float32 CPU tensors; a channels-last input is copied to NCHW first).
+
+    Arguments:
+        config: the model's ``ModelConfig``.
+        files: the two graphs (``adain.export._networks.NetworkFiles``).
+        threads: intra-op threads of each session (default: torch's thread count).
+    """
+
+    def __init__(self, config, files: NetworkFiles, threads: int | None = None) -> None:
+        _, ort = require_export_extra()
+        self.config, self.files = config, files
+        self._encoder, self._decoder = session(ort, files.encoder, threads), session(ort, files.decoder, threads)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` float32 image in [0, 1], sides at least 9 -> ``(N, 512, ceil(H/8), ceil(W/8))``."""
+        (out,) = self._encoder.run(None, {ENCODER_INPUT: _numpy(x)})
+        return torch.from_numpy(out)
+
+    def decode(self, t: Tensor) -> Tensor:
+        """``(N, 512, h, w)`` float32 features, sides at least 2 -> ``(N, 3, 8h, 8w)`` image, unclamped."""
+        (out,) = self._decoder.run(None, {DECODER_INPUT: _numpy(t)})
+        return torch.from_numpy(out)
+
+
+def _numpy(x: Tensor):
+    return x.detach().to("cpu", torch.float32).contiguous().numpy()
+
+
+def _onnx_model(model: AdaINModel, backend: str) -> OnnxModel:
+    files = int8_networks(model) if backend == "onnxruntime-int8" else float32_networks(model)
+    return OnnxModel(model.config, files)
+
+
 # ---- the prepared-model cache ------------------------------------------------------------------------
 
 
@@ -198,12 +248,13 @@ class _Setting:
     memory_format: torch.memory_format
     fuse: bool
     compile: tuple | None = None  # the torch.compile arguments, hashable
+    backend: str = "torch"
 
 
 @dataclass(frozen=True)
 class _Entry:
     fingerprint: tuple
-    model: AdaINModel | CompiledModel
+    model: AdaINModel | CompiledModel | OnnxModel
 
 
 _cache: weakref.WeakKeyDictionary[AdaINModel, dict[_Setting, _Entry]] = weakref.WeakKeyDictionary()
@@ -226,7 +277,8 @@ def prepare(
     *,
     fuse: bool = True,
     compile: Mapping | None = None,
-) -> AdaINModel | CompiledModel:
+    backend: str = "torch",
+) -> AdaINModel | CompiledModel | OnnxModel:
     """``model`` ready to run on ``device`` in ``dtype`` (eval, no gradients), from the cache when unchanged.
 
     Arguments:
@@ -234,11 +286,18 @@ def prepare(
             encoder and decoder are then ``FusedEncoder``/``FusedDecoder``; float32 values unchanged).
         compile: ``None``, or ``torch.compile`` keyword arguments as ``compile_options`` makes them (the
             boundary checks the caller's value once): a ``CompiledModel`` of an unfused copy instead.
+        backend: ``"torch"``, or one of the onnxruntime ``BACKENDS`` (CPU, float32; checked by the caller):
+            an ``OnnxModel`` on the graphs exported once per set of weights (from the package cache).
+
     Returns:
         An ``AdaINModel`` (or ``CompiledModel``) to treat as read-only: it is shared by every ``Stylizer``
         of ``model`` with these settings. ``model`` itself when it is ready as it is and nothing is to be
         fused or compiled.
     """
+    if backend != "torch":
+        return _cached(
+            model, _Setting(device, dtype, memory_format, False, None, backend), lambda: _onnx_model(model, backend)
+        )
     if compile is not None:
         setting = _Setting(device, dtype, memory_format, False, _hashable(compile))
         # A copy of its own even when the model is ready: an entry must not hold its key alive.
@@ -254,7 +313,7 @@ def prepare(
     return _cached(model, setting, lambda: _prepared_copy(model, setting))
 
 
-def _cached(model: AdaINModel, setting: _Setting, build: Callable[[], AdaINModel | CompiledModel]):
+def _cached(model: AdaINModel, setting: _Setting, build: Callable[[], AdaINModel | CompiledModel | OnnxModel]):
     mark = fingerprint(model)
     with _lock:
         entry = _cache.get(model, {}).get(setting)

@@ -60,6 +60,14 @@ class Stylizer:
             a mode name (``"max-autotune"``...) or a mapping of ``torch.compile`` keyword arguments; ``False``
             or ``None``: not compiled. Graphs are compiled once per shape bucket (seconds to minutes each) and
             listed in ``compile_stats``; see [speed](../guides/speed.md#compiling).
+        backend: what runs the encoder and decoder: ``None`` or ``"torch"`` (PyTorch, every device and dtype);
+            ``"onnxruntime"``: onnxruntime on the CPU in float32 (the same results to float rounding, faster
+            on CPUs measured; needs ``pip install 'adain[export]'``; the graphs are exported once per set of
+            weights, about 10 s, and kept in the package cache); ``"onnxruntime-int8"``: its int8 quantisation
+            (quantised and measured once per set of weights, a minute or two; refused with ``InputError`` where
+            it was not at least 1.5x faster than ``"onnxruntime"`` or not within 30 dB of float32). With
+            either, ``device`` and ``dtype`` default to ``"cpu"`` and ``"float32"`` and accept nothing else.
+            See [speed](../guides/speed.md#onnxruntime).
 
     Attributes:
         engine: the tensor-level [``Engine``][adain.inference.Engine] it runs on
@@ -82,10 +90,11 @@ class Stylizer:
         *,
         max_memory: int | None = None,
         compile: bool | str | Mapping | None = False,
+        backend: str | None = None,
     ) -> None:
         checks.check_model(model)
-        device, dtype, max_memory, options = checks.check_runtime(device, dtype, max_memory, compile)
-        self.engine = Engine(model, device, dtype, max_memory=max_memory, compile=options)
+        device, dtype, max_memory, options, backend = checks.check_runtime(device, dtype, max_memory, compile, backend)
+        self.engine = Engine(model, device, dtype, max_memory=max_memory, compile=options, backend=backend)
         self._style: Style | None = None
 
     @property
@@ -97,6 +106,11 @@ class Stylizer:
     def dtype(self) -> torch.dtype:
         """The compute dtype of the convolutions."""
         return self.engine.dtype
+
+    @property
+    def backend(self) -> str:
+        """What runs the encoder and decoder: ``"torch"``, ``"onnxruntime"`` or ``"onnxruntime-int8"``."""
+        return self.engine.backend
 
     @property
     def max_memory(self) -> int | None:

@@ -86,6 +86,7 @@ def stylize_video(
     batch_size: int | None = None,
     callback: Callable[[VideoProgress], bool | None] | None = None,
     compile: bool = False,
+    backend: str | None = None,
 ) -> VideoResult:
     """Stylize every frame of ``input`` with ``style`` and write ``output``.
 
@@ -134,6 +135,8 @@ def stylize_video(
             flag that the callback returns (the library installs no handler).
         compile: ``torch.compile`` the networks (as ``Stylizer(compile=True)``): seconds to minutes once, then
             faster frames; worth it for long videos on a GPU (and a few percent on the CPU).
+        backend: what runs the networks, as in [``Stylizer``][adain.Stylizer]: ``None``/``"torch"``,
+            ``"onnxruntime"`` (CPU, float32; needs ``adain[export]``) or ``"onnxruntime-int8"``.
 
     Returns:
         A [``VideoResult``][adain.video.VideoResult]: the output written, the number of frames, the seconds
@@ -158,7 +161,12 @@ def stylize_video(
         sink = open_sink(output, source.info, overwrite=overwrite, crf=crf, audio=audio)
         try:
             stylizer = Stylizer(
-                model if model is not None else load_pretrained(), device, dtype, max_memory=max_memory, compile=compile
+                model if model is not None else load_pretrained(),
+                device,
+                dtype,
+                max_memory=max_memory,
+                compile=compile,
+                backend=backend,
             )
             stylizer.set_style(style, style_size=style_size, style_weights=style_weights, preserve_color=preserve_color)
             size = batch_size if batch_size is not None else frames_per_batch(source.info, stylizer)
