@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .._images import to_uint8
-from .._runtime import memory_budget, to_device, to_host
+from .._runtime import host_allocator, memory_budget, to_device, to_host
 from ..model import AdaINModel
 from ..modeling import _padding as padding
 from ..modeling._color import luma, match_luma, replace_luma
@@ -277,6 +277,21 @@ class Engine:
         """
         n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
         tiles = self.tile_plan(h, w, tile_size)
+        with host_allocator(self.frame_bytes(h, w) * n):  # heap reuse inside large calls, trimmed after
+            return self._run(x, style, alpha, content_stats, tiles, callback, as_uint8)
+
+    def _run(
+        self,
+        x: Tensor,
+        style: Style,
+        alpha: float,
+        content_stats: StatsHook | None,
+        tiles: TileGrid | None,
+        callback: Callable[[TileProgress], None] | None,
+        as_uint8: bool,
+    ) -> Tensor:
+        """``run`` with its plan made."""
+        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
         if tiles is not None:
             frames = [
                 tiling.stylize(

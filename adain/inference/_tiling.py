@@ -168,6 +168,7 @@ def _stylize_into(
         c_stats = encode_tiles(engine, source, tiles, fg, store, report, gather=alpha > 0)
         s_stats = None
         if alpha > 0:
+            assert c_stats is not None, "gathered with alpha > 0"
             c_stats = c_stats if hook is None else hook(*c_stats)
             s_stats = engine.style_stats(style, source)
         for batch, styled in _decoded(engine, style, alpha, tiles, store, fg, c_stats, s_stats):
