@@ -220,7 +220,10 @@ class Engine:
         Arguments:
             f_c: ``(N, 512, h, w)`` relu4_1 features on the device (``encode``'s, or any window of an image's
                 padded feature grid, as tiling reads them back), any float dtype.
-            style, alpha, stats, cells: as ``render`` (``cells`` on ``f_c``'s grid).
+            style: the ``Style``, as ``render``.
+            alpha: style strength in [0, 1]; 0 decodes ``f_c`` as it is.
+            stats: the styles' statistics, as ``render``.
+            cells: ``None``, or the mask on ``f_c``'s grid, as ``render``.
             content_stats: the content statistics to normalise with, required when ``alpha > 0``.
 
         Returns:
@@ -373,16 +376,7 @@ class Engine:
         """The tile grid ``run`` cuts a ``height x width`` image into (from this engine's budget, or tiles
         owning about ``tile_size`` pixels a side), or ``None`` when it is stylized whole. ``InputError``
         (naming ``what``) when not even the smallest tiles fit, or ``tile_size`` tiles do not."""
-        host = None if self.device.type == "cpu" else memory_budget(torch.device("cpu"))
+        host = None if self.device.type == "cpu" else memory_budget(torch.device("cpu"))  # features kept there
         cell_bytes = tile_grid.FEATURE_CHANNELS * torch.finfo(self.dtype).bits // 8
-        return tile_grid.plan(
-            height,
-            width,
-            tile_size,
-            self.budget(),
-            self.bytes_per_pixel,
-            self.device,
-            what,
-            cell_bytes=cell_bytes,
-            host_limit=host,
-        )
+        args = (height, width, tile_size, self.budget(), self.bytes_per_pixel, self.device, what)
+        return tile_grid.plan(*args, cell_bytes=cell_bytes, host_limit=host)

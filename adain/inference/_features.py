@@ -95,7 +95,7 @@ class FeatureStore:
             self.data[top : top + block.shape[0], left : left + block.shape[1]] = block
             return
         assert self.file is not None, "a store is in memory or in a file"
-        host = block.to("cpu").contiguous()
+        host = block.to("cpu", self.dtype).contiguous()  # a backend may encode in another dtype
         raw = host.view(host.shape[0], -1).view(torch.uint8).numpy()  # bytes: bf16 has no numpy dtype
         offset = left * self.shape[2] * self.itemsize
         for i in range(raw.shape[0]):
