@@ -167,6 +167,7 @@ def test_inference_never_imports_the_optimization_backend_or_the_command_line():
 
 ENGINE_MODULES = (
     "adain.inference._engine",
+    "adain.inference._features",
     "adain.inference._tile_grid",
     "adain.inference._tiling",
     "adain.inference._transfer",

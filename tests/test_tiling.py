@@ -8,6 +8,10 @@ too small still scores ~98 dB, but misses by 2e-4.
 
 from __future__ import annotations
 
+import errno
+import os
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +20,8 @@ from reference_port import ref_style_transfer, ref_to_uint8
 
 import adain
 from adain.cli import main
-from adain.errors import ImageReadError, InputError
+from adain.errors import DiskFullError, ImageReadError, InputError
+from adain.inference import _features as features
 from adain.inference import _tile_grid as tile_grid
 from adain.inference import _tiling as tiling
 from adain.inference._engine import BYTES_PER_PIXEL
@@ -99,6 +104,73 @@ def test_an_image_over_max_memory_is_tiled_instead_of_refused(model):
     tiled = limited(content, callback=steps.append)
     assert steps[-1].tiles > 1 and steps[-1].done == steps[-1].total
     _assert_same(tiled, whole)
+
+
+@pytest.mark.slow
+def test_features_kept_on_disk_under_a_small_budget_give_the_untiled_result_and_leave_no_file(
+    model, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the store's folder: the system's temporary one
+    opened = []
+    real_init = features.FeatureStore.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        opened.append((kwargs["on_disk"], self.file is not None, list(tmp_path.iterdir())))
+
+    monkeypatch.setattr(features.FeatureStore, "__init__", spy)
+    content, style = _smooth(300, 160, seed=31), _smooth(48, 48, seed=32)
+    whole = adain.Stylizer(model, device="cpu").set_style(style, style_size=None)(content)
+    assert opened == []  # untiled: no store at all
+    limited = adain.Stylizer(model, device="cpu", max_memory=BYTES_PER_PIXEL * 304 * 160 * 3 // 4)
+    tiled = limited.set_style(style, style_size=None)(content, 0.8)
+    _assert_same(tiled, adain.Stylizer(model, device="cpu").set_style(style, style_size=None)(content, 0.8))
+    # The budget leaves no room for the features beside tiles of 512 px: they went to a file, which had no
+    # name left in the folder even while it was in use (POSIX) and is gone afterwards.
+    assert [(on_disk, has_file) for on_disk, has_file, _ in opened] == [(True, True)]
+    if os.name == "posix":
+        assert opened[0][2] == []
+    assert list(tmp_path.iterdir()) == []
+    assert whole.shape == tiled.shape
+
+
+def test_the_feature_store_gives_back_what_was_written_in_memory_and_on_disk(tmp_path):
+    cells = torch.randn(6, 5, 7, generator=torch.Generator().manual_seed(33))  # (C, rows, cols)
+    for on_disk in (False, True):
+        for dtype in (torch.float32, torch.bfloat16):
+            with features.FeatureStore(5, 7, 6, dtype, on_disk=on_disk, folder=tmp_path) as store:
+                assert store.nbytes == 5 * 7 * 6 * cells.to(dtype).element_size()
+                store.write(0, 0, cells[:, :3, :4].to(dtype))  # four blocks covering the grid once
+                store.write(0, 4, cells[:, :3, 4:].to(dtype))
+                store.write(3, 0, cells[:, 3:, :4].to(dtype))
+                store.write(3, 4, cells[:, 3:, 4:].to(dtype))
+                out = torch.empty(3, 4, 6, dtype=dtype)  # a window across all four blocks, (r, c, C)
+                store.read_into(out, slice(1, 4), slice(2, 6))
+                assert torch.equal(out.permute(2, 0, 1), cells[:, 1:4, 2:6].to(dtype))
+            assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_for_the_feature_store_is_one_line_naming_the_folder_and_the_fix(tmp_path, monkeypatch):
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    with pytest.raises(DiskFullError) as info:
+        features.FeatureStore(100, 100, 512, torch.float32, on_disk=True, folder=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path) in message and "20480000 bytes" in message and "TMPDIR" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_each_tile_is_encoded_once(model, monkeypatch):
+    stylizer = adain.Stylizer(model, device="cpu").set_style(_smooth(48, 48, seed=34), style_size=None)
+    encoded = []
+    encode = stylizer.engine.encode
+    monkeypatch.setattr(stylizer.engine, "encode", lambda x: encoded.append(x.shape[0]) or encode(x))
+    steps = []
+    stylizer(_smooth(203, 157, seed=35), 0.7, tile_size=64, callback=steps.append)
+    assert steps[-1].tiles > 4 and sum(encoded) == steps[-1].tiles  # pass 2 only decodes
 
 
 @pytest.mark.slow
@@ -199,7 +271,9 @@ def test_region_statistics_over_tiles_equal_masked_mean_std_of_the_whole_image(m
 @pytest.mark.slow
 def test_the_overlap_covers_the_measured_receptive_field(model):
     radius = tile_grid.measure_radius(model)
-    assert radius == 67  # structurally: encoder 30 px either side of a feature cell, decoder up to 37
+    # Structurally: a relu4_1 cell sees 30 px beyond its own 8 (encoder), and a cell moves decoded pixels up
+    # to 30 px beyond its own 8 (decoder: 8 px at 1/8, 16 at 1/4, 4 at 1/2, 2 at full size).
+    assert radius == 30
     assert tile_grid.OVERLAP % padding.MULTIPLE == 0 and radius <= tile_grid.OVERLAP < radius + padding.MULTIPLE
 
 
@@ -208,7 +282,7 @@ def test_an_overlap_short_of_the_receptive_field_is_not_exact(model, monkeypatch
     stylizer = adain.Stylizer(model, device="cpu").set_style(_smooth(48, 48, seed=20), style_size=None)
     content = _smooth(203, 157, seed=21)
     whole = stylizer(content)
-    monkeypatch.setattr(tile_grid, "OVERLAP", 48)
+    monkeypatch.setattr(tile_grid, "OVERLAP", 24)
     assert (stylizer(content, tile_size=96) - whole).abs().max() > 1e-4  # the test above would catch it
 
 
@@ -239,8 +313,13 @@ def test_the_plan_fits_the_budget_and_keeps_images_that_fit_whole():
     room = limit - tile_grid.BUFFER_BYTES_PER_PIXEL * 12000**2
     largest = max(padding.padded_side(t.shape[0]) * padding.padded_side(t.shape[1]) for t in grid.tiles)
     assert len(grid.tiles) > 1 and grid.batch * largest * BYTES_PER_PIXEL <= room
+    assert grid.features_on_disk  # 4.6 GB of features beside 4 GB of content and output: on disk
     small = tile_grid.plan(600, 600, 64, 10**12, BYTES_PER_PIXEL, CPU)  # small tiles asked for: several per pass
-    assert small.batch > 1
+    assert small.batch > 1 and not small.features_on_disk
+    roomy = tile_grid.plan(8000, 6000, None, 40 * 10**9, BYTES_PER_PIXEL, CPU)  # 1.5 GB of features fit beside
+    assert not roomy.features_on_disk and len(roomy.tiles) > 1
+    store = 32 * 8000 * 6000
+    assert roomy.batch * max(t.shape[0] * t.shape[1] for t in roomy.tiles) * BYTES_PER_PIXEL <= 40 * 10**9 - store
     with pytest.raises(InputError, match="tile_size"):
         tile_grid.plan(4000, 4000, 2048, 10**9, BYTES_PER_PIXEL, CPU)
 

@@ -119,7 +119,7 @@ def run(args) -> int:
 
 class _TileBar:
     """A tqdm bar for the tiles of one image, shown once a tiled image reports (none when stderr is not a
-    terminal); each tile counts twice: statistics, then output."""
+    terminal); each tile counts twice: encoded, then decoded."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .._images import to_uint8
-from .._runtime import memory_budget, to_device, to_host
+from .._runtime import host_allocator, memory_budget, to_device, to_host
 from ..model import AdaINModel
 from ..modeling import _padding as padding
 from ..modeling._color import luma, match_luma, replace_luma
@@ -209,24 +209,55 @@ class Engine:
         """
         h, w = x.shape[-2:]
         f_c = self.encode(padding.pad_bottom_right(x, padding.padded_side(h), padding.padded_side(w)))
+        if (isinstance(alpha, Tensor) or alpha > 0) and content_stats is None:
+            content_stats = transfer.content_stats(f_c, cells, (h, w), self.eps)
+            content_stats = content_stats if hook is None else hook(*content_stats)
+        out = self.render_features(f_c, style, alpha, stats=stats, cells=cells, content_stats=content_stats)
+        return out[..., :h, :w].float().contiguous()
+
+    @torch.inference_mode()
+    def render_features(
+        self,
+        f_c: Tensor,
+        style: Style,
+        alpha: float | Tensor,
+        *,
+        stats: Sequence[Stats] | None = None,
+        cells: Tensor | None = None,
+        content_stats: ContentStats | None = None,
+    ) -> Tensor:
+        """The second half of ``render``: AdaIN with ``alpha`` on content features, then decode.
+
+        Arguments:
+            f_c: ``(N, 512, h, w)`` relu4_1 features on the device (``encode``'s, or any window of an image's
+                padded feature grid, as tiling reads them back), any float dtype.
+            style: the ``Style``, as ``render``.
+            alpha: style strength in [0, 1]; 0 decodes ``f_c`` as it is. Or one per image, as ``render``.
+            stats: the styles' statistics, as ``render``.
+            cells: ``None``, or the mask on ``f_c``'s grid, as ``render``.
+            content_stats: the content statistics to normalise with, required when ``alpha > 0``.
+
+        Returns:
+            ``(N, 3, 8h, 8w)`` in the compute dtype, not clamped, not cropped.
+        """
         if isinstance(alpha, Tensor) or alpha > 0:
-            if content_stats is None:
-                content_stats = transfer.content_stats(f_c, cells, (h, w), self.eps)
-                content_stats = content_stats if hook is None else hook(*content_stats)
             stats = style.stats if stats is None else stats
-            if stats is None:
-                raise ValueError("render: a style that depends on the content needs its stats (style_stats)")
+            if stats is None or content_stats is None:
+                raise ValueError("render_features: alpha > 0 needs the style's stats (style_stats) and content_stats")
             t = transfer.adain(f_c, content_stats, stats, style.weights, cells)
             # Same order of operations as the reference: t * alpha + f_c * (1 - alpha).
-            if isinstance(alpha, Tensor):
+            if isinstance(alpha, Tensor):  # one strength per image
                 a = alpha.view(-1, 1, 1, 1)
-                feat = t * a + f_c.float() * (1 - a)
+                f_c = t * a + f_c.float() * (1 - a)
             else:
-                feat = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
-        else:
-            feat = f_c
-        out = self.model.decode(feat.to(self.dtype).contiguous(memory_format=self.memory_format))
-        return out[..., :h, :w].float().contiguous()
+                f_c = t if alpha == 1 else t * alpha + f_c.float() * (1 - alpha)
+        return self.decode(f_c)
+
+    @torch.inference_mode()
+    def decode(self, feat: Tensor) -> Tensor:
+        """``(N, 512, h, w)`` features on the device, any float dtype -> ``(N, 3, 8h, 8w)`` image in the compute
+        dtype, unclamped (about [0, 1])."""
+        return self.model.decode(feat.to(self.dtype).contiguous(memory_format=self.memory_format))
 
     def run(
         self,
@@ -264,6 +295,21 @@ class Engine:
         """
         n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
         tiles = self.tile_plan(h, w, tile_size)
+        with host_allocator(self.frame_bytes(h, w) * n):  # heap reuse inside large calls, trimmed after
+            return self._run(x, style, alpha, content_stats, tiles, callback, as_uint8)
+
+    def _run(
+        self,
+        x: Tensor,
+        style: Style,
+        alpha: float,
+        content_stats: StatsHook | None,
+        tiles: TileGrid | None,
+        callback: Callable[[TileProgress], None] | None,
+        as_uint8: bool,
+    ) -> Tensor:
+        """``run`` with its plan made."""
+        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
         if tiles is not None:
             frames = [
                 tiling.stylize(
@@ -345,4 +391,7 @@ class Engine:
         """The tile grid ``run`` cuts a ``height x width`` image into (from this engine's budget, or tiles
         owning about ``tile_size`` pixels a side), or ``None`` when it is stylized whole. ``InputError``
         (naming ``what``) when not even the smallest tiles fit, or ``tile_size`` tiles do not."""
-        return tile_grid.plan(height, width, tile_size, self.budget(), self.bytes_per_pixel, self.device, what)
+        host = None if self.device.type == "cpu" else memory_budget(torch.device("cpu"))  # features kept there
+        cell_bytes = tile_grid.FEATURE_CHANNELS * torch.finfo(self.dtype).bits // 8
+        args = (height, width, tile_size, self.budget(), self.bytes_per_pixel, self.device, what)
+        return tile_grid.plan(*args, cell_bytes=cell_bytes, host_limit=host)
