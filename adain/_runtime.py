@@ -225,7 +225,8 @@ def host_allocator(work_bytes: int) -> Iterator[None]:
     - every call ends with ``malloc_trim(0)``, which gives every free page back to the system, so the
       process returns to about its live size after each call whatever sizes came before (trimming only
       after large calls was measured not to be enough: the small calls between them crept by 117 MiB over
-      80 calls of 16-256 px, against 108 MiB over 100 calls without any policy); it costs 0.1-0.2 ms when there is little to give back;
+      80 calls of 16-256 px, against 108 MiB over 100 calls without any policy); it costs 0.1-0.2 ms when
+      there is little to give back;
     - a call of ``LARGE_CALL_BYTES`` or more runs with large blocks served from the heap and freed memory
       kept there (``mallopt``: ``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` at its maximum), so each tile and
       layer reuses the pages the previous one freed (measured at 1024x1024: kernel time 1.9 s -> 0.3 s
