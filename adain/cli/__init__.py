@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from .._version import __version__
 from ..errors import (
     AdaINError,
+    EnvironmentVariableError,
     ImageReadError,
     InputError,
     MissingDependencyError,
@@ -128,10 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def exit_status(exc: BaseException) -> int:
     """The exit status of a command that raised ``exc``: ``EXIT_SKIPPED`` (3) for an output that exists,
     ``EXIT_USAGE`` (2) for an argument the command cannot use (every ``InputError`` but an unreadable
-    image or a missing optional dependency; an output folder that cannot be written is one), ``EXIT_ERROR``
-    (1) for every other failure (an unreadable input, weights, a full disk, an extra not installed)."""
+    image or a missing optional dependency; an output folder that cannot be written is one; an environment
+    variable the command cannot use is another), ``EXIT_ERROR`` (1) for every other failure (an unreadable
+    input, weights, a full disk, an extra not installed)."""
     if isinstance(exc, OutputExistsError):
         return EXIT_SKIPPED
+    if isinstance(exc, EnvironmentVariableError):
+        return EXIT_USAGE
     if isinstance(exc, InputError) and not isinstance(exc, (ImageReadError, MissingDependencyError)):
         return EXIT_USAGE
     return EXIT_ERROR

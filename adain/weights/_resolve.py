@@ -254,7 +254,9 @@ def _try_source(
         for spec in entry.files:
             target = cache.files / spec.filename
             if not target.is_file():
-                _copy_checked(package_file(source.package, source.filename), target, spec, source.describe())
+                _copy_checked(
+                    package_file(source.package, source.filename, source.extra), target, spec, source.describe()
+                )
                 fetched.add(target)
     else:
         if offline:
