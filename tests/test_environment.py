@@ -72,7 +72,7 @@ def test_download_under_a_missing_home_is_one_line_and_creates_nothing(clean_env
     monkeypatch.setenv("HOME", str(missing))
     monkeypatch.setattr(_hub_settings.constants, "HF_HUB_CACHE", str(missing / ".cache" / "huggingface" / "hub"))
     for name in ("default", "someone/some-model"):  # the package's cache, then huggingface_hub's
-        assert main(["download", name]) == 1
+        assert main(["download", name]) == 2  # a setting the command cannot use: a usage error
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"adain: error: HOME={str(missing)!r}: ") and "\n" not in err, err
     assert not missing.exists()
@@ -189,5 +189,5 @@ def test_a_hub_timeout_huggingface_hub_cannot_import_with_is_one_line_not_a_trac
         env=env,
         cwd=REPO_ROOT,
     )
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert run.stderr.strip() == f"adain: error: HF_HUB_ETAG_TIMEOUT={value!r}: expected an integer from 1 to 86400"

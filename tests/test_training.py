@@ -82,7 +82,10 @@ def test_end_to_end_run_writes_checkpoints_samples_logs_and_a_loadable_final_mod
         main(args_for(folders, legacy_weights, run, "--max-iter", "4", "--save-every", "2", "--sample-every", "2")) == 0
     )
     assert [p.name for p in list_checkpoints(run)] == ["step-00000002.pt", "step-00000004.pt"]
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000002.png", "step-00000004.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        *("quality-00000002.png", "quality-00000004.png"),  # the held-out pairs' grid at each checkpoint
+        *("step-00000002.png", "step-00000004.png"),
+    ]
     assert Image.open(run / "samples" / "step-00000004.png").size == (3 * 32, 2 * 32)  # content | style | output
     assert [int(r["step"]) for r in read_log(run / "log.csv")] == [1, 2, 3, 4]
     assert Image.open(run / "loss_curve.png").size[0] > 0

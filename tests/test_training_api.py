@@ -117,8 +117,8 @@ def test_training_into_a_run_killed_before_its_first_checkpoint_leaves_its_log_a
     # The command line refuses it alike, in its own words.
     assert main(args_for(folders, legacy_weights, run, "--max-iter", "1")) == 1
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"adain train: error: --out: {run} already holds a run (log.csv, samples): continue it with --resume, or "
-        "choose another --out"
+        f"adain train: error: --out: {run} already holds a run (log.csv, quality.csv, samples): continue it with "
+        "--resume, or choose another --out"
     )
     assert snapshot(run) == before
 

@@ -260,9 +260,10 @@ def test_sigterm_on_the_command_line_prints_how_many_frames_were_written(model_d
          "--device", "cpu", "--style-size", str(STYLE_SIZE), "--batch-size", "2"],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )  # fmt: skip
-    tmp = out.with_name(f".{out.name}.tmp-{proc.pid}")
-    deadline = time.monotonic() + 60
-    while not tmp.exists() and proc.poll() is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # the writer's temporary (named with its pid and host) shows it has begun
+    while (
+        not list(tmp_path.glob(f".{out.name}.tmp-{proc.pid}-*")) and proc.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     time.sleep(2)
     proc.send_signal(signal.SIGTERM)
@@ -273,7 +274,7 @@ def test_sigterm_on_the_command_line_prints_how_many_frames_were_written(model_d
     if "holds the first" in lines[0]:
         written = int(lines[0].split("holds the first ")[1].split()[0])
         assert 0 < written < 150 and _describe(out)["frames"] == written
-    assert not tmp.exists()
+    assert not list(tmp_path.glob(f".{out.name}.tmp-{proc.pid}-*"))
 
 
 # ---- errors and safety ---------------------------------------------------------------------------
