@@ -315,3 +315,27 @@ def test_torchrun_ranks_split_each_shard_again():
         launch_shard(0, 1, "cpu", env={"WORLD_SIZE": "2", "RANK": "2"})
     with pytest.raises(adain.InputError, match="^WORLD_SIZE"):
         launch_shard(0, 1, "cpu", env={"WORLD_SIZE": "two"})
+
+
+# ---- metadata: the package's one rule ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metadata", ["no-gps", "keep", "strip"])
+def test_outputs_keep_the_contents_exif_without_its_gps_position_unless_told(tmp_path, model, metadata):
+    content, style = tmp_path / "content" / "c", tmp_path / "style"
+    content.mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x010F] = "a camera maker"  # Make
+    gps = {1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)}  # a position
+    exif[0x8825] = gps
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(content / "photo.jpg", exif=exif)
+    _write(style / "s.png", rng, 16, 16)
+    config = _config(metadata=metadata) if metadata != "no-gps" else _config()  # no-gps is the default
+    stylize_dataset(tmp_path / "content", style, tmp_path / "out", model=model, config=config, device="cpu")
+    written = Image.open(tmp_path / "out" / "c" / "photo.png").getexif()
+    if metadata == "strip":
+        assert dict(written) == {}
+    else:
+        assert written.get(0x010F) == "a camera maker"
+        assert dict(written.get_ifd(0x8825)) == ({} if metadata == "no-gps" else gps)

@@ -19,10 +19,11 @@ from .._atomic import check_writable
 from .._io import DEFAULT_MAX_PIXELS
 from ..datasets import PRESETS, DatasetConfig, DatasetProgress, stylize_dataset
 from ..datasets._config import FORMATS, LAYOUTS
-from ._common import HelpFormatter, add_shared, load_model, parse_quality, parse_size, signature_defaults
+from ._common import HelpFormatter, add_metadata, add_shared, load_model, parse_quality, parse_size, signature_defaults
 
 # Flags that set DatasetConfig fields: they are None unless given, so that a preset keeps its own values.
 _CONFIG_FLAGS = (
+    "metadata",
     "seed",
     "alpha",
     "content_size",
@@ -126,6 +127,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-crop", action="store_true", default=None, help="take each style's centre square")
     p.add_argument("--format", choices=tuple(FORMATS), help=f"output format (default: {c['format']})")
     p.add_argument("--quality", type=parse_quality, metavar="N", help=f"JPEG/WebP quality (default: {c['quality']})")
+    add_metadata(p)
     p.add_argument(
         "--layout",
         choices=LAYOUTS,

@@ -17,6 +17,7 @@ import torch
 
 from .._arguments import check_alpha, check_int
 from .._atomic import atomic_path
+from .._io import DEFAULT_METADATA, check_metadata
 from ..errors import InputError
 from ..model import AdaINModel
 
@@ -54,6 +55,9 @@ class DatasetConfig:
         layout: ``"tree"`` (mirrored folders, ``a/b.JPEG`` -> ``a/b.png``) or ``"webdataset"`` (tar shards).
         samples_per_shard: content images per tar shard with ``layout="webdataset"``.
         preset: the preset's name when made with ``DatasetConfig.from_preset``, else ``None``.
+        metadata: what each output keeps of its content file's colour profile and EXIF, as everywhere in the
+            package (``adain._io.METADATA_MODES``): ``"no-gps"`` (default: both, without the GPS position),
+            ``"keep"``, ``"strip"``.
     """
 
     seed: int = 0
@@ -67,6 +71,7 @@ class DatasetConfig:
     layout: str = "tree"
     samples_per_shard: int = 10_000
     preset: str | None = None
+    metadata: str = DEFAULT_METADATA
 
     def __post_init__(self) -> None:
         # Normalised (numpy scalars, 224.0) so that dataset.json holds plain JSON numbers.
@@ -83,6 +88,7 @@ class DatasetConfig:
             raise InputError(f"layout: expected one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         object.__setattr__(self, "samples_per_shard", check_int(self.samples_per_shard, "samples_per_shard"))
         object.__setattr__(self, "style_crop", bool(self.style_crop))
+        check_metadata(self.metadata)
 
     @classmethod
     def from_preset(cls, name: str, **changes: Any) -> DatasetConfig:

@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader
 
 from .._arguments import check_int
 from .._atomic import check_writable
-from .._io import DEFAULT_MAX_PIXELS, list_images, save_image
+from .._io import DEFAULT_MAX_PIXELS, list_images, read_metadata, save_image
 from .._runtime import check_max_memory, resolve_device, resolve_dtype
-from ..errors import InputError, OutputExistsError
+from ..errors import ImageReadError, InputError, OutputExistsError
 from ..inference import Engine, StyleBank
 from ..model import AdaINModel, load_pretrained
 from . import _records as records
@@ -248,7 +248,11 @@ class _Shard:
             path = records.staging(self.output, tar_index(item, self.config)) / records.sample_file(item, self.config)
         picture = Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
         try:
-            save_image(picture, path, quality=self.config.quality, overwrite=False)
+            kept = read_metadata(item.path, metadata=self.config.metadata)  # the package's one rule: no GPS
+        except ImageReadError:
+            kept = {}  # its pixels were read: a header that cannot be read again only loses the metadata
+        try:
+            save_image(picture, path, quality=self.config.quality, overwrite=False, **kept)
         except OutputExistsError:
             pass  # written meanwhile by another process computing the same shard: the same bytes
         self.records.add(self._row(item, item.output, None))
