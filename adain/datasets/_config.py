@@ -56,8 +56,7 @@ class DatasetConfig:
         samples_per_shard: content images per tar shard with ``layout="webdataset"``.
         preset: the preset's name when made with ``DatasetConfig.from_preset``, else ``None``.
         metadata: what each output keeps of its content file's colour profile and EXIF, as everywhere in the
-            package (``adain._io.METADATA_MODES``): ``"no-gps"`` (default: both, without the GPS position),
-            ``"keep"``, ``"strip"``.
+            package: ``"no-gps"`` (default: both, without the GPS position), ``"keep"``, ``"strip"``.
     """
 
     seed: int = 0
